@@ -1,0 +1,60 @@
+# Assay: one command for the demo, one for the tests. Everything installs from constraints.txt (pinned).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export ASSAY_HOME ?= $(CURDIR)/.assay
+export DAGSTER_HOME ?= $(ASSAY_HOME)/dagster
+export ASSAY_LAKE_ROOT ?= $(ASSAY_HOME)/lake
+export ASSAY_WAREHOUSE_PATH ?= $(ASSAY_HOME)/warehouse.duckdb
+# LightGBM/OpenMP threads must not busy-wait on a 2-core machine.
+export OMP_WAIT_POLICY := PASSIVE
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install manifest demo generate run test ui bench lint clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# The DuckDB delta extension comes from a pip package; install it once so nothing downloads at run time.
+	$(BIN)/python -c "from domain.duckdb_setup import ensure_delta_extension; ensure_delta_extension()"
+	touch $@
+
+install: $(BIN)/.installed
+
+# dbt's manifest is prepared here, so loading the Dagster definitions never parses dbt.
+dbt_project/target/manifest.json: $(BIN)/.installed $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
+	mkdir -p $(ASSAY_HOME)
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir . --project-dir .
+
+manifest: dbt_project/target/manifest.json
+
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	cp orchestration/dagster.yaml $@
+
+generate: install
+	$(BIN)/assay generate
+
+run: manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/assay run
+
+demo: install manifest $(DAGSTER_HOME)/dagster.yaml
+	@if [ "$${ASSAY_SOURCE:-synthetic}" = "synthetic" ]; then $(BIN)/assay generate; fi
+	$(BIN)/assay run
+
+test: install manifest
+	$(BIN)/python -m pytest -q
+
+ui: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: install manifest
+	$(BIN)/python bench/run.py
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(ASSAY_HOME) dbt_project/target dbt_project/logs .pytest_cache
