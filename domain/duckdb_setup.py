@@ -1,0 +1,34 @@
+"""DuckDB set-up that must work offline.
+
+DuckDB normally downloads extensions on first use. The `delta` extension instead comes from the pip package
+`duckdb-extension-delta`; installing it once from that wheel puts it in the user's extension directory, after
+which `LOAD delta` (and dbt-duckdb's `extensions: [delta]`) work in every connection without a network.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def ensure_delta_extension(con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Install (once) and load the pip-packaged `delta` extension into `con`."""
+    import duckdb_extensions
+
+    own = con is None
+    con = con or duckdb.connect()
+    try:
+        try:
+            con.sql("LOAD delta")
+        except duckdb.Error:
+            duckdb_extensions.import_extension("delta", con=con)
+            con.sql("LOAD delta")
+    finally:
+        if own:
+            con.close()
+
+
+def connect(path: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection with `delta_scan` available."""
+    con = duckdb.connect(path, read_only=read_only)
+    ensure_delta_extension(con)
+    return con

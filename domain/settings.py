@@ -1,0 +1,94 @@
+"""Deployment settings read from environment variables, in one place.
+
+Only values that shape the asset graph itself (partition bounds, cadence) are read when definitions load;
+everything a run may change is a Dagster `Config` or resource field that defaults to these.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+DEFAULT_START = "2024-01-01"
+DEFAULT_END = "2026-01-01"  # exclusive
+DEFAULT_SNAPSHOT_START = "2024-07-01"
+
+
+@dataclass(frozen=True)
+class AssaySettings:
+    home: Path
+    source: str = "synthetic"  # "synthetic" or "files"
+    landing_dir: Path | None = None
+    start_date: date = date.fromisoformat(DEFAULT_START)
+    end_date: date | None = date.fromisoformat(DEFAULT_END)
+    snapshot_start: date = date.fromisoformat(DEFAULT_SNAPSHOT_START)
+    snapshot_cron: str = "0 0 * * 1"  # weekly, Monday 00:00 UTC
+    label_horizon_days: int = 90
+    active_window_days: int = 365
+    column_mapping: dict[str, dict[str, str]] = field(default_factory=dict)
+    synthetic_size: str = "demo"
+    seed: int = 7
+    lgbm_threads: int = 1
+
+    @property
+    def landing(self) -> Path:
+        return self.landing_dir or self.home / "landing"
+
+    @property
+    def lake(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def ground_truth(self) -> Path:
+        return self.home / "ground_truth"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> AssaySettings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("ASSAY_HOME", ".assay")).resolve()
+        landing = env.get("ASSAY_LANDING_DIR")
+        end = env.get("ASSAY_END_DATE", DEFAULT_END)
+        return cls(
+            home=home,
+            source=env.get("ASSAY_SOURCE", "synthetic"),
+            landing_dir=Path(landing).resolve() if landing else None,
+            start_date=date.fromisoformat(env.get("ASSAY_START_DATE", DEFAULT_START)),
+            end_date=date.fromisoformat(end) if end else None,
+            snapshot_start=date.fromisoformat(env.get("ASSAY_SNAPSHOT_START", DEFAULT_SNAPSHOT_START)),
+            snapshot_cron=env.get("ASSAY_SNAPSHOT_CRON", "0 0 * * 1"),
+            label_horizon_days=int(env.get("ASSAY_LABEL_HORIZON_DAYS", "90")),
+            active_window_days=int(env.get("ASSAY_ACTIVE_WINDOW_DAYS", "365")),
+            column_mapping=load_column_mapping(env.get("ASSAY_COLUMN_MAPPING", "")),
+            synthetic_size=env.get("ASSAY_SIZE", "demo"),
+            seed=int(env.get("ASSAY_SEED", "7")),
+            lgbm_threads=int(env.get("ASSAY_LGBM_THREADS", "1")),
+        )
+
+
+def load_column_mapping(value: str) -> dict[str, dict[str, str]]:
+    """Parse `ASSAY_COLUMN_MAPPING`: inline JSON or a path to a JSON file.
+
+    Shape: {"orders": {"their_column": "contract_column", ...}, ...}.
+    """
+    if not value.strip():
+        return {}
+    text = Path(value).read_text() if not value.lstrip().startswith("{") else value
+    mapping = json.loads(text)
+    if not isinstance(mapping, dict) or not all(isinstance(v, dict) for v in mapping.values()):
+        raise ValueError("ASSAY_COLUMN_MAPPING must map source name -> {their_column: contract_column}")
+    return mapping
