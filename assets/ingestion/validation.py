@@ -1,0 +1,225 @@
+"""Validating a landing batch against the data contract.
+
+Each row ends up in exactly one place: bronze (valid) or quarantine (with every reason it failed), so
+`rows in == rows valid + rows quarantined` holds by construction and is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pandera.polars as pa
+import polars as pl
+
+from domain.contract import LINEAGE_COLUMNS, PARTITION_COLUMN, TIMESTAMP, SourceSpec
+
+ROW_ID = "__row"
+REASON_SEPARATOR = ";"
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "customer_id": pl.Utf8,
+    "record_id": pl.Utf8,
+    "reason": pl.Utf8,
+    "record": pl.Utf8,
+    "_partition_date": pl.Date,
+    "_source_file": pl.Utf8,
+    "_run_id": pl.Utf8,
+    "_ingested_at": TIMESTAMP,
+}
+
+
+class ContractError(ValueError):
+    """The batch as a whole cannot be read against the contract (for example a required column is missing)."""
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    rows_in: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    extra_columns: tuple[str, ...] = ()
+
+    @property
+    def rows_valid(self) -> int:
+        return self.valid.height
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.quarantine.height
+
+
+def build_schema(spec: SourceSpec) -> pa.DataFrameSchema:
+    """The pandera schema of a source's row-level rules (types are enforced earlier, by casting)."""
+    columns = {}
+    for col in spec.columns:
+        checks = []
+        if col.min_value is not None:
+            checks.append(pa.Check.ge(col.min_value, name="min_value"))
+        if col.allowed is not None:
+            checks.append(pa.Check.isin(list(col.allowed), name="allowed_values"))
+        if col.pattern is not None:
+            checks.append(pa.Check.str_matches(col.pattern, name="pattern"))
+        columns[col.name] = pa.Column(col.dtype, checks=checks, nullable=col.nullable, coerce=False)
+    return pa.DataFrameSchema(columns, strict=False, name=spec.name)
+
+
+def _cast_column(raw: pl.Series, dtype: pl.DataType) -> pl.Series:
+    if dtype == TIMESTAMP:
+        if raw.dtype == pl.Utf8:
+            return raw.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+        if isinstance(raw.dtype, pl.Datetime):
+            if raw.dtype.time_zone is None:
+                return raw.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
+            return raw.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    if dtype == pl.Boolean and raw.dtype == pl.Utf8:
+        lowered = raw.str.to_lowercase()
+        return pl.select(
+            pl.when(lowered.is_in(["true", "1", "t", "yes"]))
+            .then(True)
+            .when(lowered.is_in(["false", "0", "f", "no"]))
+            .then(False)
+            .otherwise(None)
+            .alias(raw.name)
+        ).to_series()
+    return raw.cast(dtype, strict=False)
+
+
+def _records_as_json(frame: pl.DataFrame) -> pl.Series:
+    """Each quarantined row as JSON text, so a row of any shape or type can be kept and inspected."""
+    if frame.width == 0:
+        return pl.Series("record", ["{}"] * frame.height, pl.Utf8)
+    return frame.select(pl.struct(pl.all().cast(pl.Utf8)).struct.json_encode().alias("record")).to_series()
+
+
+def validate_batch(raw: pl.DataFrame, spec: SourceSpec, run_id: str, ingested_at: datetime | None = None) -> ValidationResult:
+    """Split a raw landing batch into contract-typed valid rows and quarantined rows with reasons.
+
+    `raw` carries `_source_file` and `_partition_date` (the landing day) next to the source's columns.
+    """
+    ingested_at = ingested_at or datetime.now(timezone.utc)
+    if raw.height == 0:
+        return ValidationResult(valid=empty_bronze(spec), quarantine=empty_quarantine(), rows_in=0)
+
+    missing_required = [c.name for c in spec.columns if not c.nullable and c.name not in raw.columns]
+    if missing_required:
+        raise ContractError(
+            f"{spec.name}: landing files lack required column(s) {missing_required}; "
+            f"found {sorted(c for c in raw.columns if not c.startswith('_'))}. "
+            "Rename them in the files or map them with ASSAY_COLUMN_MAPPING."
+        )
+
+    frame = raw.with_row_index(ROW_ID)
+    reasons: list[pl.DataFrame] = []
+
+    # 1. Types: a value that is present but cannot be cast is a type error, not a silent null.
+    typed_columns = []
+    for col in spec.columns:
+        if col.name not in frame.columns:
+            typed_columns.append(pl.Series(col.name, [None] * frame.height, dtype=col.dtype))
+            continue
+        source = frame.get_column(col.name)
+        typed = _cast_column(source, col.dtype).alias(col.name)
+        failed = source.is_not_null() & typed.is_null()
+        if failed.any():
+            reasons.append(
+                frame.select(ROW_ID).filter(failed).with_columns(pl.lit(f"type_error:{col.name}").alias("reason"))
+            )
+        typed_columns.append(typed)
+    extra = tuple(c for c in raw.columns if c not in spec.column_names and not c.startswith("_"))
+    typed_frame = pl.DataFrame(typed_columns).with_columns(
+        frame.get_column(ROW_ID), frame.get_column(PARTITION_COLUMN), frame.get_column("_source_file"),
+        *[frame.get_column(c) for c in extra],
+    )
+
+    # 2. Row rules from the contract, through pandera; lazy so every failure of every row is reported.
+    try:
+        build_schema(spec).validate(typed_frame.select(spec.column_names), lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases.filter(pl.col("index").is_not_null())
+        if cases.height:
+            check_name = pl.col("check").str.replace(r"\(.*$", "").str.replace("not_nullable", "null_value")
+            reasons.append(
+                cases.select(
+                    pl.col("index").cast(pl.UInt32).alias(ROW_ID),
+                    pl.concat_str([check_name, pl.lit(":"), pl.col("column")]).alias("reason"),
+                )
+            )
+
+    # 3. Time: the event must belong to the landing day (customers may predate it, but not postdate it).
+    ts = pl.col(spec.time_column)
+    day_start = pl.col(PARTITION_COLUMN).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    day_end = day_start + pl.duration(days=1)
+    outside = (ts >= day_end) if spec.allow_backdated else ((ts < day_start) | (ts >= day_end))
+    reasons.append(
+        typed_frame.filter(ts.is_not_null() & outside)
+        .select(ROW_ID)
+        .with_columns(pl.lit(f"timestamp_outside_partition:{spec.time_column}").alias("reason"))
+    )
+
+    reason_frame = pl.concat([r.with_columns(pl.col(ROW_ID).cast(pl.UInt32)) for r in reasons]) if reasons else None
+    bad_ids = reason_frame.get_column(ROW_ID).unique() if reason_frame is not None else pl.Series(ROW_ID, [], pl.UInt32)
+
+    # 4. Duplicate ids among otherwise valid rows: the first arrival wins, later copies are quarantined.
+    candidates = typed_frame.filter(~pl.col(ROW_ID).is_in(bad_ids.implode()))
+    duplicate = candidates.filter(pl.col(spec.id_column).is_duplicated() & ~pl.col(spec.id_column).is_first_distinct())
+    if duplicate.height:
+        dup_reasons = duplicate.select(ROW_ID).with_columns(pl.lit(f"duplicate_id:{spec.id_column}").alias("reason"))
+        reason_frame = dup_reasons if reason_frame is None else pl.concat([reason_frame, dup_reasons])
+
+    if reason_frame is None or reason_frame.height == 0:
+        reason_frame = pl.DataFrame({ROW_ID: [], "reason": []}, schema={ROW_ID: pl.UInt32, "reason": pl.Utf8})
+    per_row = reason_frame.unique().sort([ROW_ID, "reason"]).group_by(ROW_ID, maintain_order=True).agg(
+        pl.col("reason").str.join(REASON_SEPARATOR)
+    )
+
+    lineage = [pl.lit(run_id).alias("_run_id"), pl.lit(ingested_at, dtype=TIMESTAMP).alias("_ingested_at")]
+    valid = (
+        typed_frame.join(per_row, on=ROW_ID, how="anti")
+        .sort(ROW_ID)
+        .with_columns(*lineage)
+        .select(*spec.column_names, *extra, *LINEAGE_COLUMNS)
+    )
+    quarantined_raw = frame.join(per_row, on=ROW_ID, how="inner").sort(ROW_ID)
+    raw_columns = [c for c in raw.columns if not c.startswith("_")]
+    quarantine = pl.DataFrame(
+        {
+            "customer_id": quarantined_raw.get_column(spec.customer_column).cast(pl.Utf8)
+            if spec.customer_column and spec.customer_column in quarantined_raw.columns
+            else pl.Series([None] * quarantined_raw.height, dtype=pl.Utf8),
+            "record_id": quarantined_raw.get_column(spec.id_column).cast(pl.Utf8)
+            if spec.id_column in quarantined_raw.columns
+            else pl.Series([None] * quarantined_raw.height, dtype=pl.Utf8),
+            "reason": quarantined_raw.get_column("reason"),
+            "record": _records_as_json(quarantined_raw.select(raw_columns)),
+            "_partition_date": quarantined_raw.get_column(PARTITION_COLUMN),
+            "_source_file": quarantined_raw.get_column("_source_file"),
+        },
+    ).with_columns(*lineage).select(list(QUARANTINE_SCHEMA))
+
+    if valid.height + quarantine.height != raw.height:
+        raise AssertionError(
+            f"{spec.name}: conservation broken: {raw.height} in, {valid.height} valid, {quarantine.height} quarantined"
+        )
+    counts = (
+        per_row.select(pl.col("reason").str.split(REASON_SEPARATOR)).explode("reason")
+        .group_by("reason").len().sort("reason")
+    )
+    return ValidationResult(
+        valid=valid,
+        quarantine=quarantine,
+        rows_in=raw.height,
+        reasons=dict(zip(counts.get_column("reason").to_list(), counts.get_column("len").to_list(), strict=True)),
+        extra_columns=extra,
+    )
+
+
+def empty_bronze(spec: SourceSpec) -> pl.DataFrame:
+    schema = dict(spec.polars_schema)
+    schema.update({"_partition_date": pl.Date, "_source_file": pl.Utf8, "_run_id": pl.Utf8, "_ingested_at": TIMESTAMP})
+    return pl.DataFrame(schema=schema)
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema=QUARANTINE_SCHEMA)

@@ -1,0 +1,62 @@
+"""Run-time settings of a deployment, as one Dagster resource (defaults come from environment variables)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from domain.settings import AssaySettings
+
+
+class AssayResource(ConfigurableResource):
+    """Where things live and the knobs a whole deployment shares."""
+
+    home: str = Field(description="ASSAY_HOME: root of landing, lake, warehouse, models and reports.")
+    landing_dir: str = Field(description="Folder with landing/<source>/date=YYYY-MM-DD/ files.")
+    source: str = Field(default="synthetic", description="'synthetic' (generated demo data) or 'files'.")
+    column_mapping_json: str = Field(default="{}", description="{source: {their_column: contract_column}}.")
+    label_horizon_days: int = Field(default=90, description="Churn = no order within this many days.")
+    active_window_days: int = Field(default=365, description="Scored population: ordered within this window.")
+    lgbm_threads: int = Field(default=1, description="LightGBM threads; never more than the cores free.")
+
+    @classmethod
+    def from_settings(cls, settings: AssaySettings) -> AssayResource:
+        return cls(
+            home=str(settings.home),
+            landing_dir=str(settings.landing),
+            source=settings.source,
+            column_mapping_json=json.dumps(settings.column_mapping),
+            label_horizon_days=settings.label_horizon_days,
+            active_window_days=settings.active_window_days,
+            lgbm_threads=settings.lgbm_threads,
+        )
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+    @property
+    def landing_path(self) -> Path:
+        return Path(self.landing_dir)
+
+    @property
+    def models_path(self) -> Path:
+        return self.home_path / "models"
+
+    @property
+    def reports_path(self) -> Path:
+        return self.home_path / "reports"
+
+    @property
+    def ground_truth_path(self) -> Path:
+        return self.home_path / "ground_truth"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home_path / "warehouse.duckdb"
+
+    def column_mapping(self, source: str) -> dict[str, str]:
+        return json.loads(self.column_mapping_json).get(source, {})

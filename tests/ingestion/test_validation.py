@@ -1,0 +1,115 @@
+"""Row-level contract validation: every bad row is quarantined with its reason, nothing is lost."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import polars as pl
+import pytest
+
+from assets.ingestion.validation import ContractError, validate_batch
+from domain.contract import CUSTOMERS, LINEAGE_COLUMNS, ORDERS
+
+DAY = date(2024, 3, 5)
+
+
+def at(hour: int, day: date = DAY) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
+
+
+def landing(frame: pl.DataFrame, day: date = DAY) -> pl.DataFrame:
+    return frame.with_columns(pl.lit("landing/x.parquet").alias("_source_file"), pl.lit(day).alias("_partition_date"))
+
+
+def orders(**overrides) -> pl.DataFrame:
+    base = {
+        "order_id": ["o1", "o2", "o3", "o4"],
+        "customer_id": ["c1", "c2", "c3", "c4"],
+        "order_ts": [at(1), at(2), at(3), at(4)],
+        "amount": [10.0, 20.0, 30.0, 40.0],
+        "n_items": [1, 2, 3, 4],
+        "channel": ["web", "app", "store", "web"],
+    }
+    base.update(overrides)
+    return landing(pl.DataFrame(base))
+
+
+def test_clean_batch_is_all_valid_and_typed():
+    result = validate_batch(orders(), ORDERS, run_id="r1")
+    assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (4, 4, 0)
+    assert result.valid.schema["order_ts"] == pl.Datetime("us", "UTC")
+    assert result.valid.schema["n_items"] == pl.Int32
+    assert set(LINEAGE_COLUMNS) <= set(result.valid.columns)
+    assert result.valid.get_column("_run_id").unique().to_list() == ["r1"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"customer_id": ["c1", None, "c3", "c4"]}, "null_value:customer_id"),
+        ({"amount": [10.0, -5.0, 30.0, 40.0]}, "greater_than_or_equal_to:amount"),
+        ({"order_ts": [at(1), datetime(2099, 1, 1, tzinfo=timezone.utc), at(3), at(4)]},
+         "timestamp_outside_partition:order_ts"),
+        ({"order_ts": [at(1), at(23, date(2024, 3, 4)), at(3), at(4)]}, "timestamp_outside_partition:order_ts"),
+        ({"order_id": ["o1", "o1", "o3", "o4"]}, "duplicate_id:order_id"),
+    ],
+)
+def test_each_kind_of_bad_row_is_quarantined_with_its_reason(overrides, reason):
+    result = validate_batch(orders(**overrides), ORDERS, run_id="r1")
+    assert result.rows_valid == 3
+    assert result.quarantine.get_column("reason").to_list() == [reason]
+    assert result.quarantine.get_column("record_id").to_list() == ["o2" if "order_id" not in overrides else "o1"]
+    assert result.rows_in == result.rows_valid + result.rows_quarantined
+
+
+def test_first_copy_of_a_duplicate_wins():
+    result = validate_batch(orders(order_id=["o1", "o1", "o3", "o4"], amount=[1.0, 2.0, 3.0, 4.0]), ORDERS, "r")
+    assert result.valid.filter(pl.col("order_id") == "o1").get_column("amount").to_list() == [1.0]
+
+
+def test_row_with_several_problems_lists_all_reasons_once():
+    frame = orders(customer_id=[None, "c2", "c3", "c4"], amount=[-1.0, 20.0, 30.0, 40.0])
+    result = validate_batch(frame, ORDERS, run_id="r1")
+    assert result.quarantine.get_column("reason").to_list() == ["greater_than_or_equal_to:amount;null_value:customer_id"]
+    assert result.reasons == {"greater_than_or_equal_to:amount": 1, "null_value:customer_id": 1}
+
+
+def test_csv_text_is_cast_and_uncastable_values_are_type_errors():
+    frame = landing(pl.DataFrame({
+        "order_id": ["o1", "o2"], "customer_id": ["c1", "c2"],
+        "order_ts": ["2024-03-05T10:00:00", "not a time"], "amount": ["12.5", "abc"],
+        "n_items": ["1", "2"], "channel": ["web", "web"],
+    }))
+    result = validate_batch(frame, ORDERS, run_id="r1")
+    assert result.valid.get_column("amount").to_list() == [12.5]
+    reasons = result.quarantine.get_column("reason").item()
+    assert "type_error:amount" in reasons and "type_error:order_ts" in reasons
+    assert '"amount":"abc"' in result.quarantine.get_column("record").item()
+
+
+def test_malformed_email_is_quarantined_but_backdated_signup_is_not():
+    frame = landing(pl.DataFrame({
+        "customer_id": ["c1", "c2", "c3"],
+        "email": ["ann@example.com", "bob#example", None],
+        "signup_ts": [datetime(2021, 6, 1, tzinfo=timezone.utc), at(1), at(2)],
+    }))
+    result = validate_batch(frame, CUSTOMERS, run_id="r1")
+    assert result.valid.get_column("customer_id").to_list() == ["c1", "c3"]
+    assert result.quarantine.get_column("reason").to_list() == ["str_matches:email"]
+    assert result.quarantine.get_column("customer_id").to_list() == ["c2"]
+
+
+def test_unknown_extra_column_is_carried_not_rejected():
+    result = validate_batch(orders().with_columns(pl.lit("SAVE10").alias("coupon_code")), ORDERS, run_id="r1")
+    assert result.extra_columns == ("coupon_code",)
+    assert result.valid.get_column("coupon_code").to_list() == ["SAVE10"] * 4
+
+
+def test_missing_required_column_is_a_clear_error():
+    with pytest.raises(ContractError, match="amount"):
+        validate_batch(orders().drop("amount"), ORDERS, run_id="r1")
+
+
+def test_missing_optional_column_becomes_null():
+    result = validate_batch(orders().drop("channel"), ORDERS, run_id="r1")
+    assert result.rows_valid == 4 and result.valid.get_column("channel").null_count() == 4
