@@ -1,0 +1,165 @@
+"""Training a LightGBM churn classifier on labelled snapshots, validated out of time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from domain.contract import tagged_columns
+from domain.metrics import binary_metrics
+
+KEY_COLUMNS = ("customer_id", "snapshot_date")
+LABEL_COLUMN = "churned"
+CATEGORICAL_FEATURES = ("country", "acquisition_channel")
+
+
+@dataclass(frozen=True)
+class SnapshotSplit:
+    train: list[date]
+    early_stopping: list[date]
+    validation: list[date]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    booster: object  # lightgbm.Booster
+    features: list[str]
+    categories: dict[str, list[str]]
+    params: dict
+    best_iteration: int
+    split: SnapshotSplit
+    validation_metrics: dict[str, float]
+    fingerprint: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def split_snapshots(
+    labelled: list[date], horizon_days: int, train_snapshots: int, validation_snapshots: int,
+    early_stopping_snapshots: int,
+) -> SnapshotSplit:
+    """Out-of-time split: the newest labelled snapshots validate; training uses older snapshots whose label
+    window closes before the first validation snapshot (so no training label sees validation-period outcomes);
+    the newest of the training snapshots are held out for early stopping."""
+    labelled = sorted(set(labelled))
+    if len(labelled) < validation_snapshots + 2:
+        raise ValueError(f"need at least {validation_snapshots + 2} labelled snapshots, have {len(labelled)}")
+    validation = labelled[-validation_snapshots:]
+    cutoff = validation[0] - timedelta(days=horizon_days)
+    eligible = [d for d in labelled if d <= cutoff]
+    if len(eligible) < early_stopping_snapshots + 1:
+        raise ValueError(
+            f"only {len(eligible)} labelled snapshots end their label window before {validation[0]}; "
+            f"need {early_stopping_snapshots + 1}: ingest more history or shorten the label horizon"
+        )
+    window = eligible[-(train_snapshots + early_stopping_snapshots):]
+    return SnapshotSplit(
+        train=window[:-early_stopping_snapshots], early_stopping=window[-early_stopping_snapshots:],
+        validation=validation,
+    )
+
+
+def feature_columns(frame_columns: list[str]) -> list[str]:
+    """Model inputs: everything but keys, labels and columns the contract tags sensitive or PII."""
+    excluded = set(KEY_COLUMNS) | {LABEL_COLUMN, "horizon_days"}
+    for cols in (*tagged_columns("sensitive").values(), *tagged_columns("pii").values()):
+        excluded |= set(cols)
+    return [c for c in frame_columns if c not in excluded]
+
+
+def to_model_frame(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
+    """pandas at the LightGBM edge; categoricals get the training categories so codes stay stable."""
+    pdf = frame.select(features).to_pandas()
+    for col, cats in categories.items():
+        pdf[col] = pd.Categorical(pdf[col], categories=cats)
+    for col in pdf.columns:
+        if pdf[col].dtype == bool or str(pdf[col].dtype) == "boolean":
+            pdf[col] = pdf[col].astype("float32")
+    return pdf
+
+
+def default_params(seed: int, threads: int) -> dict:
+    return {
+        "objective": "binary",
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_data_in_leaf": 200,
+        "feature_fraction": 0.9,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "seed": seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "num_threads": threads,
+        "verbosity": -1,
+    }
+
+
+def fingerprint(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def train_churn_model(
+    data: pl.DataFrame, split: SnapshotSplit, params: dict, max_rounds: int, early_stopping_rounds: int,
+    max_train_rows: int, seed: int,
+) -> TrainedModel:
+    """Fit on `split.train`, stop early on `split.early_stopping`, report metrics on `split.validation`."""
+    import lightgbm as lgb
+
+    features = feature_columns([c for c in data.columns])
+    categories = {
+        c: sorted(data.get_column(c).drop_nulls().unique().to_list()) for c in CATEGORICAL_FEATURES if c in features
+    }
+    train = data.filter(pl.col("snapshot_date").is_in(split.train))
+    if train.height > max_train_rows:
+        train = train.sample(n=max_train_rows, seed=seed, shuffle=False)
+    early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping))
+    validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
+
+    train_set = lgb.Dataset(
+        to_model_frame(train, features, categories), label=train.get_column(LABEL_COLUMN).to_numpy(),
+        categorical_feature=list(categories), free_raw_data=True,
+    )
+    early_set = lgb.Dataset(
+        to_model_frame(early, features, categories), label=early.get_column(LABEL_COLUMN).to_numpy(),
+        reference=train_set,
+    )
+    booster = lgb.train(
+        params, train_set, num_boost_round=max_rounds, valid_sets=[early_set], valid_names=["early_stopping"],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+    )
+    p_validation = booster.predict(to_model_frame(validation, features, categories),
+                                   num_iteration=booster.best_iteration)
+    metrics = binary_metrics(validation.get_column(LABEL_COLUMN).to_numpy(), p_validation)
+    metrics["train_rows"] = train.height
+    metrics["early_stopping_rows"] = early.height
+    return TrainedModel(
+        booster=booster, features=features, categories=categories, params=params,
+        best_iteration=int(booster.best_iteration or max_rounds), split=split, validation_metrics=metrics,
+    )
+
+
+def predict(booster, frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]],
+            best_iteration: int) -> np.ndarray:
+    return booster.predict(to_model_frame(frame, features, categories), num_iteration=best_iteration)
+
+
+def oracle_auc(validation: pl.DataFrame, truth: pl.LazyFrame) -> float | None:
+    """AUC of the generator's true churn probabilities on the same validation rows (synthetic data only)."""
+    from sklearn.metrics import roc_auc_score
+
+    snapshots = validation.get_column("snapshot_date").unique().to_list()
+    # Filter before collecting: at the large size the truth file holds ~67M rows.
+    truth_rows = truth.select("customer_id", pl.col("snapshot_date").cast(pl.Date), "p_churn").filter(
+        pl.col("snapshot_date").is_in(snapshots)).collect()
+    joined = validation.select("customer_id", "snapshot_date", LABEL_COLUMN).join(
+        truth_rows, on=["customer_id", "snapshot_date"], how="inner")
+    if joined.height != validation.height or joined.get_column(LABEL_COLUMN).n_unique() < 2:
+        return None
+    return float(roc_auc_score(joined.get_column(LABEL_COLUMN).to_numpy(), joined.get_column("p_churn").to_numpy()))

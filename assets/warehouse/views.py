@@ -1,0 +1,17 @@
+"""Analyst views: every gold table readable by name from any DuckDB client."""
+
+from __future__ import annotations
+
+import duckdb
+
+GOLD_TABLES = ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry")
+
+
+def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> dict[str, int]:
+    """Create or replace `main.<name>` as a view over the Delta table at each URI; returns row counts."""
+    counts = {}
+    for name, uri in tables.items():
+        escaped = uri.replace("'", "''")
+        con.execute(f"create or replace view main.{name} as select * from delta_scan('{escaped}')")
+        counts[name] = con.execute(f"select count(*) from main.{name}").fetchone()[0]
+    return counts
