@@ -1,19 +1,20 @@
 """The churn model asset: train on labelled snapshots, validate out of time, register the result."""
 
 
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from assets.modeling.training import (
-    LABEL_COLUMN,
     default_params,
     fingerprint,
+    labelled_snapshot_counts,
     oracle_auc,
     split_snapshots,
     train_churn_model,
+    training_frame,
 )
 from domain.metrics import normalised_auc
 from resources.assay import AssayResource
@@ -29,13 +30,8 @@ class TrainingConfig(Config):
     validation_snapshots: int = Field(4, description="Newest labelled snapshots: the out-of-time validation.")
     max_rounds: int = Field(1000, description="Upper bound on boosting rounds.")
     early_stopping_rounds: int = Field(50, description="Stop after this many rounds without improvement.")
-    max_train_rows: int = Field(3_000_000, description="Seeded row cap on the training window.")
+    max_train_rows: int = Field(3_000_000, description="Cap on fit rows; whole customers sampled by seeded hash.")
     seed: int = Field(7, description="Seed for LightGBM and sampling.")
-
-
-def load_labelled_features(lake: LakeResource) -> pl.DataFrame:
-    labels = lake.scan("gold", "churn_labels").select("customer_id", "snapshot_date", LABEL_COLUMN)
-    return lake.scan("gold", "customer_features").join(labels, on=["customer_id", "snapshot_date"]).collect()
 
 
 @asset(
@@ -49,13 +45,15 @@ def churn_model(
     context: AssetExecutionContext, config: TrainingConfig, assay: AssayResource, lake: LakeResource,
     registry: ModelRegistryResource,
 ) -> MaterializeResult:
-    data = load_labelled_features(lake)
-    labelled: list[date] = data.get_column("snapshot_date").unique().sort().to_list()
-    split = split_snapshots(labelled, assay.label_horizon_days, config.train_snapshots,
+    labels = lake.scan("gold", "churn_labels")
+    counts = labelled_snapshot_counts(labels)
+    split = split_snapshots(sorted(counts), assay.label_horizon_days, config.train_snapshots,
                             config.validation_snapshots, config.early_stopping_snapshots)
+    train_rows = sum(counts[d] for d in split.train)
+    data = training_frame(lake.scan("gold", "customer_features"), labels, split, train_rows,
+                          config.max_train_rows, config.seed)
     params = default_params(config.seed, assay.lgbm_threads)
-    model = train_churn_model(data, split, params, config.max_rounds, config.early_stopping_rounds,
-                              config.max_train_rows, config.seed)
+    model = train_churn_model(data, split, params, config.max_rounds, config.early_stopping_rounds)
     metrics = dict(model.validation_metrics)
 
     truth_path = assay.ground_truth_path / "churn_probability.parquet"

@@ -64,6 +64,31 @@ def split_snapshots(
     )
 
 
+def labelled_snapshot_counts(labels: pl.LazyFrame) -> dict[date, int]:
+    counts = labels.group_by("snapshot_date").len().collect()
+    return dict(zip(counts.get_column("snapshot_date").to_list(), counts.get_column("len").to_list(), strict=True))
+
+
+def training_frame(
+    features: pl.LazyFrame, labels: pl.LazyFrame, split: SnapshotSplit, train_rows: int, max_train_rows: int,
+    seed: int,
+) -> pl.DataFrame:
+    """Features joined to labels for the split's snapshots only; the fit window is thinned to `max_train_rows`
+    by a seeded hash of customer_id (whole customers in or out), before anything is collected."""
+    keep = pl.col("snapshot_date").is_in(split.train + split.early_stopping + split.validation)
+    fraction = min(1.0, max_train_rows / train_rows) if train_rows else 1.0
+    if fraction < 1.0:
+        buckets = 10_000
+        in_sample = (pl.col("customer_id").hash(seed) % buckets) < int(fraction * buckets)
+        keep = keep & (~pl.col("snapshot_date").is_in(split.train) | in_sample)
+    return (
+        features.filter(keep)
+        .join(labels.select(*KEY_COLUMNS, LABEL_COLUMN).filter(keep), on=list(KEY_COLUMNS))
+        .sort(list(KEY_COLUMNS))  # a fixed row order: LightGBM's bagging draws by row index
+        .collect()
+    )
+
+
 def feature_columns(frame_columns: list[str]) -> list[str]:
     """Model inputs: everything but keys, labels and columns the contract tags sensitive or PII."""
     excluded = set(KEY_COLUMNS) | {LABEL_COLUMN, "horizon_days"}
@@ -107,7 +132,6 @@ def fingerprint(payload: dict) -> str:
 
 def train_churn_model(
     data: pl.DataFrame, split: SnapshotSplit, params: dict, max_rounds: int, early_stopping_rounds: int,
-    max_train_rows: int, seed: int,
 ) -> TrainedModel:
     """Fit on `split.train`, stop early on `split.early_stopping`, report metrics on `split.validation`."""
     import lightgbm as lgb
@@ -117,8 +141,6 @@ def train_churn_model(
         c: sorted(data.get_column(c).drop_nulls().unique().to_list()) for c in CATEGORICAL_FEATURES if c in features
     }
     train = data.filter(pl.col("snapshot_date").is_in(split.train))
-    if train.height > max_train_rows:
-        train = train.sample(n=max_train_rows, seed=seed, shuffle=False)
     early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping))
     validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
 

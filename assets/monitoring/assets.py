@@ -55,14 +55,16 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     reference = reference.with_columns(
         pl.Series("p_churn", predict(model.booster, reference, model.features, model.categories, model.best_iteration))
     )
-    features = lake.read_window("gold", "customer_features", "snapshot_date", start, end)
-    scores = lake.read_window("gold", "customer_scores", "snapshot_date", start, end).select(
-        "customer_id", "snapshot_date", "p_churn")
-    current_all = features.join(scores, on=["customer_id", "snapshot_date"], how="left")
+    in_window = (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end)
+    features = lake.scan("gold", "customer_features").filter(in_window)
+    scores = lake.scan("gold", "customer_scores").filter(in_window).select("customer_id", "snapshot_date", "p_churn")
+    snapshots = features.select("snapshot_date").unique().collect().get_column("snapshot_date").sort().to_list()
 
     rows = []
-    for snapshot in sorted(current_all.get_column("snapshot_date").unique().to_list()):
-        current = sample_rows(current_all.filter(pl.col("snapshot_date") == snapshot), config.sample_cap, config.seed)
+    for snapshot in snapshots:
+        one = features.filter(pl.col("snapshot_date") == snapshot).join(
+            scores.filter(pl.col("snapshot_date") == snapshot), on=["customer_id", "snapshot_date"], how="left")
+        current = sample_rows(one.collect(), config.sample_cap, config.seed)
         html = assay.reports_path / "drift" / f"{snapshot.isoformat()}.html"
         summary = drift_report(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES), html)
         rows.append({

@@ -1,6 +1,7 @@
 """Batch scores per snapshot partition, from the champion model."""
 
 
+import polars as pl
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from assets.scoring.scoring import score_features
@@ -23,8 +24,14 @@ def customer_scores(context: AssetExecutionContext, lake: LakeResource,
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     model = registry.load()
-    features = lake.read_window("gold", "customer_features", "snapshot_date", start, end)
-    scores = score_features(features, model)
+    features = lake.scan("gold", "customer_features").filter(
+        (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end))
+    snapshots = features.select("snapshot_date").unique().collect().get_column("snapshot_date").sort().to_list()
+    # One snapshot in memory at a time: a backfill over a year of snapshots at 1M customers would not fit at once.
+    scores = pl.concat(
+        [score_features(features.filter(pl.col("snapshot_date") == s).collect(), model) for s in snapshots]
+        or [score_features(pl.DataFrame(), model)]
+    )
     written = lake.replace_window("gold", "customer_scores", scores, "snapshot_date", start, end,
                                   partition_by=["snapshot_date"])
     return MaterializeResult(

@@ -15,6 +15,7 @@ from assets.modeling.training import (
     predict,
     split_snapshots,
     train_churn_model,
+    training_frame,
 )
 
 MONDAYS = [date(2024, 7, 1) + timedelta(weeks=i) for i in range(40)]
@@ -63,13 +64,27 @@ def test_lightgbm_learns_the_signal_and_is_reproducible():
     data, truth = synthetic_problem()
     split = split_snapshots(MONDAYS, 90, 12, 4, 3)
     params = default_params(seed=7, threads=1)
-    first = train_churn_model(data, split, params, max_rounds=200, early_stopping_rounds=20,
-                              max_train_rows=100_000, seed=7)
-    second = train_churn_model(data, split, params, max_rounds=200, early_stopping_rounds=20,
-                               max_train_rows=100_000, seed=7)
+    first = train_churn_model(data, split, params, max_rounds=200, early_stopping_rounds=20)
+    second = train_churn_model(data, split, params, max_rounds=200, early_stopping_rounds=20)
     validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
     oracle = oracle_auc(validation, truth.lazy())
     assert oracle is not None and first.validation_metrics["auc"] > 0.5 + 0.8 * (oracle - 0.5)
     p1 = predict(first.booster, validation, first.features, first.categories, first.best_iteration)
     p2 = predict(second.booster, validation, second.features, second.categories, second.best_iteration)
     assert np.array_equal(p1, p2)
+
+
+def test_training_frame_reads_only_split_snapshots_and_thins_whole_customers():
+    data, _ = synthetic_problem(seed=4, customers=400)
+    features, labels = data.drop("churned").lazy(), data.select("customer_id", "snapshot_date", "churned").lazy()
+    split = split_snapshots(MONDAYS, 90, 10, 4, 3)
+    full = training_frame(features, labels, split, train_rows=4000, max_train_rows=10_000, seed=7)
+    assert set(full.get_column("snapshot_date").unique()) == set(split.train + split.early_stopping + split.validation)
+    thinned = training_frame(features, labels, split, train_rows=4000, max_train_rows=1000, seed=7)
+    fit = thinned.filter(pl.col("snapshot_date").is_in(split.train))
+    assert 500 < fit.height < 1500
+    # Whole customers: a sampled customer appears in every training snapshot.
+    assert fit.group_by("customer_id").len().get_column("len").unique().to_list() == [len(split.train)]
+    # Validation and early stopping are never thinned.
+    assert thinned.filter(pl.col("snapshot_date").is_in(split.validation)).height == 4 * 400
+    assert thinned.equals(training_frame(features, labels, split, 4000, 1000, seed=7))
