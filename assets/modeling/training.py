@@ -99,7 +99,8 @@ def feature_columns(frame_columns: list[str]) -> list[str]:
 
 def to_model_frame(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
     """pandas at the LightGBM edge; categoricals get the training categories so codes stay stable."""
-    pdf = frame.select(features).to_pandas()
+    # Money is DECIMAL in the warehouse; LightGBM takes floats.
+    pdf = frame.select(features).with_columns(pl.col(pl.Decimal).cast(pl.Float64)).to_pandas()
     for col, cats in categories.items():
         pdf[col] = pd.Categorical(pdf[col], categories=cats)
     for col in pdf.columns:

@@ -1,0 +1,73 @@
+"""Jobs, schedules and sensors."""
+
+
+import json
+
+from dagster import (
+    AssetSelection,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+    sensor,
+)
+
+from assets.ingestion.landing import landing_fingerprints
+from domain.contract import SOURCES
+from orchestration.partitions import daily_partitions, snapshot_partitions
+from resources.assay import AssayResource
+
+ingestion_job = define_asset_job(
+    "ingestion_job",
+    selection=AssetSelection.groups("ingestion"),
+    partitions_def=daily_partitions,
+    description="Validate one landing day of every source into bronze and quarantine.",
+)
+
+weekly_snapshot_job = define_asset_job(
+    "weekly_snapshot_job",
+    selection=AssetSelection.groups("features", "scoring", "monitoring") - AssetSelection.groups("ingestion"),
+    partitions_def=snapshot_partitions,
+    description="dbt features and labels → Delta feature store → scores → drift, for one snapshot date.",
+)
+
+retraining_job = define_asset_job(
+    "retraining_job",
+    selection=AssetSelection.groups("modeling"),
+    description="Retrain the churn model on the newest labelled snapshots and register it.",
+    tags={"assay/reason": "manual-or-scheduled-retraining"},
+)
+
+daily_ingestion_schedule = build_schedule_from_partitioned_job(
+    ingestion_job, name="daily_ingestion_schedule", hour_of_day=1, minute_of_hour=0
+)
+weekly_snapshot_schedule = build_schedule_from_partitioned_job(
+    weekly_snapshot_job, name="weekly_snapshot_schedule", hour_of_day=3, minute_of_hour=0
+)
+
+MAX_DAYS_PER_TICK = 31
+
+
+@sensor(
+    job=ingestion_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Launches ingestion for each landing day whose files are new or changed.",
+)
+def landing_sensor(context: SensorEvaluationContext, assay: AssayResource):
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    valid_days = set(daily_partitions.get_partition_keys())
+    current = landing_fingerprints(assay.landing_path, list(SOURCES))
+    changed = sorted(day for day, fp in current.items() if seen.get(day) != fp and day in valid_days)
+    if not changed:
+        return SkipReason("no new or changed landing days")
+    batch = changed[:MAX_DAYS_PER_TICK]  # the rest is picked up on the next tick
+    for day in batch:
+        yield RunRequest(
+            run_key=f"{day}:{current[day]}", partition_key=day,
+            tags={"assay/reason": "new-landing-files", "assay/landing_fingerprint": current[day]},
+        )
+    seen.update({day: current[day] for day in batch})
+    context.update_cursor(json.dumps(seen, sort_keys=True))

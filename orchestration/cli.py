@@ -1,0 +1,149 @@
+"""`assay` command line: generate synthetic data, run the whole graph once, print where results are."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from domain.settings import AssaySettings
+    from domain.synthetic import config_for_size, generate
+
+    settings = AssaySettings.from_env()
+    config = config_for_size(
+        args.size or settings.synthetic_size, seed=settings.seed, start=settings.start_date,
+        end=settings.end_date, snapshot_start=settings.snapshot_start, label_horizon_days=settings.label_horizon_days,
+    )
+    summary = generate(config, settings.landing, settings.ground_truth)
+    print(f"generated {config.n_customers:,} customers in {summary.seconds:.1f}s into {settings.landing}")
+    for source, rows in summary.rows.items():
+        print(f"  {source:<18} {rows:>12,} rows")
+    return 0
+
+
+def _materialize(defs, selection, instance, tags=None, partition_key=None):
+    from dagster import materialize
+
+    assets = list(defs.assets)
+    result = materialize(
+        assets, selection=selection, instance=instance, resources=defs.resources, tags=tags or {},
+        partition_key=partition_key,
+    )
+    if not result.success:
+        raise SystemExit(f"materialization of {selection} failed")
+    return result
+
+
+def _range_tags(keys: list[str]) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Materialize the whole graph: every landing day, every snapshot, a model, scores, drift, views."""
+    from dagster import AssetKey, AssetSelection, DagsterInstance
+
+    from domain.settings import AssaySettings
+    from orchestration.definitions import defs
+    from orchestration.partitions import daily_partitions, snapshot_partitions
+
+    settings = AssaySettings.from_env()
+    instance = DagsterInstance.get()
+    timings: dict[str, float] = {}
+
+    def step(name: str, selection, keys: list[str] | None):
+        started = time.perf_counter()
+        _materialize(defs, selection, instance, tags=_range_tags(keys) if keys else None)
+        timings[name] = round(time.perf_counter() - started, 1)
+        print(f"[assay] {name}: {timings[name]}s", flush=True)
+
+    days = daily_partitions.get_partition_keys()
+    snapshots = snapshot_partitions.get_partition_keys()
+    plan = {
+        "ingestion": (AssetSelection.groups("ingestion"), days),
+        "features": (AssetSelection.groups("features"), snapshots),
+        "model": (AssetSelection.assets(AssetKey(["models", "churn_model"])), None),
+        "scores": (AssetSelection.assets(AssetKey(["gold", "customer_scores"])), snapshots),
+        "drift": (AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), snapshots[-args.drift_snapshots:]),
+        "warehouse": (AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), None),
+    }
+    steps = args.steps.split(",") if args.steps else list(plan)
+    unknown = set(steps) - set(plan)
+    if unknown:
+        raise SystemExit(f"unknown step(s) {sorted(unknown)}; choose from {list(plan)}")
+    for name in steps:
+        step(name, *plan[name])
+    (settings.home / "last_run.json").write_text(json.dumps({"timings_s": timings}, indent=2))
+    return cmd_summary(args) if not args.steps else 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from domain.duckdb_setup import connect
+    from domain.settings import AssaySettings
+
+    settings = AssaySettings.from_env()
+    con = connect(str(settings.warehouse_path), read_only=True)
+    print("\n=== Assay: results ===")
+    print(f"home:       {settings.home}")
+    print(f"warehouse:  {settings.warehouse_path}   (views: customer_features, churn_labels, customer_scores, "
+          "drift_summary, model_registry)")
+    tables = [r[0] for r in con.execute(
+        "select table_name from information_schema.tables where table_schema = 'main' order by 1").fetchall()]
+    for table in tables:
+        rows = con.execute(f"select count(*) from main.{table}").fetchone()[0]
+        print(f"  {table:<20} {rows:>12,} rows")
+    for layer in ("bronze", "quarantine"):
+        root = settings.lake / layer
+        if root.exists():
+            counts = []
+            for path in sorted(p for p in root.iterdir() if p.is_dir()):
+                n = con.execute(f"select count(*) from delta_scan('{path}')").fetchone()[0]
+                counts.append(f"{path.name}={n:,}")
+            print(f"{layer:<11} " + ", ".join(counts))
+    if "model_registry" in tables:
+        version, metrics, path = con.execute(
+            "select version, metrics, path from model_registry where status = 'champion'").fetchone()
+        m = json.loads(metrics)
+        print(f"model:      {version}  ({path})")
+        line = ", ".join(f"{k}={m[k]:.4f}" for k in ("auc", "pr_auc", "log_loss", "brier") if k in m)
+        print(f"  out-of-time: {line}  (base rate {m.get('base_rate', 0):.3f}, {m.get('rows', 0):,} rows)")
+        if "oracle_auc" in m:
+            print(f"  oracle AUC (true churn probabilities): {m['oracle_auc']:.4f}; "
+                  f"normalised AUC: {m['normalised_auc']:.3f}")
+    if "drift_summary" in tables:
+        row = con.execute("select snapshot_date, drift_share, drifted, report_path from drift_summary "
+                          "order by snapshot_date desc limit 1").fetchone()
+        if row:
+            print(f"drift:      latest {row[0]}: share {row[1]:.2f} drifted {row[2]}")
+            print(f"  report:   {row[3]}")
+    print(f"reports:    {settings.reports_dir}")
+    print(f"models:     {settings.models_dir}")
+    con.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="assay", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="write synthetic landing files and ground truth")
+    gen.add_argument("--size", choices=["tiny", "small", "demo", "large"], default=None)
+    gen.set_defaults(func=cmd_generate)
+    run = sub.add_parser("run", help="materialize the whole graph over all partitions")
+    run.add_argument("--drift-snapshots", type=int, default=8, help="newest snapshots to run drift reports for")
+    run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,model,scores,"
+                     "drift,warehouse (default: all, then the summary)")
+    run.set_defaults(func=cmd_run)
+    summary = sub.add_parser("summary", help="print what the last run left and where")
+    summary.set_defaults(func=cmd_summary)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

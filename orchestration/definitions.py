@@ -1,0 +1,70 @@
+"""The whole Assay graph in one place: assets, checks, jobs, schedules, sensors and resources."""
+
+
+import os
+import sys
+from pathlib import Path
+
+# LightGBM's OpenMP threads busy-wait by default, which starves every other step on a 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from dagster import Definitions  # noqa: E402
+from dagster_dbt import DbtCliResource  # noqa: E402
+
+from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_feature_assets  # noqa: E402
+from assets.features.gold import gold_churn_labels, gold_customer_features  # noqa: E402
+from assets.ingestion.assets import ingestion_assets, landing_specs  # noqa: E402
+from assets.modeling.assets import churn_model  # noqa: E402
+from assets.monitoring.assets import drift_summary  # noqa: E402
+from assets.scoring.assets import customer_scores  # noqa: E402
+from assets.warehouse.assets import analyst_views  # noqa: E402
+from domain.settings import AssaySettings  # noqa: E402
+from orchestration.automation import (  # noqa: E402
+    daily_ingestion_schedule,
+    ingestion_job,
+    landing_sensor,
+    retraining_job,
+    weekly_snapshot_job,
+    weekly_snapshot_schedule,
+)
+from resources.assay import AssayResource  # noqa: E402
+from resources.lake import LakeResource  # noqa: E402
+from resources.registry import ModelRegistryResource  # noqa: E402
+
+
+def build_resources(settings: AssaySettings) -> dict:
+    lake = LakeResource(root=os.environ.get("ASSAY_LAKE_ROOT", str(settings.lake)))
+    return {
+        "assay": AssayResource.from_settings(settings),
+        "lake": lake,
+        "registry": ModelRegistryResource(models_dir=str(settings.models_dir), lake=lake),
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            profiles_dir=str(DBT_PROJECT_DIR),
+            # dagster-dbt fails when `dbt` is not on PATH; the venv's own executable is always there.
+            dbt_executable=os.environ.get("ASSAY_DBT_EXECUTABLE", str(Path(sys.executable).parent / "dbt")),
+        ),
+    }
+
+
+def build_definitions(settings: AssaySettings) -> Definitions:
+    return Definitions(
+        assets=[
+            *landing_specs,
+            *ingestion_assets,
+            build_dbt_feature_assets(settings.end_date),
+            gold_customer_features,
+            gold_churn_labels,
+            churn_model,
+            customer_scores,
+            drift_summary,
+            analyst_views,
+        ],
+        jobs=[ingestion_job, weekly_snapshot_job, retraining_job],
+        schedules=[daily_ingestion_schedule, weekly_snapshot_schedule],
+        sensors=[landing_sensor],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(AssaySettings.from_env())
