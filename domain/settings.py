@@ -32,6 +32,7 @@ class AssaySettings:
     synthetic_size: str = "demo"
     seed: int = 7
     lgbm_threads: int = 1
+    lake_root: str | None = None  # a local path or an object-store URI
 
     @property
     def landing(self) -> Path:
@@ -40,6 +41,10 @@ class AssaySettings:
     @property
     def lake(self) -> Path:
         return self.home / "lake"
+
+    @property
+    def lake_uri(self) -> str:
+        return self.lake_root or str(self.lake)
 
     @property
     def warehouse_path(self) -> Path:
@@ -77,6 +82,7 @@ class AssaySettings:
             synthetic_size=env.get("ASSAY_SIZE", "demo"),
             seed=int(env.get("ASSAY_SEED", "7")),
             lgbm_threads=int(env.get("ASSAY_LGBM_THREADS", "1")),
+            lake_root=env.get("ASSAY_LAKE_ROOT") or None,
         )
 
 

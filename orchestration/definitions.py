@@ -33,7 +33,7 @@ from resources.registry import ModelRegistryResource  # noqa: E402
 
 
 def build_resources(settings: AssaySettings) -> dict:
-    lake = LakeResource(root=os.environ.get("ASSAY_LAKE_ROOT", str(settings.lake)))
+    lake = LakeResource(root=settings.lake_uri)
     return {
         "assay": AssayResource.from_settings(settings),
         "lake": lake,
