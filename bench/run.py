@@ -16,7 +16,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def main() -> int:
                           "platform": platform.platform()}
     for size in sizes:
         results[size] = bench_size(size.strip())
-        results[size]["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        results[size]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True))
     print(json.dumps(results, indent=2, sort_keys=True))

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -32,9 +31,11 @@ def _materialize(defs, selection, instance, tags=None, partition_key=None):
     from dagster import materialize
 
     assets = list(defs.assets)
+    # Step logs stay in the Dagster instance (see `make ui`); the terminal shows warnings and the summary.
+    quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get("ASSAY_LOG_LEVEL", "WARNING")}}}}
     result = materialize(
         assets, selection=selection, instance=instance, resources=defs.resources, tags=tags or {},
-        partition_key=partition_key,
+        partition_key=partition_key, run_config=quiet,
     )
     if not result.success:
         raise SystemExit(f"materialization of {selection} failed")
@@ -98,14 +99,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
     for table in tables:
         rows = con.execute(f"select count(*) from main.{table}").fetchone()[0]
         print(f"  {table:<20} {rows:>12,} rows")
+    from domain.contract import SOURCES
+    from resources.lake import LakeResource
+
+    lake = LakeResource(root=settings.lake_uri)
     for layer in ("bronze", "quarantine"):
-        root = settings.lake / layer
-        if root.exists():
-            counts = []
-            for path in sorted(p for p in root.iterdir() if p.is_dir()):
-                n = con.execute(f"select count(*) from delta_scan('{path}')").fetchone()[0]
-                counts.append(f"{path.name}={n:,}")
-            print(f"{layer:<11} " + ", ".join(counts))
+        counts = []
+        for source in SOURCES:
+            if lake.exists(layer, source):
+                rows = con.execute(f"select count(*) from delta_scan('{lake.uri(layer, source)}')").fetchone()[0]
+                counts.append(f"{source}={rows:,}")
+        print(f"{layer:<11} " + ", ".join(counts))
     if "model_registry" in tables:
         version, metrics, path = con.execute(
             "select version, metrics, path from model_registry where status = 'champion'").fetchone()
@@ -129,6 +133,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    from dagster import BetaWarning, PreviewWarning
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=PreviewWarning)
     parser = argparse.ArgumentParser(prog="assay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write synthetic landing files and ground truth")

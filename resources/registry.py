@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -52,7 +52,7 @@ class ModelRegistryResource(ConfigurableResource):
         row = pl.DataFrame(
             {
                 "version": [version],
-                "created_at": [datetime.now(timezone.utc)],
+                "created_at": [datetime.now(UTC)],
                 "status": [status],
                 "promoted_by": [promoted_by],
                 "path": [str(path)],

@@ -17,7 +17,9 @@ SNAPSHOT_COLUMN = "snapshot_date"
 def export_mart(
     warehouse_path: str, lake: LakeResource, mart: str, start: date, end: date
 ) -> tuple[int, int, dict[str, int]]:
-    """Stream `marts.<mart>` rows with start <= snapshot_date < end into `gold/<mart>`; returns rows, version, per-day."""
+    """Stream `marts.<mart>` rows with start <= snapshot_date < end into `gold/<mart>`.
+
+    Returns the row count, the Delta version written and rows per snapshot."""
     con = connect(warehouse_path, read_only=True)
     try:
         query = f"select * from marts.{mart} where {SNAPSHOT_COLUMN} >= ? and {SNAPSHOT_COLUMN} < ? order by all"

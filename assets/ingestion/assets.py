@@ -1,7 +1,7 @@
 """Bronze ingestion: one daily-partitioned multi-asset per contract source (bronze table + its quarantine)."""
 
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from dagster import (
     AssetCheckResult,
@@ -89,7 +89,7 @@ def build_ingestion_asset(spec: SourceSpec):
         batch = read_landing(assay.landing_path, spec.name, start, end, assay.column_mapping(spec.name))
         if not batch.files and spec.required:
             context.log.warning(f"No landing files for required source {spec.name} in [{start}, {end}).")
-        result = validate_batch(batch.frame, spec, context.run_id, datetime.now(timezone.utc))
+        result = validate_batch(batch.frame, spec, context.run_id, datetime.now(UTC))
         bronze = lake.replace_window(
             "bronze", spec.name, result.valid if result.rows_in else empty_bronze(spec),
             PARTITION_COLUMN, start, end, partition_by=[PARTITION_COLUMN],

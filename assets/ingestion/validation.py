@@ -7,7 +7,7 @@ Each row ends up in exactly one place: bronze (valid) or quarantine (with every 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandera.polars as pa
 import polars as pl
@@ -93,12 +93,14 @@ def _records_as_json(frame: pl.DataFrame) -> pl.Series:
     return frame.select(pl.struct(pl.all().cast(pl.Utf8)).struct.json_encode().alias("record")).to_series()
 
 
-def validate_batch(raw: pl.DataFrame, spec: SourceSpec, run_id: str, ingested_at: datetime | None = None) -> ValidationResult:
+def validate_batch(
+    raw: pl.DataFrame, spec: SourceSpec, run_id: str, ingested_at: datetime | None = None
+) -> ValidationResult:
     """Split a raw landing batch into contract-typed valid rows and quarantined rows with reasons.
 
     `raw` carries `_source_file` and `_partition_date` (the landing day) next to the source's columns.
     """
-    ingested_at = ingested_at or datetime.now(timezone.utc)
+    ingested_at = ingested_at or datetime.now(UTC)
     if raw.height == 0:
         return ValidationResult(valid=empty_bronze(spec), quarantine=empty_quarantine(), rows_in=0)
 

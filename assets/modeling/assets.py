@@ -1,7 +1,7 @@
 """The churn model asset: train on labelled snapshots, validate out of time, register the result."""
 
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
@@ -71,7 +71,7 @@ def churn_model(
     split_json = {k: [d.isoformat() for d in getattr(split, k)] for k in ("train", "early_stopping", "validation")}
     version_hash = fingerprint({"params": params, "features": model.features, "inputs": training_inputs,
                                 "split": split_json})
-    version = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{version_hash}"
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{version_hash}"
     card = {
         "version": version,
         "features": model.features,

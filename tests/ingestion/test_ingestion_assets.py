@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -28,7 +28,7 @@ def write_orders(landing: Path, day: date, rows: list[dict], fmt: str = "parquet
 
 def order(order_id: str, day: date, hour: int, amount: float = 10.0, customer: str | None = "c1", **extra) -> dict:
     row = {"order_id": order_id, "customer_id": customer,
-           "order_ts": datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc),
+           "order_ts": datetime(day.year, day.month, day.day, hour, tzinfo=UTC),
            "amount": amount, "n_items": 1, "channel": "web"}
     row.update(extra)
     return row

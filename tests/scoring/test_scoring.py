@@ -16,7 +16,7 @@ from tests.modeling.test_training import MONDAYS, synthetic_problem
 def test_registered_model_reloads_and_scores_identically(tmp_path, lake):
     data, _ = synthetic_problem(seed=1, customers=300)
     split = split_snapshots(MONDAYS, 90, 8, 4, 3)
-    model = train_churn_model(data, split, default_params(7, 1), 100, 10, 50_000, 7)
+    model = train_churn_model(data, split, default_params(7, 1), 100, 10)
     registry = ModelRegistryResource(models_dir=str(tmp_path / "models"), lake=lake)
     card = {"features": model.features, "categories": model.categories, "params": model.params,
             "best_iteration": model.best_iteration, "split": {"train": [], "validation": []},
@@ -40,7 +40,7 @@ def test_registered_model_reloads_and_scores_identically(tmp_path, lake):
 def test_deciles_split_each_snapshot_into_tenths_highest_risk_first(tmp_path, lake):
     data, _ = synthetic_problem(seed=2, customers=200)
     split = split_snapshots(MONDAYS, 90, 8, 4, 3)
-    model = train_churn_model(data, split, default_params(7, 1), 50, 10, 50_000, 7)
+    model = train_churn_model(data, split, default_params(7, 1), 50, 10)
     registry = ModelRegistryResource(models_dir=str(tmp_path / "models"), lake=lake)
     card = {"features": model.features, "categories": model.categories, "params": model.params,
             "best_iteration": model.best_iteration, "split": {"train": [], "validation": []},
