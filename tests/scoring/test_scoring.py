@@ -13,16 +13,20 @@ from resources.registry import ModelRegistryResource
 from tests.modeling.test_training import MONDAYS, synthetic_problem
 
 
+def register(registry: ModelRegistryResource, model, data: pl.DataFrame, version: str) -> None:
+    card = {"features": model.features, "categories": model.categories, "params": model.params,
+            "best_iteration": model.best_iteration, "split": {"train": [], "validation": []},
+            "training_inputs": {}, "validation_metrics": model.validation_metrics}
+    registry.register(version, model.booster, card, data.head(10).select(model.features))
+
+
 def test_registered_model_reloads_and_scores_identically(tmp_path, lake):
     data, _ = synthetic_problem(seed=1, customers=300)
     split = split_snapshots(MONDAYS, 90, 8, 4, 3)
     model = train_churn_model(data, split, default_params(7, 1), 100, 10)
     registry = ModelRegistryResource(models_dir=str(tmp_path / "models"), lake=lake)
-    card = {"features": model.features, "categories": model.categories, "params": model.params,
-            "best_iteration": model.best_iteration, "split": {"train": [], "validation": []},
-            "training_inputs": {}, "validation_metrics": model.validation_metrics}
-    registry.register("v1", model.booster, card, data.head(10).select(model.features))
-    registry.register("v2", model.booster, card, data.head(10).select(model.features))
+    register(registry, model, data, "v1")
+    register(registry, model, data, "v2")
     assert registry.champion_version() == "v2"
     statuses = dict(lake.scan("gold", "model_registry").select("version", "status").collect().rows())
     assert statuses == {"v1": "archived", "v2": "champion"}
@@ -42,10 +46,7 @@ def test_deciles_split_each_snapshot_into_tenths_highest_risk_first(tmp_path, la
     split = split_snapshots(MONDAYS, 90, 8, 4, 3)
     model = train_churn_model(data, split, default_params(7, 1), 50, 10)
     registry = ModelRegistryResource(models_dir=str(tmp_path / "models"), lake=lake)
-    card = {"features": model.features, "categories": model.categories, "params": model.params,
-            "best_iteration": model.best_iteration, "split": {"train": [], "validation": []},
-            "training_inputs": {}, "validation_metrics": model.validation_metrics}
-    registry.register("v1", model.booster, card, data.head(10).select(model.features))
+    register(registry, model, data, "v1")
     two_snapshots = data.filter(pl.col("snapshot_date").is_in(MONDAYS[-2:]))
     scores = score_features(two_snapshots, registry.load())
     assert scores.height == two_snapshots.height
