@@ -11,19 +11,24 @@ from dagster import (
     AssetKey,
     AssetSpec,
     BackfillPolicy,
+    Config,
     MaterializeResult,
     MetadataValue,
     TableColumn,
     TableSchema,
     multi_asset,
 )
+from pydantic import Field
 
-from assets.ingestion.landing import read_landing
-from assets.ingestion.validation import empty_bronze, empty_quarantine, validate_batch
-from domain.contract import PARTITION_COLUMN, SOURCES, SourceSpec
+from assets.ingestion.ingest import count_window, ingest_window
+from domain.contract import SOURCES, SourceSpec
 from orchestration.partitions import daily_partitions
 from resources.assay import AssayResource
 from resources.lake import LakeResource
+
+
+class IngestionConfig(Config):
+    chunk_days: int = Field(31, description="Landing days validated and written per chunk of a backfill.")
 
 
 def landing_spec(spec: SourceSpec) -> AssetSpec:
@@ -84,23 +89,15 @@ def build_ingestion_asset(spec: SourceSpec):
         # A backfill of many days runs as one step: one read, one validation, one Delta commit per table.
         backfill_policy=BackfillPolicy.single_run(),
     )
-    def _ingest(context: AssetExecutionContext, assay: AssayResource, lake: LakeResource):
+    def _ingest(context: AssetExecutionContext, config: IngestionConfig, assay: AssayResource, lake: LakeResource):
         start, end = _window(context)
-        batch = read_landing(assay.landing_path, spec.name, start, end, assay.column_mapping(spec.name))
-        if not batch.files and spec.required:
+        result = ingest_window(assay.landing_path, spec, assay.column_mapping(spec.name), lake, start, end,
+                               context.run_id, datetime.now(UTC), config.chunk_days)
+        if not result.files and spec.required:
             context.log.warning(f"No landing files for required source {spec.name} in [{start}, {end}).")
-        result = validate_batch(batch.frame, spec, context.run_id, datetime.now(UTC))
-        bronze = lake.replace_window(
-            "bronze", spec.name, result.valid if result.rows_in else empty_bronze(spec),
-            PARTITION_COLUMN, start, end, partition_by=[PARTITION_COLUMN],
-        )
-        quarantine = lake.replace_window(
-            "quarantine", spec.name, result.quarantine if result.rows_in else empty_quarantine(),
-            PARTITION_COLUMN, start, end, partition_by=[PARTITION_COLUMN],
-        )
-        # Re-read what landed, so the check proves the tables, not only the frames in memory.
-        in_bronze = lake.read_window("bronze", spec.name, PARTITION_COLUMN, start, end).height
-        in_quarantine = lake.read_window("quarantine", spec.name, PARTITION_COLUMN, start, end).height
+        # Count what landed in the tables, so the check proves the tables, not only the frames in memory.
+        in_bronze = count_window(lake, "bronze", spec.name, start, end)
+        in_quarantine = count_window(lake, "quarantine", spec.name, start, end)
         window = {"window_start": start.isoformat(), "window_end": end.isoformat()}
         yield MaterializeResult(
             asset_key=bronze_key,
@@ -109,12 +106,12 @@ def build_ingestion_asset(spec: SourceSpec):
                 "rows_in": result.rows_in,
                 "rows_valid": result.rows_valid,
                 "rows_quarantined": result.rows_quarantined,
-                "files": len(batch.files),
-                "source_present": bool(batch.files),
-                "extra_columns": MetadataValue.json(list(result.extra_columns)),
-                "delta_version": bronze.version,
+                "files": result.files,
+                "source_present": bool(result.files),
+                "extra_columns": MetadataValue.json(sorted(result.extra_columns)),
+                "delta_version": result.bronze_version,
                 "dagster/row_count": result.rows_valid,
-                "path": MetadataValue.path(bronze.uri),
+                "path": MetadataValue.path(lake.uri("bronze", spec.name)),
             },
         )
         yield MaterializeResult(
@@ -122,10 +119,10 @@ def build_ingestion_asset(spec: SourceSpec):
             metadata={
                 **window,
                 "rows_quarantined": result.rows_quarantined,
-                "reasons": MetadataValue.json(result.reasons),
-                "delta_version": quarantine.version,
+                "reasons": MetadataValue.json(dict(sorted(result.reasons.items()))),
+                "delta_version": result.quarantine_version,
                 "dagster/row_count": result.rows_quarantined,
-                "path": MetadataValue.path(quarantine.uri),
+                "path": MetadataValue.path(lake.uri("quarantine", spec.name)),
             },
         )
         conserved = result.rows_in == in_bronze + in_quarantine
