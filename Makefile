@@ -44,7 +44,7 @@ demo: install manifest $(DAGSTER_HOME)/dagster.yaml
 	@if [ "$${ASSAY_SOURCE:-synthetic}" = "synthetic" ]; then $(BIN)/assay generate; fi
 	$(BIN)/assay run
 
-test: install manifest
+test: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest -q
 
 ui: install manifest $(DAGSTER_HOME)/dagster.yaml
