@@ -9,6 +9,9 @@ export ASSAY_LAKE_ROOT ?= $(ASSAY_HOME)/lake
 export ASSAY_WAREHOUSE_PATH ?= $(ASSAY_HOME)/warehouse.duckdb
 # LightGBM/OpenMP threads must not busy-wait on a 2-core machine.
 export OMP_WAIT_POLICY := PASSIVE
+# A single-run backfill of N partitions logs one "planned" event per asset instead of N (Dagster's own switch);
+# on SQLite this halves the demo's ingestion time. Cost: a failed run does not mark each planned partition failed.
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install manifest demo generate run test ui bench lint clean
