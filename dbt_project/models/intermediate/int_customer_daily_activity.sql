@@ -126,6 +126,7 @@ running as (
 
         max(case when n_orders > 0 then activity_date end) over to_date as last_order_date,
         max(case when n_events > 0 then activity_date end) over to_date as last_event_date,
+        max(case when n_opens > 0 then activity_date end) over to_date as last_open_date,
 
         lead(activity_date) over by_day as next_activity_date,
         min(case when n_orders > 0 then activity_date end) over after_date as next_order_date

@@ -62,6 +62,7 @@ spans as (
         daily.cum_clicks,
         daily.last_order_date,
         daily.last_event_date,
+        daily.last_open_date,
         daily.next_order_date
 
     from daily
@@ -78,7 +79,7 @@ ranges as (
         'customer_id', 'country', 'acquisition_channel', 'signup_date', 'first_order_date',
         'cum_orders', 'cum_revenue', 'cum_items', 'cum_events', 'cum_add_to_cart',
         'cum_touches', 'cum_opens', 'cum_clicks',
-        'last_order_date', 'last_event_date', 'next_order_date',
+        'last_order_date', 'last_event_date', 'last_open_date', 'next_order_date',
     ]) }}
 
 )

@@ -17,11 +17,11 @@
     30: ['cum_orders', 'cum_revenue', 'cum_events'],
     90: ['cum_orders', 'cum_revenue', 'cum_events', 'cum_add_to_cart', 'cum_touches', 'cum_opens', 'cum_clicks'],
     180: ['cum_orders', 'cum_revenue'],
-    365: ['cum_orders', 'cum_revenue', 'cum_items'],
+    365: ['cum_orders', 'cum_revenue', 'cum_items', 'cum_events'],
 } %}
 {%- set state_columns = [
     'cum_orders', 'cum_revenue', 'cum_items', 'cum_events', 'cum_add_to_cart', 'cum_touches', 'cum_opens',
-    'cum_clicks', 'last_order_date', 'last_event_date',
+    'cum_clicks', 'last_order_date', 'last_event_date', 'last_open_date',
 ] %}
 
 with
@@ -229,6 +229,7 @@ windowed as (
         snapshot_values.first_order_date,
         state_before_t.last_order_date,
         state_before_t.last_event_date,
+        state_before_t.last_open_date,
 
         state_before_t.cum_orders - coalesce(lookback_30d.cum_orders, 0) as orders_30d,
         state_before_t.cum_orders - coalesce(lookback_90d.cum_orders, 0) as orders_90d,
@@ -246,6 +247,8 @@ windowed as (
 
         state_before_t.cum_events - coalesce(lookback_30d.cum_events, 0) as events_30d,
         state_before_t.cum_events - coalesce(lookback_90d.cum_events, 0) as events_90d,
+        state_before_t.cum_events - coalesce(lookback_365d.cum_events, 0) as events_365d,
+        state_before_t.cum_events as events_lifetime,
         state_before_t.cum_add_to_cart - coalesce(lookback_90d.cum_add_to_cart, 0) as add_to_cart_90d,
 
         state_before_t.cum_touches - coalesce(lookback_90d.cum_touches, 0) as touches_90d,
@@ -271,6 +274,8 @@ features as (
 
         (snapshot_date - signup_date)::integer as tenure_days,
         (snapshot_date - last_order_date)::integer as recency_days,
+        -- with orders_lifetime and recency_days, the inputs of a BG/NBD model (x, t_x, T)
+        (snapshot_date - first_order_date)::integer as first_order_age_days,
 
         orders_30d::integer as orders_30d,
         orders_90d::integer as orders_90d,
@@ -300,6 +305,8 @@ features as (
         events_30d::integer as events_30d,
         events_90d::integer as events_90d,
         add_to_cart_90d::integer as add_to_cart_90d,
+        events_365d::integer as events_365d,
+        events_lifetime::integer as events_lifetime,
         (snapshot_date - last_event_date)::integer as days_since_last_event,
 
         touches_90d::integer as touches_90d,
@@ -307,6 +314,7 @@ features as (
         clicks_90d::integer as clicks_90d,
         (opens_90d / nullif(touches_90d, 0))::double as open_rate_90d,
         (clicks_90d / nullif(touches_90d, 0))::double as click_rate_90d,
+        (snapshot_date - last_open_date)::integer as days_since_last_open,
 
         consent_profiling,
         consent_marketing
