@@ -24,6 +24,15 @@ class SnapshotSplit:
     train: list[date]
     early_stopping: list[date]
     validation: list[date]
+    calibration: list[date] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[date]:
+        return sorted({*self.train, *self.early_stopping, *self.calibration, *self.validation})
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {k: [d.isoformat() for d in getattr(self, k)]
+                for k in ("train", "early_stopping", "calibration", "validation")}
 
 
 @dataclass(frozen=True)
@@ -39,28 +48,44 @@ class TrainedModel:
     extra: dict = field(default_factory=dict)
 
 
+def _purged_before(labelled: list[date], first: date, horizon_days: int) -> list[date]:
+    """Snapshots whose label window [T, T + horizon) closes on or before `first`."""
+    cutoff = first - timedelta(days=horizon_days)
+    return [d for d in labelled if d <= cutoff]
+
+
 def split_snapshots(
     labelled: list[date], horizon_days: int, train_snapshots: int, validation_snapshots: int,
-    early_stopping_snapshots: int,
+    early_stopping_snapshots: int, calibration_snapshots: int = 0,
 ) -> SnapshotSplit:
-    """Out-of-time split: the newest labelled snapshots validate; training uses older snapshots whose label
-    window closes before the first validation snapshot (so no training label sees validation-period outcomes);
-    the newest of the training snapshots are held out for early stopping."""
+    """Out-of-time split, newest first: the newest labelled snapshots validate; before them, purged by the label
+    horizon, come the calibration snapshots (when asked for); before those, purged again, the training window,
+    whose newest snapshots are held out for early stopping. Purging means no label of an earlier fold sees
+    outcomes of a later one, so calibration and validation figures are honest."""
     labelled = sorted(set(labelled))
     if len(labelled) < validation_snapshots + 2:
         raise ValueError(f"need at least {validation_snapshots + 2} labelled snapshots, have {len(labelled)}")
     validation = labelled[-validation_snapshots:]
-    cutoff = validation[0] - timedelta(days=horizon_days)
-    eligible = [d for d in labelled if d <= cutoff]
+    eligible = _purged_before(labelled, validation[0], horizon_days)
+    calibration: list[date] = []
+    if calibration_snapshots:
+        if len(eligible) < calibration_snapshots:
+            raise ValueError(
+                f"only {len(eligible)} labelled snapshots end their label window before {validation[0]}; "
+                f"need {calibration_snapshots} for calibration: ingest more history or shorten the label horizon"
+            )
+        calibration = eligible[-calibration_snapshots:]
+        eligible = _purged_before(eligible, calibration[0], horizon_days)
+    first_held_out = (calibration or validation)[0]
     if len(eligible) < early_stopping_snapshots + 1:
         raise ValueError(
-            f"only {len(eligible)} labelled snapshots end their label window before {validation[0]}; "
+            f"only {len(eligible)} labelled snapshots end their label window before {first_held_out}; "
             f"need {early_stopping_snapshots + 1}: ingest more history or shorten the label horizon"
         )
     window = eligible[-(train_snapshots + early_stopping_snapshots):]
     return SnapshotSplit(
         train=window[:-early_stopping_snapshots], early_stopping=window[-early_stopping_snapshots:],
-        validation=validation,
+        validation=validation, calibration=calibration,
     )
 
 
@@ -75,7 +100,7 @@ def training_frame(
 ) -> pl.DataFrame:
     """Features joined to labels for the split's snapshots only; the fit window is thinned to `max_train_rows`
     by a seeded hash of customer_id (whole customers in or out), before anything is collected."""
-    keep = pl.col("snapshot_date").is_in(split.train + split.early_stopping + split.validation)
+    keep = pl.col("snapshot_date").is_in(split.all)
     fraction = min(1.0, max_train_rows / train_rows) if train_rows else 1.0
     if fraction < 1.0:
         buckets = 10_000
@@ -112,7 +137,7 @@ def to_model_frame(frame: pl.DataFrame, features: list[str], categories: dict[st
 def default_params(seed: int, threads: int) -> dict:
     return {
         "objective": "binary",
-        "learning_rate": 0.05,
+        "learning_rate": 0.1,
         "num_leaves": 31,
         "min_data_in_leaf": 200,
         "feature_fraction": 0.9,
@@ -131,6 +156,14 @@ def fingerprint(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+EARLY_STOPPING_CUSTOMER_SHARE = 0.2
+
+
+def early_stopping_customers(seed: int, share: float = EARLY_STOPPING_CUSTOMER_SHARE) -> pl.Expr:
+    """A seeded, stable fifth of customers (by hash of customer_id) kept out of the fit for early stopping."""
+    return (pl.col("customer_id").hash(seed + 1) % 1000) < int(share * 1000)
+
+
 def train_churn_model(
     data: pl.DataFrame, split: SnapshotSplit, params: dict, max_rounds: int, early_stopping_rounds: int,
 ) -> TrainedModel:
@@ -141,8 +174,11 @@ def train_churn_model(
     categories = {
         c: sorted(data.get_column(c).drop_nulls().unique().to_list()) for c in CATEGORICAL_FEATURES if c in features
     }
-    train = data.filter(pl.col("snapshot_date").is_in(split.train))
-    early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping))
+    # Early stopping on other customers than the fit: the same customers a few weeks later reward learning
+    # individual histories, which stops far too late (measured: 1000 rounds and a worse out-of-time AUC).
+    held_out = early_stopping_customers(seed=int(params.get("seed", 7)))
+    train = data.filter(pl.col("snapshot_date").is_in(split.train) & ~held_out)
+    early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping) & held_out)
     validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
 
     train_set = lgb.Dataset(
