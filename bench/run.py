@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-STAGES = ("ingestion", "features", "model", "scores", "drift", "warehouse")
+STAGES = ("ingestion", "features", "tuning", "model", "scores", "drift", "simulation", "warehouse")
 
 # The large size scores a year of weekly snapshots (52), the figure the feature-stage target is stated for.
 SIZE_ENV = {
@@ -31,6 +31,8 @@ SIZE_ENV = {
     # the 4GB default at this size (see dbt_project/README.md).
     "large": {"ASSAY_SIZE": "large", "ASSAY_SNAPSHOT_START": "2025-01-06", "ASSAY_DUCKDB_MEMORY_LIMIT": "10GB"},
 }
+# Scoring is measured as throughput; at the large size the newest 8 snapshots (8M rows) are enough to time it.
+SCORE_SNAPSHOTS = {"demo": 0, "large": 8}
 
 
 def run_stage(cmd: list[str], env: dict[str, str]) -> dict:
@@ -66,8 +68,13 @@ def bench_size(size: str, results: dict, stages_wanted: list[str], drift_snapsho
         stages["generate"] = run_stage([assay, "generate"], env)
         print(f"[bench] {size} generate: {stages['generate']}", flush=True)
     for stage in (s for s in STAGES if s in stages_wanted):
-        cmd = [assay, "run", "--steps", stage, "--drift-snapshots", str(drift_snapshots)]
+        cmd = [assay, "run", "--steps", stage, "--drift-snapshots", str(drift_snapshots),
+               "--score-snapshots", str(SCORE_SNAPSHOTS[size])]
         stages[stage] = run_stage(cmd, env)
+        if stage == "scores":
+            rows = _count_scored_rows(env, SCORE_SNAPSHOTS[size])
+            stages[stage].update({"rows": rows, "rows_per_s": round(rows / stages[stage]["seconds"]),
+                                  "newest_snapshot": _scoring_throughput(env)})
         stages[stage]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         print(f"[bench] {size} {stage}: {stages[stage]}", flush=True)
         _save(results)  # a long run keeps every stage it finished
@@ -81,7 +88,7 @@ def bench_size(size: str, results: dict, stages_wanted: list[str], drift_snapsho
 
 
 def _query(env: dict[str, str], sql: str):
-    code = ("import duckdb, json, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+    code = ("import json, sys; from domain.duckdb_setup import connect; con = connect(sys.argv[1], read_only=True); "
             "print(json.dumps(con.sql(sys.argv[2]).fetchall(), default=str))")
     out = subprocess.run([sys.executable, "-c", code, env["ASSAY_WAREHOUSE_PATH"], sql], env=env, check=True,
                          capture_output=True, text=True).stdout
@@ -91,6 +98,38 @@ def _query(env: dict[str, str], sql: str):
 def _model_metrics(env: dict[str, str]) -> dict:
     rows = _query(env, "select metrics from model_registry where status = 'champion'")
     return json.loads(rows[0][0]) if rows else {}
+
+
+def _count_scored_rows(env: dict[str, str], newest: int) -> int:
+    """Rows the scores stage wrote: the newest `newest` snapshots (all when 0), read from the Delta table."""
+    scores = f"delta_scan('{env['ASSAY_LAKE_ROOT']}/gold/customer_scores')"
+    limit = f"limit {newest}" if newest else ""
+    return _query(env, f"select count(*) from {scores} where snapshot_date in "
+                       f"(select distinct snapshot_date from {scores} order by 1 desc {limit})")[0][0]
+
+
+def _scoring_throughput(env: dict[str, str]) -> dict:
+    """Rows/s of the champion on the newest snapshot, with and without reason codes (in-process, no Delta write)."""
+    code = """
+import json, time, polars as pl
+from domain.settings import AssaySettings
+from orchestration.definitions import build_resources
+from assets.scoring.scoring import score_features
+resources = build_resources(AssaySettings.from_env())
+model = resources["registry"].load()
+features = resources["lake"].scan("gold", "customer_features")
+newest = features.select(pl.col("snapshot_date").max()).collect().item()
+frame = features.filter(pl.col("snapshot_date") == newest).collect()
+out = {"rows": frame.height}
+for reasons in (False, True):
+    started = time.perf_counter()
+    score_features(frame, model, with_reasons=reasons)
+    out["rows_per_s_with_reasons" if reasons else "rows_per_s_without_reasons"] = round(
+        frame.height / (time.perf_counter() - started))
+print(json.dumps(out))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def _count_snapshots(env: dict[str, str]) -> int:

@@ -9,6 +9,8 @@ import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One planned event per asset for a partition range, not one per partition (see the Makefile).
+os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -69,9 +71,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = {
         "ingestion": (AssetSelection.groups("ingestion"), days),
         "features": (AssetSelection.groups("features"), snapshots),
-        "model": (AssetSelection.assets(AssetKey(["models", "churn_model"])), None),
-        "scores": (AssetSelection.assets(AssetKey(["gold", "customer_scores"])), snapshots),
+        "tuning": (AssetSelection.assets(AssetKey(["models", "lightgbm_params"])), None),
+        "model": (AssetSelection.assets(AssetKey(["models", "churn_model"]), AssetKey(["models", "champion"]),
+                                        AssetKey(["reports", "model_card"])), None),
+        "scores": (AssetSelection.assets(AssetKey(["gold", "customer_scores"])),
+                   snapshots[-args.score_snapshots:] if args.score_snapshots else snapshots),
         "drift": (AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), snapshots[-args.drift_snapshots:]),
+        "simulation": (AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), None),
         "warehouse": (AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), None),
     }
     steps = args.steps.split(",") if args.steps else list(plan)
@@ -132,6 +138,61 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry():
+    from domain.settings import AssaySettings
+    from resources.lake import LakeResource
+    from resources.registry import ModelRegistryResource
+
+    settings = AssaySettings.from_env()
+    return ModelRegistryResource(models_dir=str(settings.models_dir), lake=LakeResource(root=settings.lake_uri))
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """List versions, or make an earlier version champion again (a rollback), logged like a gate decision."""
+    import getpass
+
+    registry = _registry()
+    if args.action == "list":
+        rows = registry.rows()
+        if rows.height == 0:
+            print("no model registered yet")
+            return 0
+        for row in rows.iter_rows(named=True):
+            metrics = json.loads(row["metrics"])
+            print(f"{row['version']:<32} {row['status']:<10} auc={metrics.get('auc', float('nan')):.4f} "
+                  f"ece={metrics.get('ece', float('nan')):.4f}  promoted_by={row['promoted_by'] or '-'}")
+        return 0
+    if not args.version:
+        raise SystemExit(f"assay model {args.action} needs a version (see `assay model list`)")
+    previous = registry.champion_version()
+    registry.promote(args.version, f"cli:{args.action}:{getpass.getuser()}",
+                     {"previous_champion": previous, "reason": args.reason})
+    print(f"champion is now {args.version} (was {previous}); re-materialize gold/customer_scores to rescore")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Campaign economics by threshold on the newest (or a given) snapshot's calibrated scores."""
+    from assets.modeling.threshold import ThresholdEconomics, best_threshold, simulate_thresholds
+    from assets.scoring.assets import latest_scores
+    from domain.settings import AssaySettings
+    from resources.lake import LakeResource
+
+    scores = latest_scores(LakeResource(root=AssaySettings.from_env().lake_uri), args.snapshot)
+    if scores.height == 0:
+        raise SystemExit(f"no scores for snapshot {args.snapshot}")
+    economics = ThresholdEconomics(args.cost_per_contact, args.value, args.save_rate, args.capacity or None)
+    table = simulate_thresholds(scores.get_column("p_churn").to_numpy(), economics)
+    print(f"snapshot {scores.item(0, 'snapshot_date')}, {scores.height:,} scored customers, "
+          f"model {scores.item(0, 'model_version')}")
+    with __import__("polars").Config(tbl_rows=50, tbl_cols=20, float_precision=2):
+        print(table)
+    best = best_threshold(table)
+    print(f"best threshold {best['threshold']:.3f}: contact {best['contacted']:,}, expected saves "
+          f"{best['expected_saves']:.1f}, profit {best['profit']:,.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -146,9 +207,22 @@ def main(argv: list[str] | None = None) -> int:
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize the whole graph over all partitions")
     run.add_argument("--drift-snapshots", type=int, default=8, help="newest snapshots to run drift reports for")
-    run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,model,scores,"
-                     "drift,warehouse (default: all, then the summary)")
+    run.add_argument("--score-snapshots", type=int, default=0, help="newest snapshots to score (default: all)")
+    run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,tuning,model,"
+                     "scores,drift,simulation,warehouse (default: all, then the summary)")
     run.set_defaults(func=cmd_run)
+    model = sub.add_parser("model", help="list model versions; promote or roll back to a version")
+    model.add_argument("action", choices=["list", "promote", "rollback"])
+    model.add_argument("version", nargs="?", default="")
+    model.add_argument("--reason", default="", help="why (logged in gold/model_decisions)")
+    model.set_defaults(func=cmd_model)
+    simulate = sub.add_parser("simulate", help="profit by score threshold with your own campaign economics")
+    simulate.add_argument("--cost-per-contact", type=float, required=True)
+    simulate.add_argument("--value", type=float, required=True, help="value of one retained customer")
+    simulate.add_argument("--save-rate", type=float, required=True, help="share of contacted churners saved")
+    simulate.add_argument("--capacity", type=int, default=0, help="most customers you can contact (0 = no limit)")
+    simulate.add_argument("--snapshot", default=None, help="snapshot date (default: newest scored)")
+    simulate.set_defaults(func=cmd_simulate)
     summary = sub.add_parser("summary", help="print what the last run left and where")
     summary.set_defaults(func=cmd_summary)
     args = parser.parse_args(argv)

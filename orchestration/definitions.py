@@ -14,9 +14,9 @@ from dagster_dbt import DbtCliResource  # noqa: E402
 from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_feature_assets  # noqa: E402
 from assets.features.gold import gold_churn_labels, gold_customer_features  # noqa: E402
 from assets.ingestion.assets import ingestion_assets, landing_specs  # noqa: E402
-from assets.modeling.assets import churn_model  # noqa: E402
+from assets.modeling.assets import champion, churn_model, lightgbm_params, model_card  # noqa: E402
 from assets.monitoring.assets import drift_summary  # noqa: E402
-from assets.scoring.assets import customer_scores  # noqa: E402
+from assets.scoring.assets import customer_scores, threshold_simulation  # noqa: E402
 from assets.warehouse.assets import analyst_views  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
 from orchestration.automation import (  # noqa: E402
@@ -55,8 +55,12 @@ def build_definitions(settings: AssaySettings) -> Definitions:
             build_dbt_feature_assets(settings.end_date),
             gold_customer_features,
             gold_churn_labels,
+            lightgbm_params,
             churn_model,
+            champion,
+            model_card,
             customer_scores,
+            threshold_simulation,
             drift_summary,
             analyst_views,
         ],

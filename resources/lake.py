@@ -111,6 +111,15 @@ class LakeResource(ConfigurableResource):
                         storage_options=self.storage_options or None)
         return WriteResult(uri=uri, version=self.version(layer, name) or 0, rows=frame.height)
 
+    def overwrite(self, layer: str, name: str, frame: pl.DataFrame) -> WriteResult:
+        """Replace the whole table (for small derived tables that are recomputed as a whole)."""
+        from deltalake import write_deltalake
+
+        uri = self.uri(layer, name)
+        write_deltalake(uri, frame.to_arrow(), mode="overwrite", schema_mode="overwrite",
+                        storage_options=self.storage_options or None)
+        return WriteResult(uri=uri, version=self.version(layer, name) or 0, rows=frame.height)
+
     def scan(self, layer: str, name: str) -> pl.LazyFrame:
         # polars' reader, not DeltaTable.to_pyarrow_table(): the latter aborts the process at exit (delta-rs #2184).
         return pl.scan_delta(self.uri(layer, name), storage_options=self.storage_options or None)

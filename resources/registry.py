@@ -1,8 +1,15 @@
-"""Model registry: artifacts under `models/<version>/`, one row per version in the Delta table gold/model_registry."""
+"""Model registry: artifacts under `models/<version>/`, one row per version in the Delta table gold/model_registry.
+
+Statuses: `challenger` (trained, waiting for the gate), `champion` (exactly one; scoring uses it), `archived`
+(a former champion, or a challenger the gate refused). Every status change is appended to gold/model_decisions
+with who or what made it, so the registry's history can be audited and any version can be rolled back to.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,75 +21,168 @@ from pydantic import Field
 from resources.lake import LakeResource
 
 REGISTRY_TABLE = ("gold", "model_registry")
+DECISIONS_TABLE = ("gold", "model_decisions")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def trainer_code_version() -> str:
+    """Hash of the modelling code (and the git commit when there is one): what produced a version."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "assets" / "modeling").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    code = f"src:{digest.hexdigest()[:12]}"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        return f"{code} git:{commit}"
+    except (OSError, subprocess.SubprocessError):
+        return code
+
+
+def dbt_manifest_hash(manifest_path: Path) -> str:
+    """Hash of the dbt models' own checksums (the manifest's timestamps change on every parse, the SQL does not)."""
+    if not manifest_path.exists():
+        return "unknown"
+    nodes = json.loads(manifest_path.read_text()).get("nodes", {})
+    checksums = sorted((uid, node.get("checksum", {}).get("checksum", "")) for uid, node in nodes.items()
+                       if node.get("resource_type") == "model")
+    return hashlib.sha256(json.dumps(checksums).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     version: str
-    booster: object
-    features: list[str]
-    categories: dict[str, list[str]]
-    best_iteration: int
+    pipeline: object  # assets.modeling.pipeline.ChurnPipeline
     card: dict
     path: Path
 
     @property
+    def features(self) -> list[str]:
+        return self.pipeline.features
+
+    @property
     def reference_path(self) -> Path:
         return self.path / "reference.parquet"
+
+    @property
+    def evaluation(self) -> dict:
+        path = self.path / "evaluation.json"
+        return json.loads(path.read_text()) if path.exists() else {}
 
 
 class ModelRegistryResource(ConfigurableResource):
     models_dir: str = Field(description="Folder holding one sub-folder of artifacts per model version.")
     lake: LakeResource
 
-    def register(self, version: str, booster, card: dict, reference: pl.DataFrame, status: str = "champion",
-                 promoted_by: str = "") -> Path:
-        """Write artifacts and a registry row; a new champion archives the previous one."""
-        from deltalake import DeltaTable
-
+    def register(self, version: str, pipeline, card: dict, evaluation: dict, reference: pl.DataFrame) -> Path:
+        """Write a challenger's artifacts and its registry row; the gate decides its status later."""
         path = Path(self.models_dir) / version
         path.mkdir(parents=True, exist_ok=True)
-        booster.save_model(str(path / "model.txt"), num_iteration=card["best_iteration"])
+        pipeline.booster.save_model(str(path / "model.txt"), num_iteration=pipeline.best_iteration)
+        card = {
+            **card,
+            "version": version,
+            "features": pipeline.features,
+            "categories": pipeline.categories,
+            "best_iteration": pipeline.best_iteration,
+            "calibrator": pipeline.calibrator.to_dict(),
+            "bgnbd": pipeline.bgnbd.to_dict() if pipeline.bgnbd is not None else None,
+        }
         (path / "model.json").write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
+        (path / "evaluation.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True, default=str))
         reference.write_parquet(path / "reference.parquet")
-        if status == "champion" and self.lake.exists(*REGISTRY_TABLE):
-            DeltaTable(self.lake.uri(*REGISTRY_TABLE)).update(
-                updates={"status": "'archived'"}, predicate="status = 'champion'"
-            )
         row = pl.DataFrame(
             {
                 "version": [version],
                 "created_at": [datetime.now(UTC)],
-                "status": [status],
-                "promoted_by": [promoted_by],
+                "status": ["challenger"],
+                "promoted_by": [""],
+                "promoted_at": [None],
                 "path": [str(path)],
+                "trainer_code_version": [card.get("trainer_code_version", "")],
+                "dbt_manifest_hash": [card.get("dbt_manifest_hash", "")],
                 "features": [json.dumps(card["features"])],
                 "params": [json.dumps(card["params"], sort_keys=True)],
-                "train_snapshots": [json.dumps(card["split"]["train"], default=str)],
-                "validation_snapshots": [json.dumps(card["split"]["validation"], default=str)],
+                "training_window": [json.dumps(card["split"], sort_keys=True)],
+                "train_snapshots": [json.dumps(card["split"]["train"])],
+                "validation_snapshots": [json.dumps(card["split"]["validation"])],
                 "training_inputs": [json.dumps(card["training_inputs"], sort_keys=True)],
                 "metrics": [json.dumps(card["validation_metrics"], sort_keys=True)],
-            }
+            },
+            schema_overrides={"promoted_at": pl.Datetime("us", "UTC")},
         )
         self.lake.append(*REGISTRY_TABLE, row)
         return path
 
-    def champion_version(self) -> str:
+    def rows(self) -> pl.DataFrame:
         if not self.lake.exists(*REGISTRY_TABLE):
-            raise LookupError("no model registered yet: materialize churn_model first")
-        champions = self.lake.scan(*REGISTRY_TABLE).filter(pl.col("status") == "champion").collect()
-        if champions.height != 1:
+            return pl.DataFrame()
+        return self.lake.scan(*REGISTRY_TABLE).sort("created_at").collect()
+
+    def champion_version(self) -> str | None:
+        rows = self.rows()
+        if rows.height == 0:
+            return None
+        champions = rows.filter(pl.col("status") == "champion")
+        if champions.height > 1:
             raise LookupError(f"expected one champion in the registry, found {champions.height}")
-        return champions.item(0, "version")
+        return champions.item(0, "version") if champions.height else None
+
+    def require_champion(self) -> str:
+        version = self.champion_version()
+        if version is None:
+            raise LookupError("no champion in the registry: materialize models/churn_model and models/champion")
+        return version
+
+    def _log(self, version: str, action: str, actor: str, details: dict) -> None:
+        self.lake.append(*DECISIONS_TABLE, pl.DataFrame({
+            "decided_at": [datetime.now(UTC)], "version": [version], "action": [action], "actor": [actor],
+            "details": [json.dumps(details, sort_keys=True, default=str)],
+        }))
+
+    def promote(self, version: str, promoted_by: str, details: dict | None = None) -> None:
+        """Make `version` the champion (the previous one is archived). Also the rollback: promote an old version."""
+        from deltalake import DeltaTable
+
+        rows = self.rows()
+        if rows.height == 0 or version not in rows.get_column("version").to_list():
+            raise LookupError(f"unknown model version {version!r}")
+        if not (Path(self.models_dir) / version / "model.txt").exists():
+            raise FileNotFoundError(f"artifacts of {version} are missing under {self.models_dir}")
+        table = DeltaTable(self.lake.uri(*REGISTRY_TABLE))
+        table.update(updates={"status": "'archived'"}, predicate=f"status = 'champion' and version != '{version}'")
+        now = datetime.now(UTC).isoformat()
+        table.update(updates={"status": "'champion'", "promoted_by": f"'{promoted_by}'",
+                              "promoted_at": f"cast('{now}' as timestamp)"},
+                     predicate=f"version = '{version}'")
+        self._log(version, "promoted", promoted_by, details or {})
+
+    def reject(self, version: str, decided_by: str, details: dict | None = None) -> None:
+        from deltalake import DeltaTable
+
+        DeltaTable(self.lake.uri(*REGISTRY_TABLE)).update(
+            updates={"status": "'archived'"}, predicate=f"version = '{version}' and status = 'challenger'")
+        self._log(version, "rejected", decided_by, details or {})
+
+    def decisions(self) -> pl.DataFrame:
+        if not self.lake.exists(*DECISIONS_TABLE):
+            return pl.DataFrame()
+        return self.lake.scan(*DECISIONS_TABLE).sort("decided_at").collect()
 
     def load(self, version: str | None = None) -> LoadedModel:
         import lightgbm as lgb
 
-        version = version or self.champion_version()
+        from assets.modeling.baselines import BgNbdBaseline
+        from assets.modeling.calibration import Calibrator
+        from assets.modeling.pipeline import ChurnPipeline
+
+        version = version or self.require_champion()
         path = Path(self.models_dir) / version
         card = json.loads((path / "model.json").read_text())
-        booster = lgb.Booster(model_file=str(path / "model.txt"))
-        return LoadedModel(
-            version=version, booster=booster, features=card["features"], categories=card["categories"],
-            best_iteration=card["best_iteration"], card=card, path=path,
+        pipeline = ChurnPipeline(
+            booster=lgb.Booster(model_file=str(path / "model.txt")), features=card["features"],
+            categories=card["categories"], best_iteration=card["best_iteration"],
+            calibrator=Calibrator.from_dict(card["calibrator"]),
+            bgnbd=BgNbdBaseline.from_dict(card["bgnbd"]) if card.get("bgnbd") else None,
         )
+        return LoadedModel(version=version, pipeline=pipeline, card=card, path=path)

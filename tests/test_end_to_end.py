@@ -34,13 +34,25 @@ def pipeline(tmp_path_factory):
         plan = [
             ("ingestion", AssetSelection.groups("ingestion"), _range(days)),
             ("features", AssetSelection.groups("features"), _range(snapshots)),
-            ("model", AssetSelection.assets(AssetKey(["models", "churn_model"])), {}),
+            ("tuning", AssetSelection.assets(AssetKey(["models", "lightgbm_params"])), {}),
+            ("model", AssetSelection.assets(AssetKey(["models", "churn_model"]), AssetKey(["models", "champion"]),
+                                            AssetKey(["reports", "model_card"])), {}),
             ("scores", AssetSelection.assets(AssetKey(["gold", "customer_scores"])), _range(snapshots)),
             ("drift", AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), _range(snapshots[-2:])),
+            ("simulation", AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), {}),
             ("warehouse", AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), {}),
         ]
+        # A small tuning budget keeps the suite fast; the search itself is tested in tests/modeling/test_tuning.py.
+        # At this size an age band holds ~1k validation rows, too few for the default fairness limits to separate
+        # chance from bias (the generator's churn does not depend on age); the limits are tested in test_gate.py.
+        run_config = {
+            "tuning": {"ops": {"models__lightgbm_params": {"config": {"n_trials": 3, "timeout_seconds": 20}}}},
+            "model": {"ops": {"models__churn_model": {"config": {"max_equal_opportunity_difference": 0.5,
+                                                                 "min_selection_rate_ratio": 0.2}}}},
+        }
         for name, selection, tags in plan:
-            result = materialize(assets, selection=selection, resources=resources, instance=instance, tags=tags)
+            result = materialize(assets, selection=selection, resources=resources, instance=instance, tags=tags,
+                                 run_config=run_config.get(name))
             assert result.success, name
             results[name] = result
     return settings, summary, results, snapshots
@@ -72,17 +84,33 @@ def test_model_is_registered_with_lineage_and_oracle_comparison(pipeline):
     meta = results["model"].asset_materializations_for_node("models__churn_model")[0].metadata
     assert meta["oot_auc"].value > 0.7
     assert 0.5 < meta["oot_oracle_auc"].value <= 1.0
-    assert set(meta["training_inputs"].value) == {"gold/customer_features", "gold/churn_labels"}
-    card = json.loads((settings.models_dir / meta["model_version"].value / "model.json").read_text())
+    assert set(meta["training_inputs"].value) == {"gold/customer_features", "gold/churn_labels", "bronze/customers"}
+    version = meta["model_version"].value
+    card = json.loads((settings.models_dir / version / "model.json").read_text())
     assert "gender" not in card["features"] and "recency_days" in card["features"]
+    assert set(card["split"]) == {"train", "early_stopping", "calibration", "validation"}
+    evaluation = json.loads((settings.models_dir / version / "evaluation.json").read_text())
+    assert {"lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd"} <= set(evaluation["metrics"])
+    assert {"gender", "age_band"} <= set(evaluation["fairness"]["summary"])
+    # The first model that passes the limits becomes champion; its card and plots are written.
+    gate = results["model"].asset_materializations_for_node("models__champion")[0].metadata
+    assert gate["decision"].value == "promoted" and gate["challenger_version"].value == version
+    reports = settings.reports_dir / "models" / version
+    assert {"roc.png", "reliability.png", "gains.png", "model_card.md", "model_card.html"} <= {
+        p.name for p in reports.iterdir()}
 
 
 def test_drift_reports_and_analyst_views(pipeline):
     settings, _, results, snapshots = pipeline
     assert sorted(p.stem for p in (settings.reports_dir / "drift").glob("*.html")) == snapshots[-2:]
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    for view in ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry"):
+    for view in ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry",
+                 "model_decisions", "tuning_trials", "threshold_simulation"):
         assert con.sql(f"select count(*) from {view}").fetchone()[0] > 0, view
     top = con.sql("select max(p_churn) from customer_scores where decile = 1").fetchone()[0]
     assert 0 < top <= 1
+    # The newest snapshot's scores carry reasons; threshold economics read the same snapshot.
+    missing = con.sql("select count(*) from customer_scores where snapshot_date = (select max(snapshot_date) "
+                      "from customer_scores) and reason_1_feature is null").fetchone()[0]
+    assert missing == 0
     con.close()

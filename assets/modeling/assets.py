@@ -1,105 +1,316 @@
-"""The churn model asset: train on labelled snapshots, validate out of time, register the result."""
+"""Modelling assets: tuning → challenger (trained, calibrated, evaluated, registered) → champion gate → model card."""
 
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
+from assets.features.dbt import MANIFEST_PATH
+from assets.modeling.challenger import ChallengerSettings, build_challenger
+from assets.modeling.fairness import FairnessLimits
+from assets.modeling.gate import GatePolicy, decide
+from assets.modeling.model_card import render_model_card
 from assets.modeling.training import (
+    SnapshotSplit,
     default_params,
     fingerprint,
     labelled_snapshot_counts,
-    oracle_auc,
     split_snapshots,
-    train_churn_model,
     training_frame,
 )
-from domain.metrics import normalised_auc
+from assets.modeling.tuning import TuningBudget, rolling_origin_folds, tune_lightgbm
+from domain.contract import tagged_columns
 from resources.assay import AssayResource
 from resources.lake import LakeResource
-from resources.registry import ModelRegistryResource
+from resources.registry import ModelRegistryResource, dbt_manifest_hash, trainer_code_version
 
-REFERENCE_ROWS = 20_000
+FEATURES_KEY = AssetKey(["gold", "customer_features"])
+LABELS_KEY = AssetKey(["gold", "churn_labels"])
+TUNING_KEY = AssetKey(["models", "lightgbm_params"])
+CHALLENGER_KEY = AssetKey(["models", "churn_model"])
+CHAMPION_KEY = AssetKey(["models", "champion"])
 
 
-class TrainingConfig(Config):
+class SplitConfig(Config):
     train_snapshots: int = Field(26, description="Labelled snapshots to fit on (newest eligible ones).")
     early_stopping_snapshots: int = Field(4, description="Newest training snapshots held out for early stopping.")
+    calibration_snapshots: int = Field(4, description="Out-of-time snapshots the calibrator is fitted on.")
     validation_snapshots: int = Field(4, description="Newest labelled snapshots: the out-of-time validation.")
-    max_rounds: int = Field(1000, description="Upper bound on boosting rounds.")
-    early_stopping_rounds: int = Field(50, description="Stop after this many rounds without improvement.")
-    max_train_rows: int = Field(3_000_000, description="Cap on fit rows; whole customers sampled by seeded hash.")
-    seed: int = Field(7, description="Seed for LightGBM and sampling.")
+    max_train_rows: int = Field(1_000_000, description="Cap on fit rows; whole customers sampled by seeded hash.")
+    seed: int = Field(7, description="Seed for LightGBM, sampling and calibration splits.")
+
+
+def markdown_table(rows: list[dict], digits: int = 4) -> str:
+    """A Markdown table for asset metadata (Dagster renders it in the UI)."""
+    if not rows:
+        return "(none)"
+    headers = list(rows[0])
+
+    def cell(value) -> str:
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(r.get(h)) for h in headers) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _split(config: SplitConfig, counts: dict[date, int], horizon_days: int) -> SnapshotSplit:
+    return split_snapshots(sorted(counts), horizon_days, config.train_snapshots, config.validation_snapshots,
+                           config.early_stopping_snapshots, config.calibration_snapshots)
+
+
+def _tuning_dir(assay: AssayResource) -> Path:
+    return assay.models_path / "tuning"
+
+
+class TuningConfig(SplitConfig):
+    n_trials: int = Field(8, description="Optuna trials (the first is the untuned defaults).")
+    timeout_seconds: float = Field(45.0, description="Wall-clock cap on the whole search.")
+    n_folds: int = Field(3, description="Rolling-origin folds, each validated on fold_snapshots snapshots.")
+    fold_snapshots: int = Field(2, description="Validation snapshots per fold.")
+    fold_train_snapshots: int = Field(12, description="Training snapshots per fold (sliding window).")
+    max_fold_train_rows: int = Field(60_000, description="Fit rows per fold; whole customers by seeded hash.")
+    max_rounds: int = Field(600, description="Upper bound on boosting rounds per fold (early stopping decides).")
 
 
 @asset(
-    key=AssetKey(["models", "churn_model"]),
-    deps=[AssetKey(["gold", "customer_features"]), AssetKey(["gold", "churn_labels"])],
-    group_name="modeling",
-    kinds={"lightgbm"},
-    description="LightGBM churn classifier; out-of-time validated and registered as champion.",
+    key=TUNING_KEY, deps=[FEATURES_KEY, LABELS_KEY], group_name="modeling", kinds={"optuna", "lightgbm"},
+    description="Bayesian (TPE) search of LightGBM parameters and class-imbalance handling, on rolling-origin "
+                "folds that end before the calibration and validation snapshots; under a trial and time budget.",
 )
-def churn_model(
-    context: AssetExecutionContext, config: TrainingConfig, assay: AssayResource, lake: LakeResource,
-    registry: ModelRegistryResource,
-) -> MaterializeResult:
+def lightgbm_params(context: AssetExecutionContext, config: TuningConfig, assay: AssayResource,
+                    lake: LakeResource) -> MaterializeResult:
     labels = lake.scan("gold", "churn_labels")
     counts = labelled_snapshot_counts(labels)
-    split = split_snapshots(sorted(counts), assay.label_horizon_days, config.train_snapshots,
-                            config.validation_snapshots, config.early_stopping_snapshots)
-    train_rows = sum(counts[d] for d in split.train)
-    data = training_frame(lake.scan("gold", "customer_features"), labels, split, train_rows,
-                          config.max_train_rows, config.seed)
-    params = default_params(config.seed, assay.lgbm_threads)
-    model = train_churn_model(data, split, params, config.max_rounds, config.early_stopping_rounds)
-    metrics = dict(model.validation_metrics)
-
-    truth_path = assay.ground_truth_path / "churn_probability.parquet"
-    if truth_path.exists():
-        validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
-        oracle = oracle_auc(validation, pl.scan_parquet(truth_path))
-        if oracle is not None:
-            metrics["oracle_auc"] = oracle
-            metrics["normalised_auc"] = normalised_auc(metrics["auc"], oracle)
-
-    training_inputs = {
-        "gold/customer_features": lake.version("gold", "customer_features"),
-        "gold/churn_labels": lake.version("gold", "churn_labels"),
+    split = _split(config, counts, assay.label_horizon_days)
+    budget = TuningBudget(n_trials=config.n_trials, timeout_seconds=config.timeout_seconds, seed=config.seed,
+                          n_folds=config.n_folds, fold_snapshots=config.fold_snapshots,
+                          train_snapshots=config.fold_train_snapshots, max_fold_train_rows=config.max_fold_train_rows,
+                          max_rounds=config.max_rounds)
+    held_out = (split.calibration or split.validation)[0]
+    folds = rolling_origin_folds(sorted(counts), assay.label_horizon_days, budget, before=held_out)
+    dates = sorted({d for f in folds for d in (*f.train, *f.early_stopping, *f.validation)})
+    fold_split = SnapshotSplit(train=dates, early_stopping=[], validation=[])
+    data = training_frame(lake.scan("gold", "customer_features"), labels, fold_split,
+                          sum(counts[d] for d in dates), config.max_fold_train_rows * config.n_folds, config.seed)
+    result = tune_lightgbm(data, folds, default_params(config.seed, assay.lgbm_threads), budget)
+    summary = {
+        "tuned_at": datetime.now(UTC).isoformat(), "best_params": result.best_params, "best_score": result.best_score,
+        "default_score": result.default_score, "imbalance": result.imbalance,
+        "n_trials_completed": result.n_trials_completed, "n_trials_pruned": result.n_trials_pruned,
+        "elapsed_seconds": result.elapsed_seconds, "stopped_by": result.stopped_by,
+        "folds": [{"train": [str(d) for d in f.train], "validation": [str(d) for d in f.validation]} for f in folds],
     }
-    split_json = {k: [d.isoformat() for d in getattr(split, k)] for k in ("train", "early_stopping", "validation")}
-    version_hash = fingerprint({"params": params, "features": model.features, "inputs": training_inputs,
-                                "split": split_json})
+    out = _tuning_dir(assay)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(summary, indent=2, default=str))
+    trials = result.trials.with_columns(pl.lit(summary["tuned_at"]).alias("tuned_at"))
+    written = lake.append("gold", "tuning_trials", trials)
+    return MaterializeResult(metadata={
+        "best_mean_auc": result.best_score, "default_mean_auc": result.default_score,
+        "imbalance_handling": result.imbalance, "trials_completed": result.n_trials_completed,
+        "trials_pruned": result.n_trials_pruned, "elapsed_seconds": round(result.elapsed_seconds, 1),
+        "stopped_by": result.stopped_by, "best_params": MetadataValue.json(result.best_params),
+        "trials": MetadataValue.md(markdown_table(result.trials.select("number", "state", "value", "duration_s")
+                                                  .to_dicts())),
+        "delta_version": written.version,
+    })
+
+
+def _tuned_params(assay: AssayResource, seed: int) -> tuple[dict, dict]:
+    path = _tuning_dir(assay) / "latest.json"
+    base = default_params(seed, assay.lgbm_threads)
+    if not path.exists():
+        return base, {}
+    tuning = json.loads(path.read_text())
+    # The thread count is this machine's, not the tuning run's.
+    return {**tuning["best_params"], "num_threads": assay.lgbm_threads}, tuning
+
+
+class ChallengerConfig(SplitConfig):
+    max_rounds: int = Field(600, description="Upper bound on boosting rounds.")
+    early_stopping_rounds: int = Field(50, description="Stop after this many rounds without improvement.")
+    top_fraction: float = Field(0.1, description="Operating point: share of riskiest customers contacted.")
+    max_equal_opportunity_difference: float = Field(0.1, description="Fairness limit on the TPR gap.")
+    min_selection_rate_ratio: float = Field(0.8, description="Fairness limit on selection-rate ratio (4/5 rule).")
+    min_group_rows: int = Field(100, description="Groups smaller than this are reported but not compared.")
+    ablation_rows: int = Field(60_000, description="Fit rows for each feature-group ablation refit.")
+
+
+def _sensitive_attributes(lake: LakeResource) -> pl.DataFrame | None:
+    """Contract columns tagged sensitive, per customer: used to evaluate fairness, never as model inputs."""
+    columns = tagged_columns("sensitive").get("customers", [])
+    if not columns or not lake.exists("bronze", "customers"):
+        return None
+    return (lake.scan("bronze", "customers").select("customer_id", *columns)
+            .unique(subset="customer_id", keep="last").collect())
+
+
+@asset(
+    key=CHALLENGER_KEY, deps=[FEATURES_KEY, LABELS_KEY, TUNING_KEY], group_name="modeling", kinds={"lightgbm"},
+    description="A challenger churn model: LightGBM with tuned parameters, BG/NBD feature if it helps, calibrated "
+                "out of time, evaluated against baselines, with fairness and an evaluation pack; registered.",
+)
+def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay: AssayResource, lake: LakeResource,
+                registry: ModelRegistryResource) -> MaterializeResult:
+    labels = lake.scan("gold", "churn_labels")
+    counts = labelled_snapshot_counts(labels)
+    split = _split(config, counts, assay.label_horizon_days)
+    data = training_frame(lake.scan("gold", "customer_features"), labels, split,
+                          sum(counts[d] for d in split.train), config.max_train_rows, config.seed)
+    params, tuning = _tuned_params(assay, config.seed)
+    training_inputs = {"gold/customer_features": lake.version("gold", "customer_features"),
+                       "gold/churn_labels": lake.version("gold", "churn_labels"),
+                       "bronze/customers": lake.version("bronze", "customers")}
+    version_hash = fingerprint({"params": params, "inputs": training_inputs, "split": split.to_json()})
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{version_hash}"
-    card = {
-        "version": version,
-        "features": model.features,
-        "categories": model.categories,
-        "params": params,
-        "best_iteration": model.best_iteration,
-        "split": split_json,
-        "label_horizon_days": assay.label_horizon_days,
-        "training_inputs": training_inputs,
-        "validation_metrics": metrics,
-    }
-    reference = data.filter(pl.col("snapshot_date").is_in(split.train))
-    reference = reference.sample(n=min(REFERENCE_ROWS, reference.height), seed=config.seed).select(model.features)
-    path = registry.register(version, model.booster, card, reference, promoted_by=f"run:{context.run_id}")
-
-    importance = dict(zip(model.features, model.booster.feature_importance("gain").round(1).tolist(), strict=True))
-    top = dict(sorted(importance.items(), key=lambda kv: -kv[1])[:10])
-    return MaterializeResult(
-        metadata={
-            "model_version": version,
-            **{f"oot_{k}": float(v) for k, v in metrics.items()},
-            "best_iteration": model.best_iteration,
-            "train_snapshots": f"{split_json['train'][0]} .. {split_json['train'][-1]} ({len(split.train)})",
-            "validation_snapshots": f"{split_json['validation'][0]} .. {split_json['validation'][-1]}",
-            "training_inputs": MetadataValue.json(training_inputs),
-            "params": MetadataValue.json(params),
-            "features": MetadataValue.json(model.features),
-            "top_importance_gain": MetadataValue.json(top),
-            "artifacts": MetadataValue.path(str(path)),
-        }
+    reports = assay.reports_path / "models" / version
+    truth_path = assay.ground_truth_path / "churn_probability.parquet"
+    settings = ChallengerSettings(
+        max_rounds=config.max_rounds, early_stopping_rounds=config.early_stopping_rounds,
+        top_fraction=config.top_fraction, ablation_rows=config.ablation_rows, seed=config.seed,
+        fairness_limits=FairnessLimits(config.max_equal_opportunity_difference, config.min_selection_rate_ratio,
+                                       config.min_group_rows),
     )
+    challenger = build_challenger(data, split, params, assay.label_horizon_days, reports, settings,
+                                  sensitive=_sensitive_attributes(lake),
+                                  truth=pl.scan_parquet(truth_path) if truth_path.exists() else None)
+    challenger.evaluation["tuning"] = {k: tuning[k] for k in ("best_score", "default_score", "n_trials_completed",
+                                                              "stopped_by", "imbalance")} if tuning else {}
+    card = {
+        "params": challenger.params, "split": split.to_json(), "label_horizon_days": assay.label_horizon_days,
+        "training_inputs": training_inputs, "validation_metrics": challenger.metrics,
+        "trainer_code_version": trainer_code_version(), "dbt_manifest_hash": dbt_manifest_hash(MANIFEST_PATH),
+        "excluded_sensitive": sorted({c for cols in tagged_columns("sensitive").values() for c in cols}),
+        "fairness_violations": challenger.fairness_violations, "created_at": datetime.now(UTC).isoformat(),
+    }
+    path = registry.register(version, challenger.pipeline, card, challenger.evaluation, challenger.reference)
+    ev, m = challenger.evaluation, challenger.metrics
+    comparison = sorted(({"model": name, **{k: figures[k] for k in ("auc", "pr_auc", "log_loss", "brier", "ece",
+                                                                    "lift_at_10")}}
+                         for name, figures in ev["metrics"].items()), key=lambda r: -r["auc"])
+    return MaterializeResult(metadata={
+        "model_version": version,
+        **{f"oot_{k}": float(v) for k, v in m.items()},
+        "calibration": f"{ev['calibration']['method']}: ECE {ev['calibration']['ece_before']:.4f} → "
+                       f"{ev['calibration']['ece_after']:.4f}",
+        "bgnbd_feature_kept": ev["bgnbd_feature"]["kept"],
+        "baselines": MetadataValue.md(markdown_table(comparison)),
+        "ablation": MetadataValue.md(markdown_table([{k: v for k, v in r.items() if k != "features"}
+                                                     for r in ev["ablation"]])),
+        "fairness_violations": MetadataValue.json(challenger.fairness_violations),
+        "split": MetadataValue.json(split.to_json()),
+        "training_inputs": MetadataValue.json(training_inputs),
+        "params": MetadataValue.json(challenger.params),
+        "features": MetadataValue.json(challenger.pipeline.features),
+        "roc_curve": MetadataValue.path(str(reports / ev["plots"]["roc"])),
+        "reliability_plot": MetadataValue.path(str(reports / ev["plots"]["reliability"])),
+        "gains_plot": MetadataValue.path(str(reports / ev["plots"]["gains"])),
+        "artifacts": MetadataValue.path(str(path)),
+    })
+
+
+class GateConfig(Config):
+    metric: str = Field("auc", description="Validation metric the challenger must improve.")
+    min_improvement: float = Field(0.002, description="Required improvement over the champion on `metric`.")
+    max_ece_increase: float = Field(0.005, description="Largest tolerated worsening of ECE against the champion.")
+    max_ece: float = Field(0.05, description="ECE limit for any champion.")
+
+
+def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy: GatePolicy, version: str,
+                    actor: str):
+    """Score champion and challenger on the challenger's validation rows and apply the gate; log the decision."""
+    from assets.modeling.evaluation import evaluation_metrics
+
+    challenger = registry.load(version)
+    champion_version = registry.champion_version()
+    validation_dates = [date.fromisoformat(d) for d in challenger.card["split"]["validation"]]
+    in_validation = pl.col("snapshot_date").is_in(validation_dates)
+    rows = (lake.scan("gold", "customer_features").filter(in_validation)
+            .join(lake.scan("gold", "churn_labels").filter(in_validation).select("customer_id", "snapshot_date",
+                                                                                   "churned"),
+                  on=["customer_id", "snapshot_date"]).sort(["snapshot_date", "customer_id"]).collect())
+    y = rows.get_column("churned").to_numpy()
+    challenger_metrics = evaluation_metrics(y, challenger.pipeline.predict(rows))
+    champion_metrics = None
+    if champion_version is not None and champion_version != version:
+        champion_metrics = evaluation_metrics(y, registry.load(champion_version).pipeline.predict(rows))
+    decision = decide(policy, version, challenger_metrics, challenger.card.get("fairness_violations", []),
+                      champion_version if champion_metrics else None, champion_metrics)
+    details = {**decision.to_dict(), "policy": policy.__dict__}
+    if decision.promote:
+        registry.promote(version, actor, details)
+    else:
+        registry.reject(version, actor, details)
+    return decision, challenger_metrics, champion_metrics
+
+
+@asset(
+    key=CHAMPION_KEY, deps=[CHALLENGER_KEY], group_name="modeling", kinds={"lightgbm", "delta"},
+    description="Champion–challenger gate: promotes the newest challenger only if it beats the champion out of "
+                "time by the configured margin without worse calibration or fairness; logs the decision.",
+)
+def champion(context: AssetExecutionContext, config: GateConfig, lake: LakeResource,
+             registry: ModelRegistryResource) -> MaterializeResult:
+    rows = registry.rows()
+    challengers = rows.filter(pl.col("status") == "challenger") if rows.height else rows
+    if challengers.height == 0:
+        raise LookupError("no challenger waiting: materialize models/churn_model first")
+    version = challengers.sort("created_at").item(-1, "version")
+    policy = GatePolicy(config.metric, config.min_improvement, config.max_ece_increase, config.max_ece)
+    decision, challenger_metrics, champion_metrics = gate_challenger(registry, lake, policy, version,
+                                                                     f"gate:run:{context.run_id}")
+    context.log.info(f"gate: {'promoted' if decision.promote else 'rejected'} {version}: {decision.reasons}")
+    return MaterializeResult(metadata={
+        "decision": "promoted" if decision.promote else "rejected",
+        "challenger_version": version,
+        "champion_version": registry.champion_version() or "",
+        "previous_champion": decision.champion_version or "",
+        "reasons": MetadataValue.json(decision.reasons),
+        "figures": MetadataValue.json(decision.figures),
+        f"challenger_{policy.metric}": challenger_metrics[policy.metric],
+        "challenger_ece": challenger_metrics["ece"],
+    })
+
+
+@asset(
+    key=AssetKey(["reports", "model_card"]), deps=[CHAMPION_KEY], group_name="modeling", kinds={"markdown", "html"},
+    description="Model card (Markdown and HTML) of the newest model version, from the registry and its evaluation.",
+)
+def model_card(context: AssetExecutionContext, assay: AssayResource, registry: ModelRegistryResource):
+    rows = registry.rows()
+    newest = rows.sort("created_at").item(-1, "version")
+    loaded = registry.load(newest)
+    decisions = registry.decisions()
+    gate = {}
+    if decisions.height:
+        mine = decisions.filter(pl.col("version") == newest)
+        if mine.height:
+            details = json.loads(mine.item(-1, "details"))
+            gate = {"decision": mine.item(-1, "action"), "reasons": details.get("reasons", []),
+                    "champion_version": details.get("champion_version")}
+    lineage = [{"version": r["version"], "created_at": str(r["created_at"]), "status": r["status"],
+                "promoted_by": r["promoted_by"], "auc": json.loads(r["metrics"]).get("auc"),
+                "ece": json.loads(r["metrics"]).get("ece")} for r in rows.iter_rows(named=True)]
+    status = rows.filter(pl.col("version") == newest).item(0, "status")
+    evaluation = {**loaded.evaluation, "gate": gate}
+    markdown, html = render_model_card({**loaded.card, "status": status}, evaluation, lineage)
+    folder = assay.reports_path / "models" / newest
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model_card.md").write_text(markdown)
+    (folder / "model_card.html").write_text(html)
+    return MaterializeResult(metadata={"model_version": newest, "status": status,
+                                       "markdown": MetadataValue.path(str(folder / "model_card.md")),
+                                       "html": MetadataValue.path(str(folder / "model_card.html")),
+                                       "card": MetadataValue.md(markdown)})

@@ -18,7 +18,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.modeling.training import CATEGORICAL_FEATURES, predict
+from assets.modeling.training import CATEGORICAL_FEATURES
 from assets.monitoring.drift import DEFAULT_SAMPLE_CAP, drift_report, sample_rows
 from orchestration.partitions import snapshot_partitions
 from resources.assay import AssayResource
@@ -51,9 +51,7 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     start, end = window.start.date(), window.end.date()
     model = registry.load()
     reference = sample_rows(pl.read_parquet(model.reference_path), config.sample_cap, config.seed)
-    reference = reference.with_columns(
-        pl.Series("p_churn", predict(model.booster, reference, model.features, model.categories, model.best_iteration))
-    )
+    reference = reference.with_columns(pl.Series("p_churn", model.pipeline.predict(reference)))
     in_window = (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end)
     features = lake.scan("gold", "customer_features").filter(in_window)
     scores = lake.scan("gold", "customer_scores").filter(in_window).select("customer_id", "snapshot_date", "p_churn")

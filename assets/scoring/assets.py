@@ -2,24 +2,33 @@
 
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset
+from pydantic import Field
 
 from assets.scoring.scoring import score_features
 from orchestration.partitions import snapshot_partitions
+from resources.assay import AssayResource
 from resources.lake import LakeResource
 from resources.registry import ModelRegistryResource
 
 
+class ScoringConfig(Config):
+    reason_snapshots: int = Field(
+        4, description="Newest snapshots of a run that get reason codes (TreeSHAP); -1 = all. A weekly run scores "
+                       "one snapshot, so it always carries reasons; long historical backfills skip the oldest.")
+
+
 @asset(
     key=AssetKey(["gold", "customer_scores"]),
-    deps=[AssetKey(["gold", "customer_features"]), AssetKey(["models", "churn_model"])],
+    deps=[AssetKey(["gold", "customer_features"]), AssetKey(["models", "champion"])],
     partitions_def=snapshot_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="scoring",
     kinds={"delta", "lightgbm"},
-    description="Churn probability and risk decile per customer and snapshot, from the champion model.",
+    description="Calibrated churn probability, risk decile and top-3 reason codes per customer and snapshot, "
+                "from the champion model.",
 )
-def customer_scores(context: AssetExecutionContext, lake: LakeResource,
+def customer_scores(context: AssetExecutionContext, config: ScoringConfig, lake: LakeResource,
                     registry: ModelRegistryResource) -> MaterializeResult:
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
@@ -28,8 +37,11 @@ def customer_scores(context: AssetExecutionContext, lake: LakeResource,
         (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end))
     snapshots = features.select("snapshot_date").unique().collect().get_column("snapshot_date").sort().to_list()
     # One snapshot in memory at a time: a backfill over a year of snapshots at 1M customers would not fit at once.
+    with_reasons = set(snapshots if config.reason_snapshots < 0 else snapshots[-config.reason_snapshots:]
+                       if config.reason_snapshots else [])
     scores = pl.concat(
-        [score_features(features.filter(pl.col("snapshot_date") == s).collect(), model) for s in snapshots]
+        [score_features(features.filter(pl.col("snapshot_date") == s).collect(), model, s in with_reasons)
+         for s in snapshots]
         or [score_features(pl.DataFrame(), model)]
     )
     written = lake.replace_window("gold", "customer_scores", scores, "snapshot_date", start, end,
@@ -38,6 +50,10 @@ def customer_scores(context: AssetExecutionContext, lake: LakeResource,
         metadata={
             "dagster/row_count": scores.height,
             "model_version": model.version,
+            "snapshots_with_reasons": len(with_reasons),
+            "top_reasons_latest": MetadataValue.json(
+                scores.filter(pl.col("snapshot_date") == snapshots[-1]).group_by("reason_1_feature").len()
+                .sort("len", descending=True).head(5).rows()) if snapshots else [],
             "mean_p_churn": float(scores.get_column("p_churn").mean()) if scores.height else 0.0,
             "top_decile_mean_p_churn": float(scores.filter(scores["decile"] == 1).get_column("p_churn").mean())
             if scores.height else 0.0,
@@ -45,3 +61,67 @@ def customer_scores(context: AssetExecutionContext, lake: LakeResource,
             "path": MetadataValue.path(written.uri),
         }
     )
+
+
+class ThresholdConfig(Config):
+    cost_per_contact: float = Field(2.0, description="Cost of one retention contact (currency units).")
+    value_of_retained_customer: float = Field(120.0, description="Value of keeping one would-be churner.")
+    save_rate: float = Field(0.15, description="Share of contacted would-be churners the contact saves.")
+    contact_capacity: int = Field(0, description="Most customers the team can contact; 0 = no limit.")
+
+
+def latest_scores(lake: LakeResource, snapshot: str | None = None) -> pl.DataFrame:
+    """Scores of one snapshot (the newest by default), as the threshold simulation and exports read them."""
+    scores = lake.scan("gold", "customer_scores")
+    if snapshot is None:
+        newest = scores.select(pl.col("snapshot_date").max()).collect().item()
+        if newest is None:
+            raise LookupError("gold/customer_scores is empty: materialize scores first")
+        return scores.filter(pl.col("snapshot_date") == newest).collect()
+    from datetime import date
+
+    return scores.filter(pl.col("snapshot_date") == date.fromisoformat(snapshot)).collect()
+
+
+@asset(
+    key=AssetKey(["gold", "threshold_simulation"]),
+    deps=[AssetKey(["gold", "customer_scores"])],
+    group_name="scoring",
+    kinds={"delta"},
+    description="Campaign economics by score threshold on the newest snapshot's calibrated probabilities: volume, "
+                "expected saves, cost and profit (rerun with your own numbers via `assay simulate`).",
+)
+def threshold_simulation(config: ThresholdConfig, assay: AssayResource, lake: LakeResource) -> MaterializeResult:
+    from assets.modeling.threshold import (
+        ThresholdEconomics,
+        best_threshold,
+        plot_threshold_simulation,
+        simulate_thresholds,
+    )
+
+    scores = latest_scores(lake)
+    economics = ThresholdEconomics(config.cost_per_contact, config.value_of_retained_customer, config.save_rate,
+                                   config.contact_capacity or None)
+    table = simulate_thresholds(scores.get_column("p_churn").to_numpy(), economics)
+    snapshot = scores.item(0, "snapshot_date")
+    stored = table.with_columns(pl.lit(snapshot).alias("snapshot_date"),
+                                pl.lit(scores.item(0, "model_version")).alias("model_version"),
+                                pl.lit(config.cost_per_contact).alias("cost_per_contact"),
+                                pl.lit(config.value_of_retained_customer).alias("value_of_retained_customer"),
+                                pl.lit(config.save_rate).alias("save_rate"),
+                                pl.lit(config.contact_capacity).alias("contact_capacity"))
+    written = lake.overwrite("gold", "threshold_simulation", stored)
+    plot = plot_threshold_simulation(table, assay.reports_path / "threshold_simulation.png")
+    best = best_threshold(table)
+    return MaterializeResult(metadata={
+        "snapshot_date": str(snapshot), "customers": scores.height,
+        "best_threshold": best["threshold"], "best_profit": best["profit"], "contacted_at_best": best["contacted"],
+        "table": MetadataValue.md(_markdown(table)),
+        "chart": MetadataValue.path(str(plot)), "delta_version": written.version,
+    })
+
+
+def _markdown(table: pl.DataFrame) -> str:
+    from assets.modeling.assets import markdown_table
+
+    return markdown_table(table.to_dicts(), digits=2)

@@ -1,27 +1,47 @@
-"""Batch scoring of one or more snapshots with a registered model."""
+"""Batch scoring of one or more snapshots with a registered model: calibrated probability, decile, reasons."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-from assets.modeling.training import predict
+from assets.modeling.pipeline import REASON_COUNT, top_reasons
 from resources.registry import LoadedModel
 
-SCORE_COLUMNS = ("customer_id", "snapshot_date", "p_churn", "decile", "model_version")
+SCORE_COLUMNS = ("customer_id", "snapshot_date", "p_churn", "raw_score", "decile", "model_version")
+REASON_COLUMNS = tuple(f"reason_{i}_{part}" for i in range(1, REASON_COUNT + 1)
+                       for part in ("feature", "direction", "contribution"))
+SCORES_SCHEMA = {
+    "customer_id": pl.Utf8, "snapshot_date": pl.Date, "p_churn": pl.Float64, "raw_score": pl.Float64,
+    "decile": pl.Int8, "model_version": pl.Utf8,
+    **{c: (pl.Float64 if c.endswith("contribution") else pl.Utf8) for c in REASON_COLUMNS},
+}
 
 
-def score_features(features: pl.DataFrame, model: LoadedModel) -> pl.DataFrame:
-    """p_churn per customer and snapshot, with deciles within each snapshot (1 = highest risk)."""
+def score_features(features: pl.DataFrame, model: LoadedModel, with_reasons: bool = True) -> pl.DataFrame:
+    """Calibrated p_churn per customer and snapshot, deciles within each snapshot (1 = highest risk), and the top
+    reasons from LightGBM's TreeSHAP contributions (null when `with_reasons` is off: TreeSHAP costs about 100
+    predictions per row, see the README)."""
     if features.height == 0:
-        return pl.DataFrame(schema={"customer_id": pl.Utf8, "snapshot_date": pl.Date, "p_churn": pl.Float64,
-                                    "decile": pl.Int8, "model_version": pl.Utf8})
-    ordered = features.sort(["snapshot_date", "customer_id"])
-    p = predict(model.booster, ordered, model.features, model.categories, model.best_iteration)
-    scored = ordered.select("customer_id", "snapshot_date").with_columns(pl.Series("p_churn", p, pl.Float64))
+        return pl.DataFrame(schema=SCORES_SCHEMA)
+    pipeline = model.pipeline
+    ordered = pipeline.prepare(features.sort(["snapshot_date", "customer_id"]))
+    # The probability always comes from the plain prediction (summing contributions differs in the last bits),
+    # so a score is identical with or without reasons.
+    raw = pipeline.raw_score(ordered)
+    if with_reasons:
+        reasons = top_reasons(pipeline.contributions(ordered), pipeline.features)
+    else:
+        reasons = pl.DataFrame({c: pl.Series([None] * ordered.height, dtype=SCORES_SCHEMA[c])
+                                for c in REASON_COLUMNS})
+    p = pipeline.calibrator.apply(1.0 / (1.0 + np.exp(-raw)))
+    scored = ordered.select("customer_id", "snapshot_date").with_columns(
+        pl.Series("p_churn", p, pl.Float64), pl.Series("raw_score", raw, pl.Float64))
     # Rank with a deterministic tie-break so deciles are reproducible.
     rank = pl.col("p_churn").rank("ordinal", descending=True).over("snapshot_date")
     size = pl.len().over("snapshot_date")
-    return scored.with_columns(
+    scored = scored.with_columns(
         ((rank - 1) * 10 // size + 1).cast(pl.Int8).alias("decile"),
         pl.lit(model.version).alias("model_version"),
-    ).select(SCORE_COLUMNS)
+    )
+    return pl.concat([scored, reasons], how="horizontal").select(list(SCORES_SCHEMA))

@@ -14,7 +14,9 @@ _UPSTREAM = {
     "churn_labels": ["gold", "churn_labels"],
     "customer_scores": ["gold", "customer_scores"],
     "drift_summary": ["monitoring", "drift_summary"],
-    "model_registry": ["models", "churn_model"],
+    "model_registry": ["models", "champion"],
+    "tuning_trials": ["models", "lightgbm_params"],
+    "threshold_simulation": ["gold", "threshold_simulation"],
 }
 
 

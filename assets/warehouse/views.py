@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-GOLD_TABLES = ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry")
+GOLD_TABLES = ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry",
+               "model_decisions", "tuning_trials", "threshold_simulation")
 
 
 def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> dict[str, int]:

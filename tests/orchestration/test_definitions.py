@@ -24,7 +24,8 @@ def test_graph_has_every_stage_with_lineage():
         "landing/orders", "bronze/orders", "quarantine/orders", "bronze/events", "bronze/consents",
         "staging/stg_orders", "intermediate/int_customer_daily_activity", "marts/customer_features",
         "marts/churn_labels", "gold/customer_features", "gold/churn_labels", "models/churn_model",
-        "gold/customer_scores", "monitoring/drift_summary", "warehouse/analyst_views",
+        "gold/customer_scores", "monitoring/drift_summary", "warehouse/analyst_views", "models/lightgbm_params",
+        "models/champion", "reports/model_card", "gold/threshold_simulation",
     }
     assert expected <= keys
     # Lineage runs from landing files to the analyst views.

@@ -1,59 +1,93 @@
-"""Scores from a registered model: deciles, versions, and a registry round trip."""
+"""Scores from a registered pipeline: bit-for-bit reload, reason codes that add up, deciles."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 import polars as pl
+import pytest
 
+from assets.modeling.calibration import fit_calibrator
+from assets.modeling.pipeline import ChurnPipeline
 from assets.modeling.training import default_params, split_snapshots, train_churn_model
 from assets.scoring.scoring import score_features
 from resources.registry import ModelRegistryResource
 from tests.modeling.test_training import MONDAYS, synthetic_problem
 
 
-def register(registry: ModelRegistryResource, model, data: pl.DataFrame, version: str) -> None:
-    card = {"features": model.features, "categories": model.categories, "params": model.params,
-            "best_iteration": model.best_iteration, "split": {"train": [], "validation": []},
-            "training_inputs": {}, "validation_metrics": model.validation_metrics}
-    registry.register(version, model.booster, card, data.head(10).select(model.features))
-
-
-def test_registered_model_reloads_and_scores_identically(tmp_path, lake):
-    data, _ = synthetic_problem(seed=1, customers=300)
+def fitted_pipeline(seed: int = 1, customers: int = 300, rounds: int = 100) -> tuple[ChurnPipeline, pl.DataFrame]:
+    data, _ = synthetic_problem(seed=seed, customers=customers)
     split = split_snapshots(MONDAYS, 90, 8, 4, 3)
-    model = train_churn_model(data, split, default_params(7, 1), 100, 10)
-    registry = ModelRegistryResource(models_dir=str(tmp_path / "models"), lake=lake)
-    register(registry, model, data, "v1")
-    register(registry, model, data, "v2")
-    assert registry.champion_version() == "v2"
-    statuses = dict(lake.scan("gold", "model_registry").select("version", "status").collect().rows())
-    assert statuses == {"v1": "archived", "v2": "champion"}
-
-    snapshot = data.filter(pl.col("snapshot_date") == date(2025, 3, 31))
-    scores = score_features(snapshot, registry.load("v1"))
-    again = score_features(snapshot, registry.load("v1"))
-    direct = model.booster.predict(
-        snapshot.sort("customer_id").select(model.features).to_pandas().astype({"country": "category"}),
-        num_iteration=model.best_iteration)
-    assert scores.equals(again)
-    assert np.allclose(scores.sort("customer_id").get_column("p_churn").to_numpy(), direct, atol=1e-12)
+    model = train_churn_model(data, split, default_params(7, 1), rounds, 10)
+    uncalibrated = ChurnPipeline(model.booster, model.features, model.categories, model.best_iteration,
+                                 fit_calibrator(np.array([0, 1]), np.array([0.2, 0.8]), "identity"))
+    early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping))
+    calibrator = fit_calibrator(early.get_column("churned").to_numpy(), uncalibrated.predict_uncalibrated(early),
+                                "isotonic")
+    pipeline = ChurnPipeline(model.booster, model.features, model.categories, model.best_iteration, calibrator)
+    return pipeline, data
 
 
-def test_deciles_split_each_snapshot_into_tenths_highest_risk_first(tmp_path, lake):
-    data, _ = synthetic_problem(seed=2, customers=200)
-    split = split_snapshots(MONDAYS, 90, 8, 4, 3)
-    model = train_churn_model(data, split, default_params(7, 1), 50, 10)
-    registry = ModelRegistryResource(models_dir=str(tmp_path / "models"), lake=lake)
-    register(registry, model, data, "v1")
+def register(registry: ModelRegistryResource, pipeline: ChurnPipeline, data: pl.DataFrame, version: str) -> None:
+    card = {"params": {"seed": 7}, "split": {"train": [], "validation": []}, "training_inputs": {},
+            "validation_metrics": {"auc": 0.8, "ece": 0.01}}
+    registry.register(version, pipeline, card, {}, data.head(10).select(pipeline.features))
+
+
+@pytest.fixture
+def registry(tmp_path, lake) -> ModelRegistryResource:
+    return ModelRegistryResource(models_dir=str(tmp_path / "models"), lake=lake)
+
+
+def test_reloaded_version_reproduces_scores_bit_for_bit(registry):
+    pipeline, data = fitted_pipeline()
+    register(registry, pipeline, data, "v1")
+    snapshot = data.filter(pl.col("snapshot_date") == MONDAYS[-1])
+    in_memory = pipeline.predict(snapshot.sort("customer_id"))
+    reloaded = registry.load("v1")
+    scores = score_features(snapshot, reloaded)
+    assert np.array_equal(scores.sort("customer_id").get_column("p_churn").to_numpy(), in_memory)
+    assert scores.equals(score_features(snapshot, registry.load("v1")))
+
+
+def test_reason_codes_sum_with_the_base_value_to_the_raw_score(registry):
+    pipeline, data = fitted_pipeline(seed=3)
+    register(registry, pipeline, data, "v1")
+    snapshot = data.filter(pl.col("snapshot_date") == MONDAYS[-1]).sort("customer_id")
+    contributions = pipeline.contributions(snapshot)
+    # Every feature's contribution plus the base value (last column) is LightGBM's raw score.
+    assert np.allclose(contributions.sum(axis=1), pipeline.raw_score(snapshot), atol=1e-9)
+    scores = score_features(snapshot, registry.load("v1")).sort("customer_id")
+    assert np.allclose(scores.get_column("raw_score").to_numpy(), pipeline.raw_score(snapshot), atol=1e-9)
+    # The three reasons are the largest absolute contributions, with their sign as direction.
+    per_feature = contributions[:, :-1]
+    top = np.sort(np.abs(per_feature), axis=1)[:, ::-1][:, :3]
+    got = np.abs(scores.select(f"reason_{i}_contribution" for i in (1, 2, 3)).to_numpy())
+    assert np.allclose(got, top)
+    first = scores.get_column("reason_1_contribution").to_numpy()
+    assert ((first >= 0) == (scores.get_column("reason_1_direction").to_numpy() == "raises")).all()
+    assert set(scores.get_column("reason_1_feature").unique()) <= set(pipeline.features)
+
+
+def test_scoring_without_reasons_gives_the_same_probabilities(registry):
+    pipeline, data = fitted_pipeline(seed=4)
+    register(registry, pipeline, data, "v1")
+    snapshot = data.filter(pl.col("snapshot_date") == MONDAYS[-1])
+    with_reasons = score_features(snapshot, registry.load("v1"), with_reasons=True)
+    without = score_features(snapshot, registry.load("v1"), with_reasons=False)
+    assert with_reasons.get_column("p_churn").equals(without.get_column("p_churn"))
+    assert without.get_column("reason_1_feature").null_count() == without.height
+
+
+def test_deciles_split_each_snapshot_into_tenths_highest_risk_first(registry):
+    pipeline, data = fitted_pipeline(seed=2, customers=200, rounds=50)
+    register(registry, pipeline, data, "v1")
     two_snapshots = data.filter(pl.col("snapshot_date").is_in(MONDAYS[-2:]))
-    scores = score_features(two_snapshots, registry.load())
+    scores = score_features(two_snapshots, registry.load("v1"), with_reasons=False)
     assert scores.height == two_snapshots.height
     assert scores.get_column("model_version").unique().to_list() == ["v1"]
     for _, group in scores.group_by("snapshot_date"):
         assert group.group_by("decile").len().get_column("len").sort().to_list() == [20] * 10
-        by_decile = group.group_by("decile").agg(pl.col("p_churn").min(), pl.col("p_churn").max().alias("hi"))
-        ordered = by_decile.sort("decile")
+        ordered = group.group_by("decile").agg(pl.col("p_churn").min(), pl.col("p_churn").max().alias("hi")).sort(
+            "decile")
         # Decile 1 holds the highest probabilities; each decile's lowest is at least the next one's highest.
         assert all(a >= b for a, b in zip(ordered["p_churn"][:-1], ordered["hi"][1:], strict=True))

@@ -1,0 +1,265 @@
+"""Build a challenger model and its evaluation pack from labelled snapshots (pure: frames in, model and figures out).
+
+Order of work, each on its own out-of-time fold of the split (see `split_snapshots`):
+1. fit BG/NBD on the training rows and derive `bgnbd_p_alive` for every row;
+2. train LightGBM with and without that feature (early stopping on the early-stopping snapshots) and keep the
+   feature only if it helps on the calibration snapshots;
+3. choose and fit a calibrator (isotonic or Platt) on the calibration snapshots;
+4. evaluate on the validation snapshots, never touched before: metrics before and after calibration, baselines,
+   lift and gains, feature-group ablation, fairness at the operating threshold, global importance, plots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from assets.modeling.baselines import fit_bgnbd_baseline, fit_logistic_baseline, rfm_heuristic_score
+from assets.modeling.calibration import choose_calibrator, expected_calibration_error, reliability_curve
+from assets.modeling.evaluation import (
+    evaluation_metrics,
+    gains_table,
+    plot_gains,
+    plot_importance,
+    plot_precision_recall,
+    plot_reliability,
+    plot_roc,
+)
+from assets.modeling.fairness import (
+    FairnessLimits,
+    age_band,
+    fairness_summary,
+    fairness_violations,
+    group_fairness,
+    operating_threshold,
+)
+from assets.modeling.pipeline import BGNBD_FEATURE, ChurnPipeline, with_bgnbd_feature
+from assets.modeling.training import (
+    CATEGORICAL_FEATURES,
+    LABEL_COLUMN,
+    SnapshotSplit,
+    feature_columns,
+    to_model_frame,
+    train_churn_model,
+)
+
+# Feature groups for the ablation table, by column name; anything unmatched falls in "profile".
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "recency": ("recency_days",),
+    "frequency": ("orders_", "mean_days_between_orders", "order_trend_90d"),
+    "monetary": ("revenue_", "avg_order_value", "items_per_order"),
+    "engagement": ("events_", "add_to_cart", "days_since_last_event"),
+    "campaign": ("touches_", "opens_", "clicks_", "open_rate", "click_rate", "days_since_last_open"),
+    "consent": ("consent_",),
+    "bgnbd": (BGNBD_FEATURE,),
+}
+
+
+def feature_group(feature: str) -> str:
+    for group, prefixes in FEATURE_GROUPS.items():
+        if any(feature == p or feature.startswith(p) for p in prefixes):
+            return group
+    return "profile"
+
+
+@dataclass(frozen=True)
+class ChallengerSettings:
+    max_rounds: int = 1000
+    early_stopping_rounds: int = 50
+    top_fraction: float = 0.1  # the operating point: the riskiest 10 % are contacted
+    fairness_limits: FairnessLimits = field(default_factory=FairnessLimits)
+    ablation_rows: int = 60_000
+    ablation_rounds: int = 150
+    seed: int = 7
+
+
+@dataclass
+class Challenger:
+    pipeline: ChurnPipeline
+    params: dict
+    evaluation: dict
+    metrics: dict[str, float]  # the calibrated model's validation metrics (the registry's headline figures)
+    reference: pl.DataFrame  # a sample of training rows in model-input form, for drift
+    fairness_violations: list[str]
+
+
+def _rows(data: pl.DataFrame, dates: list) -> pl.DataFrame:
+    return data.filter(pl.col("snapshot_date").is_in(dates))
+
+
+def _y(frame: pl.DataFrame) -> np.ndarray:
+    return frame.get_column(LABEL_COLUMN).to_numpy().astype(np.int8)
+
+
+def _sensitive_groups(validation: pl.DataFrame, sensitive: pl.DataFrame | None) -> dict[str, np.ndarray]:
+    """Group labels per sensitive attribute for the validation rows; birth_year is reported as an age band."""
+    if sensitive is None or sensitive.height == 0:
+        return {}
+    joined = validation.select("customer_id", "snapshot_date").join(sensitive, on="customer_id", how="left")
+    groups: dict[str, np.ndarray] = {}
+    for column in sensitive.columns:
+        if column == "customer_id":
+            continue
+        if column == "birth_year":
+            years = joined.get_column("snapshot_date").dt.year().to_numpy()
+            groups["age_band"] = age_band(joined.get_column("birth_year"), years)
+        else:
+            groups[column] = joined.get_column(column).cast(pl.Utf8).fill_null("unknown").to_numpy()
+    return groups
+
+
+def _ablation(train: pl.DataFrame, validation: pl.DataFrame, features: list[str], categories: dict,
+              params: dict, settings: ChallengerSettings) -> list[dict]:
+    """AUC without each feature group, against the full feature set, both refit the same way (thinned rows,
+    fixed rounds) so the deltas compare like with like."""
+    import lightgbm as lgb
+
+    from domain.metrics import binary_metrics
+
+    if train.height > settings.ablation_rows:
+        train = train.sample(n=settings.ablation_rows, seed=settings.seed)
+    ablation_params = {k: v for k, v in params.items() if k not in ("num_iterations", "early_stopping_round")}
+    y_train, y_val = _y(train), _y(validation)
+
+    def auc_with(columns: list[str]) -> float:
+        cats = {c: v for c, v in categories.items() if c in columns}
+        booster = lgb.train(ablation_params, lgb.Dataset(to_model_frame(train, columns, cats), label=y_train,
+                                                         categorical_feature=list(cats)),
+                            num_boost_round=settings.ablation_rounds)
+        return binary_metrics(y_val, booster.predict(to_model_frame(validation, columns, cats)))["auc"]
+
+    full = auc_with(features)
+    rows = [{"group": "all features", "features": features, "auc": full, "auc_delta": 0.0}]
+    groups = sorted({feature_group(f) for f in features})
+    for group in groups:
+        kept = [f for f in features if feature_group(f) != group]
+        if not kept:
+            continue
+        auc = auc_with(kept)
+        rows.append({"group": f"without {group}", "features": [f for f in features if feature_group(f) == group],
+                     "auc": auc, "auc_delta": auc - full})
+    return rows
+
+
+def build_challenger(
+    data: pl.DataFrame, split: SnapshotSplit, params: dict, horizon_days: int, reports_dir: Path,
+    settings: ChallengerSettings, sensitive: pl.DataFrame | None = None, truth: pl.LazyFrame | None = None,
+) -> Challenger:
+    """Train, calibrate and evaluate a challenger; plots go to `reports_dir`."""
+    from assets.modeling.training import oracle_auc
+    from domain.metrics import normalised_auc
+
+    params = {k: v for k, v in params.items() if k != "num_iterations"}  # early stopping decides the rounds
+    bgnbd = fit_bgnbd_baseline(_rows(data, split.train), horizon_days, seed=settings.seed)
+    data = with_bgnbd_feature(data, bgnbd)
+    calibration = _rows(data, split.calibration)
+    validation = _rows(data, split.validation)
+
+    with_feature = train_churn_model(data, split, params, settings.max_rounds, settings.early_stopping_rounds)
+    without_feature = train_churn_model(data.drop(BGNBD_FEATURE), split, params, settings.max_rounds,
+                                        settings.early_stopping_rounds)
+
+    def pipeline_of(model, uses_bgnbd: bool) -> ChurnPipeline:
+        from assets.modeling.calibration import Calibrator
+
+        return ChurnPipeline(booster=model.booster, features=model.features, categories=model.categories,
+                             best_iteration=model.best_iteration, calibrator=Calibrator("identity"),
+                             bgnbd=bgnbd if uses_bgnbd else None)
+
+    candidates = {True: pipeline_of(with_feature, True), False: pipeline_of(without_feature, False)}
+    y_cal = _y(calibration)
+    cal_auc = {k: evaluation_metrics(y_cal, c.predict_uncalibrated(calibration))["auc"] for k, c in candidates.items()}
+    keep_bgnbd = cal_auc[True] >= cal_auc[False]
+    chosen_model = with_feature if keep_bgnbd else without_feature
+    uncalibrated = candidates[keep_bgnbd]
+
+    p_cal_raw = uncalibrated.predict_uncalibrated(calibration)
+    calibrator, selection = choose_calibrator(y_cal, p_cal_raw, calibration.get_column("customer_id").to_numpy(),
+                                              seed=settings.seed)
+    pipeline = ChurnPipeline(booster=chosen_model.booster, features=chosen_model.features,
+                             categories=chosen_model.categories, best_iteration=chosen_model.best_iteration,
+                             calibrator=calibrator, bgnbd=bgnbd if keep_bgnbd else None)
+
+    y_val = _y(validation)
+    p_raw = pipeline.predict_uncalibrated(validation)
+    p = calibrator.apply(p_raw)
+    train_rows = _rows(data, split.train)
+    logistic = fit_logistic_baseline(train_rows, pipeline.features,
+                                     [c for c in CATEGORICAL_FEATURES if c in pipeline.features], seed=settings.seed)
+    scores = {
+        "lightgbm_calibrated": p,
+        "lightgbm_raw": p_raw,
+        "logistic_regression": logistic.predict_proba(validation),
+        "rfm_heuristic": rfm_heuristic_score(validation),
+        "bgnbd": bgnbd.predict_proba(validation),
+    }
+    metrics = {name: evaluation_metrics(y_val, s) for name, s in scores.items()}
+    oracle = oracle_auc(validation, truth) if truth is not None else None
+
+    threshold = operating_threshold(p, settings.top_fraction)
+    per_group, summaries = {}, {}
+    for attribute, groups in _sensitive_groups(validation, sensitive).items():
+        table = group_fairness(y_val, p, groups, threshold, settings.fairness_limits.min_group_rows)
+        per_group[attribute] = table.to_dicts()
+        summaries[attribute] = fairness_summary(table, settings.fairness_limits.min_group_rows)
+    violations = fairness_violations(summaries, settings.fairness_limits)
+
+    booster = pipeline.booster
+    importance = dict(zip(pipeline.features, (float(v) for v in booster.feature_importance("gain")), strict=True))
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    curves = {name: (y_val, scores[name]) for name in ("lightgbm_calibrated", "logistic_regression",
+                                                        "rfm_heuristic", "bgnbd")}
+    gains = gains_table(y_val, p)
+    plots = {
+        "roc": plot_roc(curves, reports_dir / "roc.png").name,
+        "precision_recall": plot_precision_recall(curves, reports_dir / "precision_recall.png").name,
+        "reliability": plot_reliability({"before calibration": reliability_curve(y_val, p_raw),
+                                         "after calibration": reliability_curve(y_val, p)},
+                                        reports_dir / "reliability.png").name,
+        "gains": plot_gains({"LightGBM": gains,
+                             "logistic regression": gains_table(y_val, scores["logistic_regression"]),
+                             "RFM heuristic": gains_table(y_val, scores["rfm_heuristic"])},
+                            reports_dir / "gains.png").name,
+        "importance": plot_importance(importance, reports_dir / "importance.png").name,
+    }
+    ablation = _ablation(train_rows, validation, pipeline.features, pipeline.categories, params, settings)
+    bgnbd_auc = {k: evaluation_metrics(y_val, c.predict_uncalibrated(validation))["auc"]
+                 for k, c in candidates.items()}
+    evaluation = {
+        "metrics": metrics,
+        "oracle_auc": oracle,
+        "normalised_auc": normalised_auc(metrics["lightgbm_calibrated"]["auc"], oracle) if oracle else None,
+        "calibration": {
+            "method": calibrator.method,
+            "ece_before": expected_calibration_error(y_val, p_raw),
+            "ece_after": expected_calibration_error(y_val, p),
+            "selection": selection.to_dicts(),
+            "calibrator": calibrator.to_dict(),
+        },
+        "gains": gains.to_dicts(),
+        "ablation": ablation,
+        "bgnbd_feature": {"auc_with": bgnbd_auc[True], "auc_without": bgnbd_auc[False], "kept": keep_bgnbd,
+                          "calibration_auc_with": cal_auc[True], "calibration_auc_without": cal_auc[False],
+                          "params": bgnbd.to_dict()},
+        "fairness": {"threshold": threshold, "top_fraction": settings.top_fraction, "summary": summaries,
+                     "per_group": per_group, "violations": violations,
+                     "limits": {"max_equal_opportunity_difference":
+                                settings.fairness_limits.max_equal_opportunity_difference,
+                                "min_selection_rate_ratio": settings.fairness_limits.min_selection_rate_ratio,
+                                "min_group_rows": settings.fairness_limits.min_group_rows}},
+        "importance": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
+        "plots": plots,
+        "logistic_coefficients": logistic.coefficients(),
+    }
+    headline = dict(metrics["lightgbm_calibrated"])
+    headline.update({"auc_raw": metrics["lightgbm_raw"]["auc"], "ece_raw": metrics["lightgbm_raw"]["ece"],
+                     "train_rows": chosen_model.validation_metrics["train_rows"]})
+    if oracle:
+        headline.update({"oracle_auc": oracle, "normalised_auc": evaluation["normalised_auc"]})
+    reference = train_rows.sample(n=min(20_000, train_rows.height), seed=settings.seed)
+    return Challenger(pipeline=pipeline, params=chosen_model.params, evaluation=evaluation, metrics=headline,
+                      reference=reference.select([c for c in feature_columns(reference.columns) if c != BGNBD_FEATURE]),
+                      fairness_violations=violations)

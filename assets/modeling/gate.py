@@ -1,0 +1,69 @@
+"""Champion–challenger gate: a challenger goes live only when it beats the champion out of time by a margin,
+without worse calibration or fairness beyond the configured limits. Pure: figures in, a decision out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    metric: str = "auc"  # any key of the validation metrics; see `higher_is_better`
+    min_improvement: float = 0.002  # challenger must beat the champion by at least this much on `metric`
+    max_ece_increase: float = 0.005  # calibration may not get worse than this
+    max_ece: float = 0.05  # and never above this, even for a first model
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in ("log_loss", "brier", "ece")
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reasons: list[str]
+    challenger_version: str
+    champion_version: str | None
+    figures: dict[str, float | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide(
+    policy: GatePolicy, challenger_version: str, challenger: dict[str, float], fairness_violations: list[str],
+    champion_version: str | None = None, champion: dict[str, float] | None = None,
+) -> GateDecision:
+    """`challenger` and `champion` are metrics of both models on the SAME out-of-time rows (the challenger's
+    validation snapshots), so the comparison is like for like."""
+    reasons: list[str] = []
+    ok = True
+    figures: dict[str, float | None] = {
+        f"challenger_{policy.metric}": challenger[policy.metric], "challenger_ece": challenger["ece"],
+        f"champion_{policy.metric}": champion[policy.metric] if champion else None,
+        "champion_ece": champion["ece"] if champion else None,
+    }
+    if fairness_violations:
+        ok = False
+        reasons += [f"fairness limit violated: {v}" for v in fairness_violations]
+    if challenger["ece"] > policy.max_ece:
+        ok = False
+        reasons.append(f"ECE {challenger['ece']:.4f} above the limit {policy.max_ece:.4f}")
+    if champion is None:
+        reasons.append("no champion yet: the first model that passes the limits becomes champion")
+    else:
+        sign = 1.0 if policy.higher_is_better else -1.0
+        gain = sign * (challenger[policy.metric] - champion[policy.metric])
+        figures["improvement"] = gain
+        if gain < policy.min_improvement:
+            ok = False
+            reasons.append(f"{policy.metric} improves by {gain:+.4f}, less than the required "
+                           f"{policy.min_improvement:.4f}")
+        else:
+            reasons.append(f"{policy.metric} improves by {gain:+.4f} (required {policy.min_improvement:.4f})")
+        ece_increase = challenger["ece"] - champion["ece"]
+        if ece_increase > policy.max_ece_increase:
+            ok = False
+            reasons.append(f"ECE worsens by {ece_increase:+.4f}, more than {policy.max_ece_increase:.4f}")
+    return GateDecision(promote=ok, reasons=reasons, challenger_version=challenger_version,
+                        champion_version=champion_version, figures=figures)
