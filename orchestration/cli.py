@@ -98,8 +98,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     con = connect(str(settings.warehouse_path), read_only=True)
     print("\n=== Assay: results ===")
     print(f"home:       {settings.home}")
-    print(f"warehouse:  {settings.warehouse_path}   (views: customer_features, churn_labels, customer_scores, "
-          "drift_summary, model_registry)")
+    print(f"warehouse:  {settings.warehouse_path}   (analyst views, schema main:)")
     tables = [r[0] for r in con.execute(
         "select table_name from information_schema.tables where table_schema = 'main' order by 1").fetchall()]
     for table in tables:
@@ -123,6 +122,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(f"model:      {version}  ({path})")
         line = ", ".join(f"{k}={m[k]:.4f}" for k in ("auc", "pr_auc", "log_loss", "brier") if k in m)
         print(f"  out-of-time: {line}  (base rate {m.get('base_rate', 0):.3f}, {m.get('rows', 0):,} rows)")
+        if "ece" in m:
+            print(f"  calibrated: ECE {m['ece']:.4f} (uncalibrated {m.get('ece_raw', float('nan')):.4f}); "
+                  f"model card: {settings.reports_dir / 'models' / version / 'model_card.html'}")
         if "oracle_auc" in m:
             print(f"  oracle AUC (true churn probabilities): {m['oracle_auc']:.4f}; "
                   f"normalised AUC: {m['normalised_auc']:.3f}")
