@@ -125,12 +125,12 @@ def feature_columns(frame_columns: list[str]) -> list[str]:
 def to_model_frame(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
     """pandas at the LightGBM edge; categoricals get the training categories so codes stay stable."""
     # Money is DECIMAL in the warehouse; LightGBM takes floats.
-    pdf = frame.select(features).with_columns(pl.col(pl.Decimal).cast(pl.Float64)).to_pandas()
+    # Booleans become 0/1 floats with NaN for null: an all-null flag (a source the user does not have, e.g. no
+    # consents) would otherwise reach pandas as `object`, which LightGBM refuses.
+    pdf = frame.select(features).with_columns(
+        pl.col(pl.Decimal).cast(pl.Float64), pl.col(pl.Boolean, pl.Null).cast(pl.Float32)).to_pandas()
     for col, cats in categories.items():
         pdf[col] = pd.Categorical(pdf[col], categories=cats)
-    for col in pdf.columns:
-        if pdf[col].dtype == bool or str(pdf[col].dtype) == "boolean":
-            pdf[col] = pdf[col].astype("float32")
     return pdf
 
 
