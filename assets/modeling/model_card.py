@@ -190,8 +190,9 @@ def _intended_use(card: Mapping[str, Any]) -> list[Block]:
         Bullets((
             "Out of scope: credit, pricing, employment, or any other decision with legal or similarly significant "
             "effect on a person. The score must not feed such decisions.",
-            "Consent: customers without profiling consent are excluded from scoring; they receive no score and must "
-            "not be targeted on the basis of one.",
+            "Consent: customers without profiling consent must not be scored or targeted. This pipeline version "
+            "does not yet enforce that in scoring (consent is only a feature); filter on consent_profiling "
+            "before use.",
             "The score predicts churn, not the effect of contacting a customer; it does not say who will respond to "
             "an offer.",
         )),
