@@ -193,8 +193,7 @@ def train_churn_model(
         params, train_set, num_boost_round=max_rounds, valid_sets=[early_set], valid_names=["early_stopping"],
         callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
     )
-    p_validation = booster.predict(to_model_frame(validation, features, categories),
-                                   num_iteration=booster.best_iteration)
+    p_validation = predict(booster, validation, features, categories, booster.best_iteration)
     metrics = binary_metrics(validation.get_column(LABEL_COLUMN).to_numpy(), p_validation)
     metrics["train_rows"] = train.height
     metrics["early_stopping_rows"] = early.height
