@@ -111,7 +111,7 @@ EVENTS = SourceSpec(
             "event_type",
             pl.Utf8,
             nullable=False,
-            allowed=("page_view", "search", "add_to_cart", "login"),
+            allowed=("page_view", "search", "add_to_cart", "login", "support"),
             description="What happened.",
         ),
         ColumnSpec("page", pl.Utf8, description="Page path."),

@@ -18,10 +18,13 @@ hazard h_{i,t} = sigmoid(a + b·(−z_t) + c·(low spend) + d·(low engagement) 
 low spend = −u_i and low engagement = −standardised log e_i. Survivors (and customers signing up during the week,
 who skip that week's death check) then place Poisson(λ_i·exp(γ·z_t)·f) orders and generate
 Poisson(k·e_i·exp(δ·z_t)·f) events, f being the share of the week they are present inside [start, end), so the
-order-frequency trend, basket size (amount ∝ s_i·exp(0.1·z)) and browsing intensity all reveal z. Dead customers
-place no orders and produce no events; marketing only learns of the death late, so they keep receiving a few touches
-for RECENT_DEATH_WEEKS weeks. The existing base (60 % of customers, signed up in the 3 years before `start`) runs a
-silent burn-in of BURN_IN_WEEKS weeks before `start`, so some of it is already lapsed when the data begins.
+order-frequency trend, basket size (amount ∝ s_i·exp(0.1·z)) and browsing intensity all reveal z; so do the share
+of events that are help-centre visits (sigmoid(SUPPORT_A + SUPPORT_B·z)) and the chance of opening a campaign message.
+Dead customers place no orders and produce no events, except for traces in the week they leave: a last help-centre
+visit (LEAVER_SUPPORT_VISIT) and an unsubscribe from marketing (LEAVER_UNSUBSCRIBE). Marketing only learns of the
+death late, so they keep receiving a few touches for RECENT_DEATH_WEEKS weeks. The existing base (60 % of customers,
+signed up in the 3 years before `start`) runs a silent burn-in of BURN_IN_WEEKS weeks before `start`, so some of it
+is already lapsed when the data begins.
 
 Ground truth (in `ground_truth_dir`, never in `landing_dir`)
 ------------------------------------------------------------
@@ -84,6 +87,10 @@ RATE_MEAN = 0.215  # weekly orders at z = 0
 GAMMA_ORDERS = 0.6
 DELTA_EVENTS = 0.5
 EVENTS_PER_WEEK = 0.33  # times engagement; tuned for ~1.5 events per order
+# Share of a customer's events that are help-centre visits: sigmoid(SUPPORT_A + SUPPORT_B·z). Unhappy customers
+# look for help (returns, complaints, how to cancel); at z = 0 about 1 event in 10, at z = −1 almost half.
+SUPPORT_A = -2.2
+SUPPORT_B = -2.0
 HAZARD_A = -5.6
 HAZARD_B = 1.1
 HAZARD_C = 0.35
@@ -100,10 +107,15 @@ RECENT_DEATH_WEEKS = 8
 TARGET_SHARE = 0.29  # share of eligible customers each campaign reaches
 CONTROL_SHARE = 0.10
 CLICK_GIVEN_OPEN = 0.35
+OPEN_Z = 0.9  # how strongly satisfaction drives opening a campaign message (logit per unit of z)
 CAMPAIGNS_PER_WEEK_P = (0.05, 0.8, 0.15)  # P(0, 1, 2 campaigns in a week)
 PROFILING_AT_SIGNUP = 0.95
 MARKETING_AT_SIGNUP = 0.70
 MARKETING_WITHDRAW = 0.003  # weekly, raised for dissatisfied customers
+# A customer who leaves (dies) often says so on the way out, in the week of leaving: a last help-centre visit, and
+# an unsubscribe from marketing (when subscribed), each with this probability.
+LEAVER_SUPPORT_VISIT = 0.5
+LEAVER_UNSUBSCRIBE = 0.4
 MARKETING_REGRANT = 0.002
 PROFILING_WITHDRAW = 0.0005
 PROFILING_REGRANT = 0.002
@@ -116,7 +128,7 @@ FAR_FUTURE = date(2099, 1, 1)
 
 ORDER_CHANNELS = ("web", "app", "store")
 TOUCH_CHANNELS = ("email", "sms", "push")
-EVENT_TYPES = ("page_view", "search", "add_to_cart", "login")
+EVENT_TYPES = ("page_view", "search", "add_to_cart", "login", "support")
 COUPONS = ("SAVE10", "WELCOME5", "FREESHIP")
 GENDERS = ("f", "m", "x")
 COUNTRIES = ("GB", "IE", "FR", "DE", "NL", "ES")
@@ -420,20 +432,30 @@ def _orders_frame(
     return frame, day[pick], counts
 
 
+def _event_types(rng: np.random.Generator, z: np.ndarray) -> np.ndarray:
+    """Index into EVENT_TYPES per event: help-centre visits grow as satisfaction z falls, the rest keep their mix."""
+    support = rng.random(z.shape[0]) < _sigmoid(SUPPORT_A + SUPPORT_B * z)
+    other = rng.choice(4, z.shape[0], p=[0.6, 0.2, 0.12, 0.08])
+    return np.where(support, EVENT_TYPES.index("support"), other)
+
+
 def _events_frame(
     rng: np.random.Generator,
     cust: np.ndarray,
     ts: np.ndarray,
+    z: np.ndarray,
     pop: _Population,
     counters: _Counters,
     rate: float,
     start_us: int,
 ) -> tuple[pl.DataFrame, np.ndarray, dict[str, int]]:
-    """Events of one week plus copies with a null event_id; returns the frame, day index per row and bad counts."""
+    """Events of one week plus copies with a null event_id; returns the frame, day index per row and bad counts.
+
+    `z` is the latent satisfaction behind each event (aligned with `cust`); it sets the event type mix."""
     order = np.argsort(ts, kind="stable")
-    cust, ts = cust[order], ts[order]
+    cust, ts, z = cust[order], ts[order], z[order]
     n = cust.shape[0]
-    event_type = rng.choice(4, n, p=[0.6, 0.2, 0.12, 0.08])
+    event_type = _event_types(rng, z)
     logged_in = (rng.random(n) < 0.78) | (event_type == EVENT_TYPES.index("login"))
     product = rng.integers(1, 5000, n)
     number = counters.event + np.arange(n)
@@ -463,6 +485,8 @@ def _events_frame(
         .then(pl.lit("/search"))
         .when(pl.col("_etype") == EVENT_TYPES.index("login"))
         .then(pl.lit("/account/login"))
+        .when(pl.col("_etype") == EVENT_TYPES.index("support"))
+        .then(pl.lit("/help"))
         .otherwise(pl.concat_str(pl.lit("/product/"), pl.col("_product")))
     )
     frame = frame.with_columns(page.alias("page")).drop("_product", "_etype")
@@ -634,7 +658,7 @@ def _campaigns(
         control = rng.random(m) < CONTROL_SHARE
         alive = state.alive[targeted]
         p_open = np.where(
-            alive, _sigmoid(-1.0 + 0.5 * state.z[targeted] + 0.5 * np.log(population.engagement[targeted])), 0.02
+            alive, _sigmoid(-1.0 + OPEN_Z * state.z[targeted] + 0.5 * np.log(population.engagement[targeted])), 0.02
         )
         opened = ~control & (rng.random(m) < p_open)
         clicked = opened & alive & (rng.random(m) < CLICK_GIVEN_OPEN)
@@ -662,13 +686,16 @@ def _campaigns(
 
 
 def _consent_changes(
-    rng: np.random.Generator, state: _State, pop: _Population, week_lo: int, week_hi: int
+    rng: np.random.Generator, state: _State, pop: _Population, week_lo: int, week_hi: int, leaving: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Rare withdrawals and re-grants during [week_lo, week_hi) for customers whose signup consents exist."""
+    """Rare withdrawals and re-grants during [week_lo, week_hi) for customers whose signup consents exist.
+
+    `leaving` marks customers who died at the start of this week: some of them unsubscribe on the way out."""
     n = pop.size
     lo = np.maximum(week_lo, state.consent_from_us + US_PER_SECOND)
     present = lo < week_hi
     withdraw_mkt = MARKETING_WITHDRAW * np.where(state.z < -1.0, 3.0, 1.0)  # unhappy customers unsubscribe
+    withdraw_mkt = np.where(leaving, LEAVER_UNSUBSCRIBE, withdraw_mkt)
     flip_mkt = present & (rng.random(n) < np.where(state.marketing, withdraw_mkt, MARKETING_REGRANT))
     flip_prof = present & (rng.random(n) < np.where(state.profiling, PROFILING_WITHDRAW, PROFILING_REGRANT))
     cust = np.concatenate([np.flatnonzero(flip_prof), np.flatnonzero(flip_mkt)])
@@ -767,13 +794,19 @@ class _Simulation:
             self.bad["orders"][kind] += count
 
         event_mean = EVENTS_PER_WEEK * pop.engagement[who] * np.exp(DELTA_EVENTS * state.z[who]) * frac[who]
-        cust = _poisson_rows(self.rng_evt, who, event_mean)
+        browsing = _poisson_rows(self.rng_evt, who, event_mean)
+        leaving = state.death_week == week  # died at the start of this week
+        leavers = np.flatnonzero(leaving & (frac > 0) & (self.rng_evt.random(pop.size) < LEAVER_SUPPORT_VISIT))
+        cust = np.concatenate([browsing, leavers])
+        # a leaver's last visit is to the help centre (how to close the account, return an item): z = -inf makes
+        # its event type "support" for certain
+        row_z = np.concatenate([state.z[browsing], np.full(leavers.shape[0], -np.inf)])
         ts = _uniform_in(self.rng_evt, lo[cust], np.full(cust.shape[0], hi_week, dtype=np.int64))
-        frame, day, counts = _events_frame(self.rng_evt, cust, ts, pop, self.counters, rate, self.start_us)
+        frame, day, counts = _events_frame(self.rng_evt, cust, ts, row_z, pop, self.counters, rate, self.start_us)
         self.landing.write("events", frame, day)
         self.bad["events"]["null_key"] += counts["null_key"]
 
-        changes = _consent_changes(self.rng_cns, state, pop, lo_week, hi_week)
+        changes = _consent_changes(self.rng_cns, state, pop, lo_week, hi_week, leaving=leaving)
         frames, sent, clicked = _campaigns(
             self.rng_cmp, self.rng_plan, week, lo_week, hi_week, state, pop, changes, self.counters, self.end_us
         )
@@ -836,6 +869,10 @@ def _write_ground_truth_meta(
             "rate_shape": RATE_SHAPE,
             "gamma_orders": GAMMA_ORDERS,
             "delta_events": DELTA_EVENTS,
+            "support": [SUPPORT_A, SUPPORT_B],
+            "leaver_support_visit": LEAVER_SUPPORT_VISIT,
+            "leaver_unsubscribe": LEAVER_UNSUBSCRIBE,
+            "open_z": OPEN_Z,
             "hazard": [HAZARD_A, HAZARD_B, HAZARD_C, HAZARD_D, HAZARD_E],
             "new_weeks": NEW_WEEKS,
             "click_jump": CLICK_JUMP,

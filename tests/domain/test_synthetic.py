@@ -238,3 +238,28 @@ def test_oracle_beats_recency_and_both_carry_signal(small: Run) -> None:
     assert oracle_auc > 0.75
     assert 0.6 < recency_auc < oracle_auc
     assert abs(frame["p_churn"].mean() - churned.mean()) < 0.05  # the oracle is calibrated
+
+
+def test_help_centre_visits_and_unsubscribes_reveal_who_is_leaving(small: Run) -> None:
+    """Support visits and unsubscribes are the generator's observable traces of low satisfaction and of leaving."""
+    t = pl.lit(SNAPSHOT).cast(pl.Datetime("us", "UTC"))
+    window = (t - timedelta(days=90), t)
+    recent = small.read("events").filter(pl.col("event_ts").is_between(*window, closed="left"))
+    mix = recent.filter(pl.col("customer_id").is_not_null()).group_by("customer_id").agg(
+        (pl.col("event_type") == "support").mean().alias("support_share")
+    )
+    truth = pl.read_parquet(small.truth / "churn_probability.parquet").filter(pl.col("snapshot_date") == SNAPSHOT)
+    frame = mix.join(truth, on="customer_id")
+    high = frame.filter(pl.col("p_churn") >= frame["p_churn"].quantile(0.75))["support_share"].mean()
+    low = frame.filter(pl.col("p_churn") <= frame["p_churn"].quantile(0.25))["support_share"].mean()
+    assert high > 3 * low > 0, (low, high)  # customers likelier to churn spend more of their visits on help pages
+
+    # Unsubscribes (granted -> withdrawn) concentrate on customers already gone by the next snapshot.
+    consents = small.read("consents").filter(pl.col("purpose") == "marketing").sort("customer_id", "event_ts")
+    withdrawals = consents.filter(
+        ~pl.col("granted") & pl.col("granted").shift(1).over("customer_id")
+        & pl.col("event_ts").is_between(*window, closed="left")
+    )["customer_id"].unique()
+    gone = truth.filter(pl.col("p_churn") == 1.0)["customer_id"]
+    dead_share_among_unsubscribers = withdrawals.is_in(gone.implode()).mean()
+    assert dead_share_among_unsubscribers > 1.3 * (gone.len() / truth.height), dead_share_among_unsubscribers
