@@ -51,9 +51,9 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "recency": ("recency_days",),
     "frequency": ("orders_", "mean_days_between_orders", "order_trend_90d"),
     "monetary": ("revenue_", "avg_order_value", "items_per_order"),
-    "engagement": ("events_", "add_to_cart", "days_since_last_event"),
+    "engagement": ("events_", "add_to_cart", "support_", "days_since_last_event"),
     "campaign": ("touches_", "opens_", "clicks_", "open_rate", "click_rate", "days_since_last_open"),
-    "consent": ("consent_",),
+    "consent": ("consent_", "days_since_marketing_withdrawal"),
     "bgnbd": (BGNBD_FEATURE,),
 }
 

@@ -1,4 +1,5 @@
--- One row per customer and UTC day on which the customer did anything: ordered, browsed, was sent a campaign
+-- One row per customer and UTC day on which the customer did anything: ordered, browsed (help-centre visits
+-- counted apart as well), was sent a campaign
 -- message, opened or clicked one. Besides the day's counts it carries running totals (`cum_*`, including the
 -- day itself) and the last order/event day so far, so that a snapshot at T can read "everything before T" from
 -- the customer's last activity row before T, and a window [T - w, T) as the difference of two such rows.
@@ -24,7 +25,7 @@ events as (
     select
         customer_id,
         event_date as activity_date,
-        case when event_type = 'add_to_cart' then 'add_to_cart' else 'event' end as activity,
+        case when event_type in ('add_to_cart', 'support') then event_type else 'event' end as activity,
         null::double as amount,
         null::integer as n_items
     from {{ ref('stg_events') }}
@@ -96,8 +97,9 @@ daily as (
         count(*) filter (where activity = 'order')::integer as n_orders,
         coalesce(sum(amount), 0)::decimal(18, 2) as revenue,
         coalesce(sum(n_items), 0)::integer as n_items,
-        count(*) filter (where activity in ('event', 'add_to_cart'))::integer as n_events,
+        count(*) filter (where activity in ('event', 'add_to_cart', 'support'))::integer as n_events,
         count(*) filter (where activity = 'add_to_cart')::integer as n_add_to_cart,
+        count(*) filter (where activity = 'support')::integer as n_support,
         count(*) filter (where activity = 'touch')::integer as n_touches,
         count(*) filter (where activity = 'open')::integer as n_opens,
         count(*) filter (where activity = 'click')::integer as n_clicks,
@@ -119,6 +121,7 @@ running as (
         (sum(n_items) over to_date)::integer as cum_items,
         (sum(n_events) over to_date)::integer as cum_events,
         (sum(n_add_to_cart) over to_date)::integer as cum_add_to_cart,
+        (sum(n_support) over to_date)::integer as cum_support,
         (sum(n_touches) over to_date)::integer as cum_touches,
         (sum(n_opens) over to_date)::integer as cum_opens,
         (sum(n_clicks) over to_date)::integer as cum_clicks,

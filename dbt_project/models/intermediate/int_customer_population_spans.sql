@@ -57,6 +57,7 @@ spans as (
         daily.cum_items,
         daily.cum_events,
         daily.cum_add_to_cart,
+        daily.cum_support,
         daily.cum_touches,
         daily.cum_opens,
         daily.cum_clicks,
@@ -77,7 +78,7 @@ ranges as (
 
     {{ snapshot_index_ranges('spans', [
         'customer_id', 'country', 'acquisition_channel', 'signup_date', 'first_order_date',
-        'cum_orders', 'cum_revenue', 'cum_items', 'cum_events', 'cum_add_to_cart',
+        'cum_orders', 'cum_revenue', 'cum_items', 'cum_events', 'cum_add_to_cart', 'cum_support',
         'cum_touches', 'cum_opens', 'cum_clicks',
         'last_order_date', 'last_event_date', 'last_open_date', 'next_order_date',
     ]) }}

@@ -14,14 +14,17 @@
 --
 -- Incremental (delete+insert on snapshot_date): a run replaces exactly the snapshot dates it was given.
 {%- set lookbacks = {
-    30: ['cum_orders', 'cum_revenue', 'cum_events'],
-    90: ['cum_orders', 'cum_revenue', 'cum_events', 'cum_add_to_cart', 'cum_touches', 'cum_opens', 'cum_clicks'],
+    30: ['cum_orders', 'cum_revenue', 'cum_events', 'cum_support'],
+    90: [
+        'cum_orders', 'cum_revenue', 'cum_events', 'cum_add_to_cart', 'cum_support', 'cum_touches', 'cum_opens',
+        'cum_clicks',
+    ],
     180: ['cum_orders', 'cum_revenue'],
     365: ['cum_orders', 'cum_revenue', 'cum_items', 'cum_events'],
 } %}
 {%- set state_columns = [
-    'cum_orders', 'cum_revenue', 'cum_items', 'cum_events', 'cum_add_to_cart', 'cum_touches', 'cum_opens',
-    'cum_clicks', 'last_order_date', 'last_event_date', 'last_open_date',
+    'cum_orders', 'cum_revenue', 'cum_items', 'cum_events', 'cum_add_to_cart', 'cum_support', 'cum_touches',
+    'cum_opens', 'cum_clicks', 'last_order_date', 'last_event_date', 'last_open_date',
 ] %}
 
 with
@@ -80,6 +83,20 @@ consent_days as (
 
 ),
 
+-- an unsubscribe is a change from granted to withdrawn; a customer who never granted marketing did not unsubscribe
+consent_changes as (
+
+    select
+        *,
+        marketing_changed_to = false
+        and last_value(marketing_changed_to ignore nulls) over (
+            partition by customer_id order by event_date
+            rows between unbounded preceding and 1 preceding
+        ) as is_marketing_withdrawal
+    from consent_days
+
+),
+
 -- a consent state holds for cut-offs T in (event_date, next event_date], the last one for ever after
 consent_spans as (
 
@@ -89,10 +106,11 @@ consent_spans as (
         coalesce(lead(event_date) over by_day, 'infinity'::date) as span_end,
         struct_pack(
             consent_profiling := last_value(profiling_changed_to ignore nulls) over to_date,
-            consent_marketing := last_value(marketing_changed_to ignore nulls) over to_date
+            consent_marketing := last_value(marketing_changed_to ignore nulls) over to_date,
+            last_marketing_withdrawal_date := max(case when is_marketing_withdrawal then event_date end) over to_date
         ) as consents
 
-    from consent_days
+    from consent_changes
     window
         by_day as (partition by customer_id order by event_date),
         to_date as (
@@ -230,6 +248,7 @@ windowed as (
         state_before_t.last_order_date,
         state_before_t.last_event_date,
         state_before_t.last_open_date,
+        consents.last_marketing_withdrawal_date,
 
         state_before_t.cum_orders - coalesce(lookback_30d.cum_orders, 0) as orders_30d,
         state_before_t.cum_orders - coalesce(lookback_90d.cum_orders, 0) as orders_90d,
@@ -250,6 +269,8 @@ windowed as (
         state_before_t.cum_events - coalesce(lookback_365d.cum_events, 0) as events_365d,
         state_before_t.cum_events as events_lifetime,
         state_before_t.cum_add_to_cart - coalesce(lookback_90d.cum_add_to_cart, 0) as add_to_cart_90d,
+        state_before_t.cum_support - coalesce(lookback_30d.cum_support, 0) as support_30d,
+        state_before_t.cum_support - coalesce(lookback_90d.cum_support, 0) as support_90d,
 
         state_before_t.cum_touches - coalesce(lookback_90d.cum_touches, 0) as touches_90d,
         state_before_t.cum_opens - coalesce(lookback_90d.cum_opens, 0) as opens_90d,
@@ -305,6 +326,10 @@ features as (
         events_30d::integer as events_30d,
         events_90d::integer as events_90d,
         add_to_cart_90d::integer as add_to_cart_90d,
+        support_30d::integer as support_30d,
+        support_90d::integer as support_90d,
+        -- the mix matters more than the volume: the same two visits mean more from a light browser
+        (support_90d / nullif(events_90d, 0))::double as support_share_90d,
         events_365d::integer as events_365d,
         events_lifetime::integer as events_lifetime,
         (snapshot_date - last_event_date)::integer as days_since_last_event,
@@ -317,7 +342,8 @@ features as (
         (snapshot_date - last_open_date)::integer as days_since_last_open,
 
         consent_profiling,
-        consent_marketing
+        consent_marketing,
+        (snapshot_date - last_marketing_withdrawal_date)::integer as days_since_marketing_withdrawal
 
     from windowed
 
