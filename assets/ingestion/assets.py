@@ -109,6 +109,7 @@ def build_ingestion_asset(spec: SourceSpec):
                 "files": result.files,
                 "source_present": bool(result.files),
                 "extra_columns": MetadataValue.json(sorted(result.extra_columns)),
+                "pii_masked": MetadataValue.json(dict(sorted(result.pii_masked.items()))),
                 "delta_version": result.bronze_version,
                 "dagster/row_count": result.rows_valid,
                 "path": MetadataValue.path(lake.uri("bronze", spec.name)),

@@ -23,6 +23,7 @@ class IngestionSummary:
     files: int = 0
     reasons: Counter = field(default_factory=Counter)
     extra_columns: set[str] = field(default_factory=set)
+    pii_masked: Counter = field(default_factory=Counter)  # `column:kind` -> values masked by the PII scan
     bronze_version: int = 0
     quarantine_version: int = 0
 
@@ -59,6 +60,7 @@ def ingest_window(
         summary.files += len(batch.files)
         summary.reasons.update(result.reasons)
         summary.extra_columns.update(result.extra_columns)
+        summary.pii_masked.update(result.pii_masked)
         summary.bronze_version, summary.quarantine_version = bronze.version, quarantine.version
     return summary
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pandera.polars as pa
 import polars as pl
 
+from assets.ingestion.pii_scan import mask_untagged_pii
 from domain.contract import LINEAGE_COLUMNS, PARTITION_COLUMN, TIMESTAMP, SourceSpec
 
 ROW_ID = "__row"
@@ -40,6 +41,7 @@ class ValidationResult:
     rows_in: int
     reasons: dict[str, int] = field(default_factory=dict)
     extra_columns: tuple[str, ...] = ()
+    pii_masked: dict[str, int] = field(default_factory=dict)  # `column:kind` -> values masked
 
     @property
     def rows_valid(self) -> int:
@@ -111,6 +113,9 @@ def validate_batch(
             f"found {sorted(c for c in raw.columns if not c.startswith('_'))}. "
             "Rename them in the files or map them with ASSAY_COLUMN_MAPPING."
         )
+
+    # 0. Personal data outside the columns tagged pii is masked before anything is written (see pii_scan.py).
+    raw, pii_masked = mask_untagged_pii(raw, spec)
 
     frame = raw.with_row_index(ROW_ID)
     reasons: list[pl.DataFrame] = []
@@ -214,6 +219,7 @@ def validate_batch(
         rows_in=raw.height,
         reasons=dict(zip(counts.get_column("reason").to_list(), counts.get_column("len").to_list(), strict=True)),
         extra_columns=extra,
+        pii_masked=pii_masked,
     )
 
 
