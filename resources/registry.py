@@ -18,6 +18,7 @@ import polars as pl
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.audit import record
 from resources.lake import LakeResource
 
 REGISTRY_TABLE = ("gold", "model_registry")
@@ -139,6 +140,8 @@ class ModelRegistryResource(ConfigurableResource):
             "decided_at": [datetime.now(UTC)], "version": [version], "action": [action], "actor": [actor],
             "details": [json.dumps(details, sort_keys=True, default=str)],
         }))
+        # the audit log has no run id for a CLI rollback; the actor names who or what decided
+        record(self.lake, f"model_{action}", f"models/{version}", actor, 0, {"actor": actor})
 
     def promote(self, version: str, promoted_by: str, details: dict | None = None) -> None:
         """Make `version` the champion (the previous one is archived). Also the rollback: promote an old version."""

@@ -1,13 +1,17 @@
 """Batch scores per snapshot partition, from the champion model."""
 
 
+from collections import Counter
+
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from assets.governance.consent import current_consents, split_by_consent
 from assets.scoring.scoring import score_features
 from orchestration.partitions import snapshot_partitions
 from resources.assay import AssayResource
+from resources.audit import record
 from resources.lake import LakeResource
 from resources.registry import ModelRegistryResource
 
@@ -16,6 +20,9 @@ class ScoringConfig(Config):
     reason_snapshots: int = Field(
         4, description="Newest snapshots of a run that get reason codes (TreeSHAP); -1 = all. A weekly run scores "
                        "one snapshot, so it always carries reasons; long historical backfills skip the oldest.")
+    require_profiling_consent: bool = Field(
+        True, description="Score only customers with profiling consent as of the snapshot and still now. Turn off "
+                          "only when profiling rests on another legal basis (e.g. no consents source at all).")
 
 
 @asset(
@@ -39,16 +46,30 @@ def customer_scores(context: AssetExecutionContext, config: ScoringConfig, lake:
     # One snapshot in memory at a time: a backfill over a year of snapshots at 1M customers would not fit at once.
     with_reasons = set(snapshots if config.reason_snapshots < 0 else snapshots[-config.reason_snapshots:]
                        if config.reason_snapshots else [])
-    scores = pl.concat(
-        [score_features(features.filter(pl.col("snapshot_date") == s).collect(), model, s in with_reasons)
-         for s in snapshots]
-        or [score_features(pl.DataFrame(), model)]
-    )
+    consents = current_consents(lake) if config.require_profiling_consent else None
+    batches, customers_in, excluded = [], 0, Counter()
+    for snapshot in snapshots:
+        batch = features.filter(pl.col("snapshot_date") == snapshot).collect()
+        customers_in += batch.height
+        if consents is not None:
+            split = split_by_consent(batch, consents, "profiling", at_snapshot_column="consent_profiling")
+            batch = split.allowed
+            excluded.update(split.excluded)
+        batches.append(score_features(batch, model, snapshot in with_reasons))
+    scores = pl.concat(batches or [score_features(pl.DataFrame(), model)])
     written = lake.replace_window("gold", "customer_scores", scores, "snapshot_date", start, end,
                                   partition_by=["snapshot_date"])
+    if excluded:
+        context.log.info(f"not scored for lack of profiling consent: {dict(excluded)}")
+    record(lake, "score", "gold/customer_scores", context.run_id, scores.height,
+           {"snapshots": [str(s) for s in snapshots], "model_version": model.version, "excluded": dict(excluded)})
     return MaterializeResult(
         metadata={
             "dagster/row_count": scores.height,
+            "customers_in": customers_in,
+            "excluded_without_profiling_consent": sum(excluded.values()),
+            "excluded_by_reason": MetadataValue.json(dict(sorted(excluded.items()))),
+            "profiling_consent_required": config.require_profiling_consent,
             "model_version": model.version,
             "snapshots_with_reasons": len(with_reasons),
             "top_reasons_latest": MetadataValue.json(

@@ -1,0 +1,1 @@
+"""Consent enforcement, audience exports, k-anonymous reports and the audit log."""
