@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-STAGES = ("ingestion", "features", "tuning", "model", "scores", "drift", "simulation", "warehouse")
+STAGES = ("ingestion", "features", "tuning", "model", "scores", "drift", "simulation", "governance", "warehouse")
 
 # The large size scores a year of weekly snapshots (52), the figure the feature-stage target is stated for.
 SIZE_ENV = {

@@ -78,6 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    snapshots[-args.score_snapshots:] if args.score_snapshots else snapshots),
         "drift": (AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), snapshots[-args.drift_snapshots:]),
         "simulation": (AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), None),
+        "governance": (AssetSelection.groups("governance"), None),
         "warehouse": (AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), None),
     }
     steps = args.steps.split(",") if args.steps else list(plan)
@@ -134,6 +135,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         if row:
             print(f"drift:      latest {row[0]}: share {row[1]:.2f} drifted {row[2]}")
             print(f"  report:   {row[3]}")
+    exports = sorted((settings.home / "exports").glob("retention_audience_*.csv"))
+    if exports:
+        print(f"exports:    {exports[-1]}  (top-risk customers with marketing consent)")
     print(f"reports:    {settings.reports_dir}")
     print(f"models:     {settings.models_dir}")
     con.close()
@@ -211,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--drift-snapshots", type=int, default=8, help="newest snapshots to run drift reports for")
     run.add_argument("--score-snapshots", type=int, default=0, help="newest snapshots to score (default: all)")
     run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,tuning,model,"
-                     "scores,drift,simulation,warehouse (default: all, then the summary)")
+                     "scores,drift,simulation,governance,warehouse (default: all, then the summary)")
     run.set_defaults(func=cmd_run)
     model = sub.add_parser("model", help="list model versions; promote or roll back to a version")
     model.add_argument("action", choices=["list", "promote", "rollback"])

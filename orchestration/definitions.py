@@ -13,6 +13,7 @@ from dagster_dbt import DbtCliResource  # noqa: E402
 
 from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_feature_assets  # noqa: E402
 from assets.features.gold import gold_churn_labels, gold_customer_features  # noqa: E402
+from assets.governance.assets import retention_audience, risk_by_segment_report  # noqa: E402
 from assets.ingestion.assets import ingestion_assets, landing_specs  # noqa: E402
 from assets.modeling.assets import champion, churn_model, lightgbm_params, model_card  # noqa: E402
 from assets.monitoring.assets import drift_summary  # noqa: E402
@@ -61,6 +62,8 @@ def build_definitions(settings: AssaySettings) -> Definitions:
             model_card,
             customer_scores,
             threshold_simulation,
+            retention_audience,
+            risk_by_segment_report,
             drift_summary,
             analyst_views,
         ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import duckdb
 import polars as pl
@@ -40,6 +41,7 @@ def pipeline(tmp_path_factory):
             ("scores", AssetSelection.assets(AssetKey(["gold", "customer_scores"])), _range(snapshots)),
             ("drift", AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), _range(snapshots[-2:])),
             ("simulation", AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), {}),
+            ("governance", AssetSelection.groups("governance"), {}),
             ("warehouse", AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), {}),
         ]
         # A small tuning budget keeps the suite fast; the search itself is tested in tests/modeling/test_tuning.py.
@@ -67,13 +69,20 @@ def test_every_landing_row_is_in_bronze_or_quarantine(pipeline):
 
 
 def test_gold_tables_cover_every_snapshot_and_labels_only_matured_ones(pipeline):
-    settings, _, _, snapshots = pipeline
+    settings, _, results, snapshots = pipeline
     features = pl.read_delta(str(settings.lake / "gold" / "customer_features"))
     labels = pl.read_delta(str(settings.lake / "gold" / "churn_labels"))
     scores = pl.read_delta(str(settings.lake / "gold" / "customer_scores"))
     assert features.get_column("snapshot_date").n_unique() == len(snapshots)
     assert features.select("customer_id", "snapshot_date").is_duplicated().sum() == 0
-    assert scores.height == features.height
+    # Every feature row is scored or held back for lack of profiling consent, and the metadata says how many.
+    meta = results["scores"].asset_materializations_for_node("gold__customer_scores")[0].metadata
+    assert meta["customers_in"].value == features.height
+    assert scores.height == meta["dagster/row_count"].value
+    assert scores.height + meta["excluded_without_profiling_consent"].value == features.height
+    assert 0 < meta["excluded_without_profiling_consent"].value < 0.2 * features.height
+    unconsented = features.filter(~pl.col("consent_profiling").fill_null(False)).select("customer_id", "snapshot_date")
+    assert scores.join(unconsented, on=["customer_id", "snapshot_date"]).height == 0
     newest_label = labels.get_column("snapshot_date").max()
     assert newest_label is not None and newest_label.isoformat() < snapshots[-1]
     assert 0.1 < labels.get_column("churned").mean() < 0.6
@@ -105,7 +114,7 @@ def test_drift_reports_and_analyst_views(pipeline):
     assert sorted(p.stem for p in (settings.reports_dir / "drift").glob("*.html")) == snapshots[-2:]
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     for view in ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry",
-                 "model_decisions", "tuning_trials", "threshold_simulation"):
+                 "model_decisions", "tuning_trials", "threshold_simulation", "risk_by_segment", "audit_log"):
         assert con.sql(f"select count(*) from {view}").fetchone()[0] > 0, view
     top = con.sql("select max(p_churn) from customer_scores where decile = 1").fetchone()[0]
     assert 0 < top <= 1
@@ -114,3 +123,68 @@ def test_drift_reports_and_analyst_views(pipeline):
                       "from customer_scores) and reason_1_feature is null").fetchone()[0]
     assert missing == 0
     con.close()
+
+
+def test_no_analyst_view_returns_an_email_phone_or_card_number(pipeline):
+    """Analysts read views only; every text value of every view is scanned with the ingestion PII patterns."""
+    from assets.ingestion.pii_scan import PII_PATTERNS
+
+    settings, _, _, _ = pipeline
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    text_columns = con.sql("select table_name, column_name from information_schema.columns "
+                           "where table_schema = 'main' and data_type = 'VARCHAR'").fetchall()
+    assert {t for t, _ in text_columns} >= {"customer_features", "customer_scores", "audit_log"}
+    found = {}
+    for table, column in text_columns:
+        for kind, pattern in PII_PATTERNS.items():
+            hits = con.execute(f'select count(*) from main."{table}" where regexp_matches("{column}", ?)',
+                               [pattern]).fetchone()[0]
+            if hits:
+                found[f"{table}.{column}:{kind}"] = hits
+    con.close()
+    assert found == {}
+
+
+def test_withdrawn_consent_removes_the_customer_from_the_next_scores_and_export(pipeline):
+    """Runs last: it lands two withdrawals on the last day and re-runs ingestion, scores and export."""
+    settings, _, results, snapshots = pipeline
+    newest = snapshots[-1]
+    audience_before = pl.read_delta(str(settings.lake / "gold" / "audience_exports"))
+    scores_before = pl.read_delta(str(settings.lake / "gold" / "customer_scores")).filter(
+        pl.col("snapshot_date").cast(pl.Utf8) == newest)
+    leaves_marketing = audience_before.item(0, "customer_id")
+    leaves_profiling = scores_before.filter(pl.col("customer_id") != leaves_marketing).item(0, "customer_id")
+    last_day = daily_partitions.get_partition_keys()[-1]
+    folder = settings.landing / "consents" / f"date={last_day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    when = datetime.fromisoformat(f"{last_day}T12:00:00+00:00")
+    pl.DataFrame({
+        "consent_id": ["CNW1", "CNW2"], "customer_id": [leaves_marketing, leaves_profiling],
+        "purpose": ["marketing", "profiling"], "granted": [False, False], "event_ts": [when, when],
+    }, schema={"consent_id": pl.Utf8, "customer_id": pl.Utf8, "purpose": pl.Utf8, "granted": pl.Boolean,
+               "event_ts": pl.Datetime("us", "UTC")}).write_parquet(folder / "part-withdrawals.parquet")
+
+    defs = build_definitions(settings)
+    assets, resources = list(defs.assets), defs.resources
+    plan = [
+        (AssetSelection.assets(AssetKey(["bronze", "consents"]), AssetKey(["quarantine", "consents"])), last_day),
+        (AssetSelection.assets(AssetKey(["gold", "customer_scores"])), newest),
+        (AssetSelection.assets(AssetKey(["exports", "retention_audience"])), None),
+    ]
+    with DagsterInstance.ephemeral() as instance:
+        for selection, partition in plan:
+            result = materialize(assets, selection=selection, resources=resources, instance=instance,
+                                 partition_key=partition)
+            assert result.success
+    scores_after = pl.read_delta(str(settings.lake / "gold" / "customer_scores")).filter(
+        pl.col("snapshot_date").cast(pl.Utf8) == newest)
+    assert leaves_profiling not in scores_after.get_column("customer_id").to_list()
+    assert scores_after.height == scores_before.height - 1  # nobody else lost or duplicated
+    audience_after = pl.read_delta(str(settings.lake / "gold" / "audience_exports"))
+    assert leaves_marketing not in audience_after.get_column("customer_id").to_list()
+    csv = settings.home / "exports" / f"retention_audience_{newest}.csv"
+    assert leaves_marketing not in pl.read_csv(csv).get_column("customer_id").to_list()
+    assert audience_after.get_column("snapshot_date").n_unique() == 1  # replaced, not appended
+    audit = pl.read_delta(str(settings.lake / "gold" / "audit_log"))
+    assert {"score", "export", "report"} <= set(audit.get_column("action"))
+    assert audit.filter(pl.col("action") == "export").height == 2

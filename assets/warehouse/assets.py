@@ -17,7 +17,8 @@ _UPSTREAM = {
     "model_registry": ["models", "champion"],
     "tuning_trials": ["models", "lightgbm_params"],
     "threshold_simulation": ["gold", "threshold_simulation"],
-}
+    "risk_by_segment": ["reports", "risk_by_segment"],
+}  # audit_log has no asset of its own: scoring, exports and reports append to it
 
 
 @asset(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
+# Analysts get no audience export (it exists to leave for a campaign tool) and no raw PII.
 GOLD_TABLES = ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry",
-               "model_decisions", "tuning_trials", "threshold_simulation")
+               "model_decisions", "tuning_trials", "threshold_simulation", "risk_by_segment", "audit_log")
 
 
 def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> dict[str, int]:

@@ -1,0 +1,87 @@
+"""Consent-filtered audience export and k-anonymous segment report; both log to the audit table."""
+
+from datetime import timedelta
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from pydantic import Field
+
+from assets.governance.anonymity import is_k_anonymous
+from assets.governance.consent import current_consents, split_by_consent
+from assets.governance.exports import build_audience, risk_by_segment
+from assets.scoring.assets import latest_scores
+from resources.assay import AssayResource
+from resources.audit import record
+from resources.lake import LakeResource
+
+
+class AudienceConfig(Config):
+    max_decile: int = Field(2, description="Export customers in risk deciles 1..max_decile (1 = highest risk).")
+
+
+@asset(
+    key=AssetKey(["exports", "retention_audience"]),
+    deps=[AssetKey(["gold", "customer_scores"])],
+    group_name="governance",
+    kinds={"delta", "csv"},
+    description="Highest-risk customers of the newest snapshot, segmented by decile and main reason, for a campaign "
+                "tool; customers without marketing consent now are never in it.",
+)
+def retention_audience(context: AssetExecutionContext, config: AudienceConfig, assay: AssayResource,
+                       lake: LakeResource) -> MaterializeResult:
+    scores = latest_scores(lake)
+    snapshot = scores.item(0, "snapshot_date")
+    candidates = build_audience(scores, config.max_decile)
+    consented = split_by_consent(candidates, current_consents(lake), "marketing")
+    audience = consented.allowed
+    written = lake.replace_window("gold", "audience_exports", audience, "snapshot_date", snapshot,
+                                  snapshot + timedelta(days=1))
+    csv_path = assay.home_path / "exports" / f"retention_audience_{snapshot.isoformat()}.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    audience.write_csv(csv_path)
+    record(lake, "export", "exports/retention_audience", context.run_id, audience.height,
+           {"snapshot_date": snapshot, "file": str(csv_path), "excluded": consented.excluded})
+    segments = audience.group_by("segment").len().sort("len", descending=True)
+    return MaterializeResult(metadata={
+        "dagster/row_count": audience.height,
+        "snapshot_date": str(snapshot),
+        "candidates": candidates.height,
+        "excluded_without_marketing_consent": consented.excluded_total,
+        "excluded_by_reason": MetadataValue.json(consented.excluded),
+        "segments": MetadataValue.json(dict(segments.iter_rows())),
+        "file": MetadataValue.path(str(csv_path)),
+        "delta_version": written.version,
+    })
+
+
+class SegmentReportConfig(Config):
+    k: int = Field(10, description="Smallest group a published cell may describe (k-anonymity).")
+
+
+@asset(
+    key=AssetKey(["reports", "risk_by_segment"]),
+    deps=[AssetKey(["gold", "customer_scores"]), AssetKey(["gold", "customer_features"])],
+    group_name="governance",
+    kinds={"delta"},
+    description="Customers and mean churn probability by country, acquisition channel and decile on the newest "
+                "snapshot; cells under k customers are suppressed, and the report is refused unless it passes.",
+)
+def risk_by_segment_report(context: AssetExecutionContext, config: SegmentReportConfig,
+                           lake: LakeResource) -> MaterializeResult:
+    scores = latest_scores(lake)
+    snapshot = scores.item(0, "snapshot_date")
+    profile = lake.scan("gold", "customer_features").filter(pl.col("snapshot_date") == snapshot).collect()
+    report = risk_by_segment(scores, profile, config.k)
+    if not is_k_anonymous(report, "customers", config.k):
+        raise ValueError(f"risk_by_segment has a published cell under k={config.k}; not written")
+    written = lake.replace_window("gold", "risk_by_segment", report, "snapshot_date", snapshot,
+                                  snapshot + timedelta(days=1))
+    suppressed = int(report.get_column("suppressed").sum())
+    record(lake, "report", "reports/risk_by_segment", context.run_id, report.height,
+           {"snapshot_date": snapshot, "k": config.k, "suppressed_cells": suppressed})
+    return MaterializeResult(metadata={
+        "dagster/row_count": report.height, "snapshot_date": str(snapshot), "k": config.k,
+        "suppressed_cells": suppressed,
+        "published_customers": int(report.get_column("customers").sum()),
+        "delta_version": written.version,
+    })
