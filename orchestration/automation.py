@@ -7,6 +7,7 @@ from dagster import (
     AssetSelection,
     DefaultSensorStatus,
     RunRequest,
+    ScheduleDefinition,
     SensorEvaluationContext,
     SkipReason,
     build_schedule_from_partitioned_job,
@@ -45,6 +46,17 @@ daily_ingestion_schedule = build_schedule_from_partitioned_job(
 )
 weekly_snapshot_schedule = build_schedule_from_partitioned_job(
     weekly_snapshot_job, name="weekly_snapshot_schedule", hour_of_day=3, minute_of_hour=0
+)
+
+retention_job = define_asset_job(
+    "retention_job",
+    selection=AssetSelection.groups("retention"),
+    description="Delete and vacuum what is older than each table's retention period; purge old landing days.",
+    tags={"assay/reason": "retention-policy"},
+)
+retention_schedule = ScheduleDefinition(
+    name="monthly_retention_schedule", job=retention_job, cron_schedule="0 4 1 * *",
+    description="Applies the retention policy on the first day of each month.",
 )
 
 MAX_DAYS_PER_TICK = 31

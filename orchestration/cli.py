@@ -79,9 +79,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         "drift": (AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), snapshots[-args.drift_snapshots:]),
         "simulation": (AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), None),
         "governance": (AssetSelection.groups("governance"), None),
+        # deletes data, so only on request (and monthly by its schedule), never as part of the default run
+        "retention": (AssetSelection.groups("retention"), None),
         "warehouse": (AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), None),
     }
-    steps = args.steps.split(",") if args.steps else list(plan)
+    steps = args.steps.split(",") if args.steps else [name for name in plan if name != "retention"]
     unknown = set(steps) - set(plan)
     if unknown:
         raise SystemExit(f"unknown step(s) {sorted(unknown)}; choose from {list(plan)}")
@@ -215,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--drift-snapshots", type=int, default=8, help="newest snapshots to run drift reports for")
     run.add_argument("--score-snapshots", type=int, default=0, help="newest snapshots to score (default: all)")
     run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,tuning,model,"
-                     "scores,drift,simulation,governance,warehouse (default: all, then the summary)")
+                     "scores,drift,simulation,governance,warehouse,retention "
+                     "(default: all but retention, then the summary)")
     run.set_defaults(func=cmd_run)
     model = sub.add_parser("model", help="list model versions; promote or roll back to a version")
     model.add_argument("action", choices=["list", "promote", "rollback"])

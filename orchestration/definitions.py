@@ -13,7 +13,7 @@ from dagster_dbt import DbtCliResource  # noqa: E402
 
 from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_feature_assets  # noqa: E402
 from assets.features.gold import gold_churn_labels, gold_customer_features  # noqa: E402
-from assets.governance.assets import retention_audience, risk_by_segment_report  # noqa: E402
+from assets.governance.assets import retention, retention_audience, risk_by_segment_report  # noqa: E402
 from assets.ingestion.assets import ingestion_assets, landing_specs  # noqa: E402
 from assets.modeling.assets import champion, churn_model, lightgbm_params, model_card  # noqa: E402
 from assets.monitoring.assets import drift_summary  # noqa: E402
@@ -24,6 +24,8 @@ from orchestration.automation import (  # noqa: E402
     daily_ingestion_schedule,
     ingestion_job,
     landing_sensor,
+    retention_job,
+    retention_schedule,
     retraining_job,
     weekly_snapshot_job,
     weekly_snapshot_schedule,
@@ -64,11 +66,12 @@ def build_definitions(settings: AssaySettings) -> Definitions:
             threshold_simulation,
             retention_audience,
             risk_by_segment_report,
+            retention,
             drift_summary,
             analyst_views,
         ],
-        jobs=[ingestion_job, weekly_snapshot_job, retraining_job],
-        schedules=[daily_ingestion_schedule, weekly_snapshot_schedule],
+        jobs=[ingestion_job, weekly_snapshot_job, retraining_job, retention_job],
+        schedules=[daily_ingestion_schedule, weekly_snapshot_schedule, retention_schedule],
         sensors=[landing_sensor],
         resources=build_resources(settings),
     )

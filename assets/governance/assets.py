@@ -1,6 +1,7 @@
-"""Consent-filtered audience export and k-anonymous segment report; both log to the audit table."""
+"""Consent-filtered audience export, k-anonymous segment report and retention; all log to the audit table."""
 
-from datetime import timedelta
+import json
+from datetime import date, timedelta
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
@@ -9,7 +10,10 @@ from pydantic import Field
 from assets.governance.anonymity import is_k_anonymous
 from assets.governance.consent import current_consents, split_by_consent
 from assets.governance.exports import build_audience, risk_by_segment
+from assets.governance.retention import DEFAULT_POLICY, apply_retention
+from assets.modeling.assets import markdown_table
 from assets.scoring.assets import latest_scores
+from orchestration.partitions import daily_partitions
 from resources.assay import AssayResource
 from resources.audit import record
 from resources.lake import LakeResource
@@ -85,3 +89,56 @@ def risk_by_segment_report(context: AssetExecutionContext, config: SegmentReport
         "published_customers": int(report.get_column("customers").sum()),
         "delta_version": written.version,
     })
+
+
+class RetentionConfig(Config):
+    policy_json: str = Field(
+        "", description='Overrides of the default policy as JSON, {"bronze/events": 395, ...} (days kept); '
+                        "see DEFAULT_POLICY in assets/governance/retention.py.")
+    as_of: str = Field(
+        "", description="Date retention is measured from (YYYY-MM-DD). Empty: today, or the last daily partition "
+                        "when the partitions end earlier (a replayed history such as the demo).")
+    purge_landing: bool = Field(True, description="Also delete landing day folders older than a bronze cutoff.")
+
+
+@asset(
+    key=AssetKey(["governance", "retention"]),
+    group_name="retention",
+    kinds={"delta"},
+    description="Deletes rows older than each table's retention period, vacuums their files (no time travel back) "
+                "and purges the matching landing days; scheduled monthly.",
+)
+def retention(context: AssetExecutionContext, config: RetentionConfig, assay: AssayResource,
+              lake: LakeResource) -> MaterializeResult:
+    policy = effective_policy(config.policy_json)
+    as_of = date.fromisoformat(config.as_of) if config.as_of else min(
+        date.today(), date.fromisoformat(daily_partitions.get_partition_keys()[-1]))
+    outcomes = []
+    for table, (column, days) in policy.items():
+        outcome = apply_retention(lake, table, column, days, as_of,
+                                  assay.landing_path if config.purge_landing else None)
+        outcomes.append(outcome)
+        if outcome.rows_deleted or outcome.landing_days_purged:
+            record(lake, "retention_delete", table, context.run_id, outcome.rows_deleted,
+                   {"cutoff": outcome.cutoff, "files_vacuumed": outcome.files_vacuumed,
+                    "landing_days_purged": outcome.landing_days_purged})
+    rows = [{"table": o.table, "kept_days": policy[o.table][1], "cutoff": str(o.cutoff), "rows_before": o.rows_before,
+             "deleted": o.rows_deleted, "after": o.rows_after, "files_vacuumed": o.files_vacuumed,
+             "landing_days_purged": o.landing_days_purged} for o in outcomes]
+    return MaterializeResult(metadata={
+        "as_of": str(as_of),
+        "rows_deleted": sum(o.rows_deleted for o in outcomes),
+        "policy": MetadataValue.md(markdown_table(rows, digits=0)),
+    })
+
+
+def effective_policy(overrides_json: str) -> dict[str, tuple[str, int]]:
+    """The default policy with the configured day counts; an unknown table is an error, not a silent no-op."""
+    policy = dict(DEFAULT_POLICY)
+    for table, days in (json.loads(overrides_json) if overrides_json else {}).items():
+        if table not in policy:
+            raise ValueError(f"no retention rule for {table!r}; known tables: {sorted(policy)}")
+        if int(days) < 1:
+            raise ValueError(f"{table}: retention must keep at least one day")
+        policy[table] = (policy[table][0], int(days))
+    return policy

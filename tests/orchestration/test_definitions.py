@@ -35,8 +35,12 @@ def test_graph_has_every_stage_with_lineage():
 
 
 def test_jobs_schedules_and_sensors():
-    assert {j.name for j in defs.jobs} >= {"ingestion_job", "weekly_snapshot_job", "retraining_job"}
-    assert {s.name for s in defs.schedules} == {"daily_ingestion_schedule", "weekly_snapshot_schedule"}
+    assert {j.name for j in defs.jobs} >= {"ingestion_job", "weekly_snapshot_job", "retraining_job", "retention_job"}
+    assert {s.name for s in defs.schedules} == {"daily_ingestion_schedule", "weekly_snapshot_schedule",
+                                                "monthly_retention_schedule"}
+    # retention deletes data: only its own job and schedule select it
+    weekly = defs.get_job_def("weekly_snapshot_job")
+    assert AssetKey(["governance", "retention"]) not in weekly.asset_layer.executable_asset_keys
     assert {s.name for s in defs.sensors} == {"landing_sensor"}
 
 
