@@ -29,7 +29,7 @@ from assets.modeling.training import (
     split_snapshots,
     training_frame,
 )
-from assets.modeling.tuning import TuningBudget, rolling_origin_folds, tune_lightgbm
+from assets.modeling.tuning import TuningBudget, fit_budget_to_history, rolling_origin_folds, tune_lightgbm
 from domain.contract import tagged_columns
 from resources.assay import AssayResource
 from resources.lake import LakeResource
@@ -99,6 +99,14 @@ def lightgbm_params(context: AssetExecutionContext, config: TuningConfig, assay:
                           train_snapshots=config.fold_train_snapshots, max_fold_train_rows=config.max_fold_train_rows,
                           max_rounds=config.max_rounds)
     held_out = (split.calibration or split.validation)[0]
+    fitted = fit_budget_to_history(sorted(counts), assay.label_horizon_days, budget, before=held_out)
+    if fitted is None:
+        return _untuned(context, assay, budget, held_out)
+    if fitted != budget:
+        context.log.warning(f"labelled history before {held_out} is short: tuning with {fitted.n_folds} fold(s) of "
+                            f"{fitted.train_snapshots} training snapshots instead of {budget.n_folds} of "
+                            f"{budget.train_snapshots}")
+    budget = fitted
     folds = rolling_origin_folds(sorted(counts), assay.label_horizon_days, budget, before=held_out)
     dates = sorted({d for f in folds for d in (*f.train, *f.early_stopping, *f.validation)})
     fold_split = SnapshotSplit(train=dates, early_stopping=[], validation=[])
@@ -126,6 +134,20 @@ def lightgbm_params(context: AssetExecutionContext, config: TuningConfig, assay:
                                                   .to_dicts())),
         "delta_version": written.version,
     })
+
+
+def _untuned(context: AssetExecutionContext, assay: AssayResource, budget, held_out) -> MaterializeResult:
+    """Not enough labelled history before the calibration fold for even one rolling-origin fold: the challenger
+    trains with the defaults, and says so."""
+    reason = (f"not one rolling-origin fold of {budget.fold_snapshots} validation + 4 training snapshots fits the "
+              f"labelled history before {held_out}; ingest more history to tune")
+    context.log.warning(f"tuning skipped: {reason}")
+    summary = {"tuned_at": datetime.now(UTC).isoformat(), "skipped": reason,
+               "best_params": default_params(budget.seed, assay.lgbm_threads)}
+    out = _tuning_dir(assay)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(summary, indent=2, default=str))
+    return MaterializeResult(metadata={"skipped": reason, "best_params": MetadataValue.json(summary["best_params"])})
 
 
 def _tuned_params(assay: AssayResource, seed: int) -> tuple[dict, dict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +125,23 @@ def rolling_origin_folds(
         fit = eligible[-window:]
         folds.append(Fold(train=fit[:-n_early], early_stopping=fit[-n_early:], validation=validation))
     return folds[::-1]
+
+
+def fit_budget_to_history(
+    labelled: list[date], horizon_days: int, budget: TuningBudget, before: date | None = None,
+    min_train_snapshots: int = 4,
+) -> TuningBudget | None:
+    """The budget itself when its folds fit the labelled history, else the nearest one that does: fewer folds
+    first, then shorter training windows (not below `min_train_snapshots`). None when not even one fold fits."""
+    for n_folds in range(budget.n_folds, 0, -1):
+        for train_snapshots in range(budget.train_snapshots, min_train_snapshots - 1, -1):
+            candidate = replace(budget, n_folds=n_folds, train_snapshots=train_snapshots)
+            try:
+                rolling_origin_folds(labelled, horizon_days, candidate, before)
+            except ValueError:
+                continue
+            return candidate
+    return None
 
 
 def search_space(trial: optuna.Trial) -> dict:

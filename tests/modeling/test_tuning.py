@@ -14,6 +14,7 @@ from assets.modeling.tuning import (
     IMBALANCE_OPTIONS,
     SEARCH_SPACE,
     TuningBudget,
+    fit_budget_to_history,
     imbalance_params,
     rolling_origin_folds,
     thin_customers,
@@ -70,6 +71,16 @@ def test_too_short_history_is_refused_with_a_reason():
         rolling_origin_folds(MONDAYS, HORIZON, TuningBudget(), before=MONDAYS[16])
     with pytest.raises(ValueError, match="lower n_folds"):
         rolling_origin_folds(MONDAYS[:5], HORIZON, TuningBudget(n_folds=3, train_snapshots=1))
+
+
+def test_a_short_history_shrinks_the_budget_before_giving_up():
+    full = TuningBudget()
+    assert fit_budget_to_history(MONDAYS, HORIZON, full, before=HOLDOUT_STARTS) == full  # fits: unchanged
+    short = fit_budget_to_history(MONDAYS[:22], 90, full)
+    assert short is not None and (short.n_folds, short.train_snapshots) < (full.n_folds, full.train_snapshots)
+    folds = rolling_origin_folds(MONDAYS[:22], 90, short)  # the shrunk budget is one that builds
+    assert len(folds) == short.n_folds and all(len(f.train) == short.train_snapshots for f in folds)
+    assert fit_budget_to_history(MONDAYS[:12], 90, full) is None  # not one fold of 4 training snapshots fits
 
 
 def test_imbalance_options_translate_to_lightgbm_params():
