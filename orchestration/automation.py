@@ -3,6 +3,7 @@
 
 import json
 
+import polars as pl
 from dagster import (
     AssetSelection,
     DefaultSensorStatus,
@@ -15,10 +16,12 @@ from dagster import (
     sensor,
 )
 
+from assets.governance.dsar import requests
 from assets.ingestion.landing import landing_fingerprints
 from domain.contract import SOURCES
 from orchestration.partitions import daily_partitions, snapshot_partitions
 from resources.assay import AssayResource
+from resources.lake import LakeResource
 
 ingestion_job = define_asset_job(
     "ingestion_job",
@@ -58,6 +61,30 @@ retention_schedule = ScheduleDefinition(
     name="monthly_retention_schedule", job=retention_job, cron_schedule="0 4 1 * *",
     description="Applies the retention policy on the first day of each month.",
 )
+
+dsar_job = define_asset_job(
+    "dsar_job",
+    selection=AssetSelection.groups("dsar"),
+    description="Handle pending data-subject requests (access, erasure, opt-out).",
+)
+
+
+@sensor(
+    job=dsar_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Launches dsar_job when governance/dsar_requests has pending requests (oldest deadline first).",
+)
+def dsar_sensor(context: SensorEvaluationContext, lake: LakeResource):
+    pending = requests(lake).filter(pl.col("status") == "pending").sort("deadline")
+    if pending.height == 0:
+        return SkipReason("no pending data-subject requests")
+    ids = pending.get_column("request_id").to_list()
+    # one run per set of pending requests; the run handles them all, so a retry after a failure is a new key
+    return RunRequest(run_key="|".join(ids), tags={
+        "assay/reason": "data-subject-request", "assay/dsar_requests": ",".join(ids)[:200],
+        "assay/dsar_earliest_deadline": str(pending.item(0, "deadline"))})
+
 
 MAX_DAYS_PER_TICK = 31
 

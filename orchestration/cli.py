@@ -201,6 +201,36 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dsar(args: argparse.Namespace) -> int:
+    """Data-subject requests: submit one, list them, or process the pending ones now (what dsar_sensor launches)."""
+    import polars as pl
+
+    from assets.governance.dsar import REQUESTS_TABLE, DsarContext, new_request, process_pending, requests
+    from domain.settings import AssaySettings
+    from resources.audit import record
+    from resources.lake import LakeResource
+
+    settings = AssaySettings.from_env()
+    lake = LakeResource(root=settings.lake_uri)
+    if args.action == "submit":
+        if not args.customer:
+            raise SystemExit("submit needs --customer")
+        request = new_request(args.customer, args.kind.replace("-", "_"))
+        lake.append(*REQUESTS_TABLE, request)
+        print(f"{request.item(0, 'request_id')}: {args.kind} for {args.customer}, due {request.item(0, 'deadline')}")
+    elif args.action == "process":
+        outcomes = process_pending(DsarContext(lake, settings.home, settings.landing, settings.warehouse_path))
+        for outcome in outcomes:
+            rows = outcome.get("rows_total", sum(outcome.get("rows_by_table", {}).values()))
+            record(lake, f"dsar_{outcome['kind']}", outcome["request_id"], "cli", rows, outcome)
+            print(json.dumps(outcome, default=str))
+        print(f"processed {len(outcomes)} request(s)")
+    else:
+        with pl.Config(tbl_rows=100, tbl_cols=10, fmt_str_lengths=40):
+            print(requests(lake).select("request_id", "kind", "status", "requested_at", "deadline", "completed_at"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -210,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=PreviewWarning)
     parser = argparse.ArgumentParser(prog="assay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    dsar = sub.add_parser("dsar", help="data-subject requests: submit, list, process")
+    dsar.add_argument("action", choices=["submit", "list", "process"])
+    dsar.add_argument("--customer", default="", help="customer_id the request is about (submit)")
+    dsar.add_argument("--kind", choices=["access", "erasure", "opt-out"], default="access")
+    dsar.set_defaults(func=cmd_dsar)
     gen = sub.add_parser("generate", help="write synthetic landing files and ground truth")
     gen.add_argument("--size", choices=["tiny", "small", "demo", "large"], default=None)
     gen.set_defaults(func=cmd_generate)

@@ -13,7 +13,12 @@ from dagster_dbt import DbtCliResource  # noqa: E402
 
 from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_feature_assets  # noqa: E402
 from assets.features.gold import gold_churn_labels, gold_customer_features  # noqa: E402
-from assets.governance.assets import retention, retention_audience, risk_by_segment_report  # noqa: E402
+from assets.governance.assets import (  # noqa: E402
+    dsar_processing,
+    retention,
+    retention_audience,
+    risk_by_segment_report,
+)
 from assets.ingestion.assets import ingestion_assets, landing_specs  # noqa: E402
 from assets.modeling.assets import champion, churn_model, lightgbm_params, model_card  # noqa: E402
 from assets.monitoring.assets import drift_summary  # noqa: E402
@@ -22,6 +27,8 @@ from assets.warehouse.assets import analyst_views  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
 from orchestration.automation import (  # noqa: E402
     daily_ingestion_schedule,
+    dsar_job,
+    dsar_sensor,
     ingestion_job,
     landing_sensor,
     retention_job,
@@ -67,12 +74,13 @@ def build_definitions(settings: AssaySettings) -> Definitions:
             retention_audience,
             risk_by_segment_report,
             retention,
+            dsar_processing,
             drift_summary,
             analyst_views,
         ],
-        jobs=[ingestion_job, weekly_snapshot_job, retraining_job, retention_job],
+        jobs=[ingestion_job, weekly_snapshot_job, retraining_job, retention_job, dsar_job],
         schedules=[daily_ingestion_schedule, weekly_snapshot_schedule, retention_schedule],
-        sensors=[landing_sensor],
+        sensors=[landing_sensor, dsar_sensor],
         resources=build_resources(settings),
     )
 

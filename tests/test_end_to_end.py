@@ -188,3 +188,43 @@ def test_withdrawn_consent_removes_the_customer_from_the_next_scores_and_export(
     audit = pl.read_delta(str(settings.lake / "gold" / "audit_log"))
     assert {"score", "export", "report"} <= set(audit.get_column("action"))
     assert audit.filter(pl.col("action") == "export").height == 2
+
+
+def test_erasure_through_the_graph_leaves_the_warehouse_usable_and_traceless(pipeline):
+    """Runs last: an erasure request processed by the dsar asset over every table the whole graph wrote."""
+    from assets.governance.dsar import REQUESTS_TABLE, new_request
+    from resources.lake import LakeResource
+
+    settings, _, _, snapshots = pipeline
+    lake = LakeResource(root=str(settings.lake))
+    scores = pl.read_delta(str(settings.lake / "gold" / "customer_scores"))
+    customer_id = scores.filter(pl.col("snapshot_date").cast(pl.Utf8) == snapshots[-1]).item(0, "customer_id")
+    person = pl.read_delta(str(settings.lake / "bronze" / "customers")).filter(pl.col("customer_id") == customer_id)
+    needles = [customer_id, *person.get_column("email").drop_nulls().to_list()]
+    features_before = pl.read_delta(str(settings.lake / "gold" / "customer_features"))
+    lake.append(*REQUESTS_TABLE, new_request(customer_id, "erasure"))
+
+    defs = build_definitions(settings)
+    result = materialize(list(defs.assets), selection=AssetSelection.groups("dsar"), resources=defs.resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("governance__dsar_processing")[0].metadata
+    assert meta["processed"].value == 1 and meta["still_pending"].value == 0
+
+    pattern = "|".join(needles)
+    for root in (settings.lake, settings.landing):
+        for path in root.rglob("*.parquet"):
+            frame = pl.read_parquet(path)
+            text = frame.select(pl.concat_str(pl.all().cast(pl.Utf8), ignore_nulls=True)).to_series()
+            assert not text.str.contains(pattern).any(), path
+        for path in root.rglob("*.json"):
+            assert not any(n in path.read_text() for n in needles), path
+    features_after = pl.read_delta(str(settings.lake / "gold" / "customer_features"))
+    mine = features_before.filter(pl.col("customer_id") == customer_id).height
+    assert mine > 0 and features_after.height == features_before.height - mine
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    assert con.sql("select count(*) from customer_scores where customer_id = ?",
+                   params=[customer_id]).fetchone()[0] == 0
+    assert con.sql("select count(*) from staging.stg_customers where customer_id = ?",
+                   params=[customer_id]).fetchone()[0] == 0
+    assert con.sql("select count(*) from customer_features").fetchone()[0] == features_after.height
+    con.close()

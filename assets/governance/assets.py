@@ -1,4 +1,5 @@
-"""Consent-filtered audience export, k-anonymous segment report and retention; all log to the audit table."""
+"""Consent-filtered audience export, k-anonymous segment report, retention and data-subject requests; all log to
+the audit table."""
 
 import json
 from datetime import date, timedelta
@@ -7,8 +8,10 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from assets.features.dbt import WAREHOUSE_POOL
 from assets.governance.anonymity import is_k_anonymous
 from assets.governance.consent import current_consents, split_by_consent
+from assets.governance.dsar import DsarContext, process_pending, requests
 from assets.governance.exports import build_audience, risk_by_segment
 from assets.governance.retention import DEFAULT_POLICY, apply_retention
 from assets.modeling.assets import markdown_table
@@ -142,3 +145,27 @@ def effective_policy(overrides_json: str) -> dict[str, tuple[str, int]]:
             raise ValueError(f"{table}: retention must keep at least one day")
         policy[table] = (policy[table][0], int(days))
     return policy
+
+
+@asset(
+    key=AssetKey(["governance", "dsar_processing"]),
+    group_name="dsar",
+    kinds={"delta"},
+    pool=WAREHOUSE_POOL,  # an erasure rewrites the warehouse file: no dbt run may hold it meanwhile
+    description="Handles pending data-subject requests: access bundle, erasure from every table, landing file and "
+                "the warehouse (with a tombstone against re-ingestion), or opt-out. Launched by dsar_sensor.",
+)
+def dsar_processing(context: AssetExecutionContext, assay: AssayResource, lake: LakeResource) -> MaterializeResult:
+    outcomes = process_pending(DsarContext(lake, assay.home_path, assay.landing_path, assay.warehouse_path))
+    for outcome in outcomes:
+        rows = outcome.get("rows_total", sum(outcome.get("rows_by_table", {}).values()))
+        record(lake, f"dsar_{outcome['kind']}", outcome["request_id"], context.run_id, rows, outcome)
+    open_requests = requests(lake).filter(pl.col("status") == "pending")
+    return MaterializeResult(metadata={
+        "processed": len(outcomes),
+        "by_kind": MetadataValue.json({k: sum(o["kind"] == k for o in outcomes) for k in ("access", "erasure",
+                                                                                            "opt_out")}),
+        "late": sum(not o["on_time"] for o in outcomes),
+        "still_pending": open_requests.height,
+        "outcomes": MetadataValue.json(json.loads(json.dumps(outcomes, default=str))),
+    })

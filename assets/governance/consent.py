@@ -13,6 +13,7 @@ from datetime import datetime
 import polars as pl
 
 PURPOSES = ("profiling", "marketing")
+CONSENT_OVERRIDES_TABLE = ("governance", "consent_overrides")  # opt-outs by data-subject request
 
 
 def consent_state(consents: pl.LazyFrame, as_of: datetime | None = None) -> pl.DataFrame:
@@ -81,7 +82,11 @@ def split_by_consent(frame: pl.DataFrame, current: pl.DataFrame, purpose: str,
 
 
 def current_consents(lake) -> pl.DataFrame:
-    """Consent state from every consent event ingested so far (no rows when the consents source is not used)."""
-    if not lake.exists("bronze", "consents"):
+    """Consent state from every consent event ingested so far plus opt-outs taken by data-subject request (no rows
+    when neither exists)."""
+    columns = ["customer_id", "purpose", "granted", "event_ts"]
+    sources = [lake.scan(*table).select(columns) for table in (("bronze", "consents"), CONSENT_OVERRIDES_TABLE)
+               if lake.exists(*table)]
+    if not sources:
         return pl.DataFrame(schema={"customer_id": pl.Utf8, **{p: pl.Boolean for p in PURPOSES}})
-    return consent_state(lake.scan("bronze", "consents"))
+    return consent_state(pl.concat(sources, how="vertical_relaxed"))

@@ -20,6 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.governance.dsar import pseudonym_key, tombstones
 from assets.ingestion.ingest import count_window, ingest_window
 from domain.contract import SOURCES, SourceSpec
 from orchestration.partitions import daily_partitions
@@ -82,7 +83,8 @@ def build_ingestion_asset(spec: SourceSpec):
             AssetCheckSpec(
                 "rows_conserved",
                 asset=bronze_key,
-                description="Rows read from landing = rows in bronze + rows in quarantine, for the partition.",
+                description="Rows read from landing = rows in bronze + rows in quarantine + rows of erased "
+                            "customers (tombstoned, not ingested), for the partition.",
             )
         ],
         partitions_def=daily_partitions,
@@ -91,8 +93,10 @@ def build_ingestion_asset(spec: SourceSpec):
     )
     def _ingest(context: AssetExecutionContext, config: IngestionConfig, assay: AssayResource, lake: LakeResource):
         start, end = _window(context)
+        erased = tombstones(lake)
         result = ingest_window(assay.landing_path, spec, assay.column_mapping(spec.name), lake, start, end,
-                               context.run_id, datetime.now(UTC), config.chunk_days)
+                               context.run_id, datetime.now(UTC), config.chunk_days, erased,
+                               pseudonym_key(assay.home_path) if erased else b"")
         if not result.files and spec.required:
             context.log.warning(f"No landing files for required source {spec.name} in [{start}, {end}).")
         # Count what landed in the tables, so the check proves the tables, not only the frames in memory.
@@ -106,6 +110,7 @@ def build_ingestion_asset(spec: SourceSpec):
                 "rows_in": result.rows_in,
                 "rows_valid": result.rows_valid,
                 "rows_quarantined": result.rows_quarantined,
+                "rows_erased": result.rows_erased,
                 "files": result.files,
                 "source_present": bool(result.files),
                 "extra_columns": MetadataValue.json(sorted(result.extra_columns)),
@@ -126,13 +131,14 @@ def build_ingestion_asset(spec: SourceSpec):
                 "path": MetadataValue.path(lake.uri("quarantine", spec.name)),
             },
         )
-        conserved = result.rows_in == in_bronze + in_quarantine
+        conserved = result.rows_in == in_bronze + in_quarantine + result.rows_erased
         yield AssetCheckResult(
             check_name="rows_conserved",
             asset_key=bronze_key,
             passed=conserved,
             severity=AssetCheckSeverity.ERROR,
-            metadata={"rows_in": result.rows_in, "bronze": in_bronze, "quarantine": in_quarantine},
+            metadata={"rows_in": result.rows_in, "bronze": in_bronze, "quarantine": in_quarantine,
+                      "erased": result.rows_erased},
         )
 
     return _ingest

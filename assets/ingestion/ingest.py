@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
+from assets.governance.dsar import drop_erased
 from assets.ingestion.landing import read_landing
 from assets.ingestion.validation import empty_bronze, empty_quarantine, validate_batch
 from domain.contract import PARTITION_COLUMN, SourceSpec
@@ -20,6 +21,7 @@ class IngestionSummary:
     rows_in: int = 0
     rows_valid: int = 0
     rows_quarantined: int = 0
+    rows_erased: int = 0  # landing rows of customers erased on request (tombstoned), never ingested again
     files: int = 0
     reasons: Counter = field(default_factory=Counter)
     extra_columns: set[str] = field(default_factory=set)
@@ -39,7 +41,7 @@ def day_chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:
 
 def ingest_window(
     landing_dir: Path, spec: SourceSpec, mapping: dict[str, str], lake: LakeResource, start: date, end: date,
-    run_id: str, ingested_at: datetime, chunk_days: int,
+    run_id: str, ingested_at: datetime, chunk_days: int, erased: set[str] | None = None, key: bytes = b"",
 ) -> IngestionSummary:
     """Validate landing days [start, end) into bronze and quarantine, replacing exactly those days.
 
@@ -48,13 +50,15 @@ def ingest_window(
     summary = IngestionSummary()
     for chunk_start, chunk_end in day_chunks(start, end, chunk_days):
         batch = read_landing(landing_dir, spec.name, chunk_start, chunk_end, mapping)
-        result = validate_batch(batch.frame, spec, run_id, ingested_at)
+        landing_rows, n_erased = drop_erased(batch.frame, spec.customer_column, key, erased or set())
+        result = validate_batch(landing_rows, spec, run_id, ingested_at)
         bronze = lake.replace_window("bronze", spec.name, result.valid if result.rows_in else empty_bronze(spec),
                                      PARTITION_COLUMN, chunk_start, chunk_end, partition_by=[PARTITION_COLUMN])
         quarantine = lake.replace_window(
             "quarantine", spec.name, result.quarantine if result.rows_in else empty_quarantine(),
             PARTITION_COLUMN, chunk_start, chunk_end, partition_by=[PARTITION_COLUMN])
-        summary.rows_in += result.rows_in
+        summary.rows_in += result.rows_in + n_erased
+        summary.rows_erased += n_erased
         summary.rows_valid += result.rows_valid
         summary.rows_quarantined += result.rows_quarantined
         summary.files += len(batch.files)

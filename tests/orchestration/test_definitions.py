@@ -41,7 +41,7 @@ def test_jobs_schedules_and_sensors():
     # retention deletes data: only its own job and schedule select it
     weekly = defs.get_job_def("weekly_snapshot_job")
     assert AssetKey(["governance", "retention"]) not in weekly.asset_layer.executable_asset_keys
-    assert {s.name for s in defs.sensors} == {"landing_sensor"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "dsar_sensor"}
 
 
 def test_snapshot_partition_reads_the_landing_days_of_the_week_before():

@@ -1,0 +1,347 @@
+"""Data-subject requests: access (a bundle of everything held), erasure (gone from every table, file and log),
+opt-out (consent withdrawn from that moment).
+
+Erasure rewrites each affected Delta table as a fresh table without the person's rows instead of deleting rows in
+place: a delete plus vacuum still leaves the person's id in the transaction log (file statistics hold min/max
+values), and a fresh table has no log history to leak. The price is that the table's version history restarts;
+the erasure is audited with the versions it replaced. Landing files are rewritten the same way, the warehouse is
+compacted into a new DuckDB file (a DELETE leaves old bytes in free blocks), and a keyed tombstone stops
+re-ingestion of old landing days from bringing the person back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from assets.governance.consent import CONSENT_OVERRIDES_TABLE
+
+REQUESTS_TABLE = ("governance", "dsar_requests")
+TOMBSTONES_TABLE = ("governance", "erasure_tombstones")
+KINDS = ("access", "erasure", "opt_out")
+DEADLINE_DAYS = 30  # GDPR art. 12(3): one month
+REQUEST_SCHEMA = {
+    "request_id": pl.Utf8, "customer_id": pl.Utf8, "kind": pl.Utf8, "requested_at": pl.Datetime("us", "UTC"),
+    "deadline": pl.Datetime("us", "UTC"), "status": pl.Utf8, "completed_at": pl.Datetime("us", "UTC"),
+    "subject_hash": pl.Utf8, "result": pl.Utf8,
+}
+LANDING_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+
+
+def pseudonym_key(home: Path) -> bytes:
+    """The deployment's secret key: ASSAY_PSEUDONYM_KEY, else a random key kept in $ASSAY_HOME/secrets (mode 600)
+    and created on first use. Never a constant in code."""
+    from_env = os.environ.get("ASSAY_PSEUDONYM_KEY")
+    if from_env:
+        return from_env.encode()
+    path = Path(home) / "secrets" / "pseudonym.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(secrets.token_bytes(32))
+        path.chmod(0o600)
+    return path.read_bytes()
+
+
+def tombstone_hash(key: bytes, customer_id: str) -> str:
+    """Keyed hash of an erased customer id. Its own domain ("erased:") so it never equals a pseudonym token."""
+    return hmac.new(key, f"erased:{customer_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_request(customer_id: str, kind: str, requested_at: datetime | None = None) -> pl.DataFrame:
+    if kind not in KINDS:
+        raise ValueError(f"unknown request kind {kind!r}; choose one of {KINDS}")
+    if not customer_id:
+        raise ValueError("a request needs a customer id")
+    at = requested_at or datetime.now(UTC)
+    return pl.DataFrame({
+        "request_id": [f"DSAR-{at:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"], "customer_id": [customer_id],
+        "kind": [kind], "requested_at": [at], "deadline": [at + timedelta(days=DEADLINE_DAYS)],
+        "status": ["pending"], "completed_at": [None], "subject_hash": [None], "result": [None],
+    }, schema=REQUEST_SCHEMA)
+
+
+def requests(lake) -> pl.DataFrame:
+    if not lake.exists(*REQUESTS_TABLE):
+        return pl.DataFrame(schema=REQUEST_SCHEMA)
+    return lake.scan(*REQUESTS_TABLE).collect()
+
+
+def delta_tables(lake) -> list[tuple[str, str]]:
+    """Every Delta table under the lake root, as (layer, name)."""
+    root = Path(lake.root)
+    return sorted((log.parent.parent.name, log.parent.name) for log in root.glob("*/*/_delta_log"))
+
+
+def _token_pattern(value: str) -> str:
+    """`value` as a whole token, so erasing C12 never touches a text that mentions C123."""
+    return rf"(?:^|[^\w]){re.escape(value)}(?:$|[^\w])"
+
+
+def _person_rows(frame: pl.DataFrame, customer_id: str, identifiers: list[str]) -> pl.Expr:
+    """Rows about the person: their customer_id; or, in rows not attributed to another customer, a text column
+    holding one of their identifiers (a quarantined raw record, an email typed into a free-text field). A phone
+    number shared by a household stays with the other customer's row: it is their data too."""
+    mentions = pl.lit(False)
+    for column, dtype in frame.schema.items():
+        if dtype == pl.Utf8 and column != "customer_id":
+            for value in identifiers:
+                mentions = mentions | pl.col(column).str.contains(_token_pattern(value)).fill_null(False)
+    if "customer_id" not in frame.columns:
+        return mentions
+    own = (pl.col("customer_id") == customer_id).fill_null(False)
+    return own | (pl.col("customer_id").is_null() & mentions)
+
+
+def identifiers_of(lake, customer_id: str) -> list[str]:
+    """The person's id and the contact details held for them (emails, phones), read before anything is erased."""
+    found = [customer_id]
+    if lake.exists("bronze", "customers"):
+        rows = lake.scan("bronze", "customers").filter(pl.col("customer_id") == customer_id).collect()
+        for column in ("email", "phone"):
+            if column in rows.columns:
+                found += [v for v in rows.get_column(column).drop_nulls().unique().to_list() if len(v) >= 5]
+    return found
+
+
+def access_bundle(lake, customer_id: str) -> dict[str, list[dict]]:
+    """Everything held about the person: the rows of every lake table that mention them."""
+    identifiers = identifiers_of(lake, customer_id)
+    bundle = {}
+    for layer, name in delta_tables(lake):
+        frame = lake.scan(layer, name).collect()
+        rows = frame.filter(_person_rows(frame, customer_id, identifiers))
+        if rows.height:
+            bundle[f"{layer}/{name}"] = rows.to_dicts()
+    return bundle
+
+
+def write_bundle(bundle: dict[str, list[dict]], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(bundle, indent=1, sort_keys=True, default=str))
+    return path
+
+
+@dataclass
+class ErasureReport:
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+    replaced_versions: dict[str, int] = field(default_factory=dict)
+    landing_files_rewritten: int = 0
+    warehouse_rows: int = 0
+
+    @property
+    def rows_total(self) -> int:
+        return sum(self.rows_by_table.values())
+
+
+def rewrite_table_without(lake, layer: str, name: str, keep: pl.DataFrame) -> None:
+    """Replace a Delta table by a fresh one holding `keep` (same partitioning), leaving no log or file behind."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    uri = lake.uri(layer, name)
+    if "://" in uri:
+        # the swap below is a directory rename; object stores need a copy-and-repoint instead
+        raise NotImplementedError(f"erasure rewrites tables on a local lake only, not {uri}")
+    old = DeltaTable(uri, storage_options=lake.storage_options or None)
+    partition_by = old.metadata().partition_columns or None
+    schema = pa.schema(old.schema().to_arrow())
+    staging = f"{uri}.erasure"
+    shutil.rmtree(staging, ignore_errors=True)
+    write_deltalake(staging, keep.to_arrow().cast(schema) if keep.height else schema.empty_table(),
+                    partition_by=partition_by, mode="overwrite")
+    shutil.rmtree(uri)
+    os.rename(staging, uri)
+
+
+def erase_from_lake(lake, customer_id: str, identifiers: list[str], report: ErasureReport) -> None:
+    for layer, name in delta_tables(lake):
+        if (layer, name) == REQUESTS_TABLE:
+            continue  # handled last: the request row itself is anonymised, not dropped
+        frame = lake.scan(layer, name).collect()
+        person = _person_rows(frame, customer_id, identifiers)
+        removed = frame.filter(person).height
+        if removed:
+            report.replaced_versions[f"{layer}/{name}"] = lake.version(layer, name)
+            rewrite_table_without(lake, layer, name, frame.filter(~person))
+            report.rows_by_table[f"{layer}/{name}"] = removed
+
+
+def _read_landing_file(path: Path) -> pl.DataFrame:
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path)
+    if path.suffix == ".csv":
+        return pl.read_csv(path, infer_schema=False)
+    return pl.read_ndjson(path)
+
+
+def _write_landing_file(frame: pl.DataFrame, path: Path) -> None:
+    if path.suffix == ".parquet":
+        frame.write_parquet(path)
+    elif path.suffix == ".csv":
+        frame.write_csv(path)
+    else:
+        frame.write_ndjson(path)
+
+
+def erase_from_landing(landing_dir: Path, customer_id: str, identifiers: list[str]) -> int:
+    """Rewrite every landing file that mentions the person without their rows (deleted when nothing is left)."""
+    rewritten = 0
+    for path in sorted(p for p in Path(landing_dir).rglob("*") if p.suffix in LANDING_SUFFIXES):
+        frame = _read_landing_file(path)
+        person = _person_rows(frame, customer_id, identifiers)
+        if frame.filter(person).height == 0:
+            continue
+        kept = frame.filter(~person)
+        if kept.height:
+            _write_landing_file(kept, path)
+        else:
+            path.unlink()
+        rewritten += 1
+    return rewritten
+
+
+def erase_from_warehouse(warehouse_path: Path, customer_id: str, identifiers: list[str]) -> int:
+    """Delete the person's rows from every warehouse table, then copy the database into a new file so the freed
+    blocks (which still hold the old bytes) are not kept."""
+    from domain.duckdb_setup import connect
+
+    if not Path(warehouse_path).exists():
+        return 0
+    removed = 0
+    con = connect(str(warehouse_path))
+    try:
+        tables = con.execute("select table_schema, table_name from information_schema.tables "
+                             "where table_type = 'BASE TABLE'").fetchall()
+        for schema, table in tables:
+            columns = dict(con.execute("select column_name, data_type from information_schema.columns "
+                                       "where table_schema = ? and table_name = ?", [schema, table]).fetchall())
+            mentions, params = [], []
+            for column, dtype in columns.items():
+                if dtype == "VARCHAR" and column != "customer_id":
+                    for value in identifiers:
+                        mentions.append(f'regexp_matches("{column}", ?)')
+                        params.append(_token_pattern(value))
+            mentioned = " or ".join(mentions) or "false"
+            if "customer_id" in columns:  # the lake's rule: own rows, or unattributed rows that mention them
+                where = f"customer_id = ? or (customer_id is null and ({mentioned}))"
+                params = [customer_id, *params]
+            else:
+                where = mentioned
+            if where != "false":
+                removed += con.execute(f'delete from "{schema}"."{table}" where {where}', params).fetchone()[0]
+        compact = f"{warehouse_path}.compact"
+        Path(compact).unlink(missing_ok=True)
+        con.execute(f"attach '{compact}' as compacted")
+        catalog = con.execute("select current_database()").fetchone()[0]
+        con.execute(f'copy from database "{catalog}" to compacted')
+        con.execute("detach compacted")
+    finally:
+        con.close()
+    os.replace(compact, warehouse_path)
+    Path(f"{warehouse_path}.wal").unlink(missing_ok=True)
+    return removed
+
+
+def tombstones(lake) -> set[str]:
+    if not lake.exists(*TOMBSTONES_TABLE):
+        return set()
+    return set(lake.scan(*TOMBSTONES_TABLE).select("subject_hash").collect().get_column("subject_hash").to_list())
+
+
+def drop_erased(frame: pl.DataFrame, customer_column: str | None, key: bytes,
+                erased: set[str]) -> tuple[pl.DataFrame, int]:
+    """Landing rows of erased customers, removed before validation (a tombstone outlives the landing file a
+    source may send again). Hashes each distinct id once."""
+    if not erased or frame.height == 0 or not customer_column or customer_column not in frame.columns:
+        return frame, 0
+    ids = frame.get_column(customer_column).cast(pl.Utf8).drop_nulls().unique().to_list()
+    gone = [i for i in ids if tombstone_hash(key, i) in erased]
+    if not gone:
+        return frame, 0
+    is_gone = pl.col(customer_column).cast(pl.Utf8).is_in(gone).fill_null(False)
+    return frame.filter(~is_gone), frame.filter(is_gone).height
+
+
+@dataclass(frozen=True)
+class DsarContext:
+    lake: object
+    home: Path
+    landing_dir: Path
+    warehouse_path: Path
+
+
+def process_pending(ctx: DsarContext, now: datetime | None = None) -> list[dict]:
+    """Handle every pending request, oldest first; returns one outcome per request (no customer ids in it)."""
+    now = now or datetime.now(UTC)
+    table = requests(ctx.lake)
+    pending = table.filter(pl.col("status") == "pending").sort("requested_at")
+    key = pseudonym_key(ctx.home)
+    outcomes, erased_ids = [], []
+    for request in pending.iter_rows(named=True):
+        customer_id, kind, request_id = request["customer_id"], request["kind"], request["request_id"]
+        if kind == "access":
+            bundle = access_bundle(ctx.lake, customer_id)
+            path = write_bundle(bundle, ctx.home / "dsar" / request_id / "access.json")
+            result = {"file": str(path), "rows_by_table": {t: len(rows) for t, rows in bundle.items()}}
+        elif kind == "opt_out":
+            overrides = pl.DataFrame({
+                "customer_id": [customer_id] * 2, "purpose": ["profiling", "marketing"], "granted": [False, False],
+                "event_ts": [now] * 2, "request_id": [request_id] * 2,
+            }, schema={"customer_id": pl.Utf8, "purpose": pl.Utf8, "granted": pl.Boolean,
+                       "event_ts": pl.Datetime("us", "UTC"), "request_id": pl.Utf8})
+            ctx.lake.append(*CONSENT_OVERRIDES_TABLE, overrides)
+            result = {"withdrawn": ["profiling", "marketing"], "from": now.isoformat()}
+        else:
+            result = _erase(ctx, customer_id, request_id, key, now)
+            erased_ids.append(customer_id)
+        outcomes.append({"request_id": request_id, "kind": kind, "deadline": request["deadline"],
+                         "on_time": now <= request["deadline"], **result})
+    if outcomes:
+        done = {o["request_id"]: o for o in outcomes}
+        updated = table.with_columns(
+            pl.when(pl.col("request_id").is_in(list(done))).then(pl.lit("completed")).otherwise(pl.col("status"))
+            .alias("status"),
+            pl.when(pl.col("request_id").is_in(list(done))).then(pl.lit(now)).otherwise(pl.col("completed_at"))
+            .alias("completed_at"),
+            pl.col("request_id").replace_strict({r: json.dumps(o, default=str, sort_keys=True)
+                                                 for r, o in done.items()}, default=pl.col("result"))
+            .alias("result"),
+        )
+        # Every request of an erased person keeps only the keyed hash: the request log must not keep them.
+        updated = updated.with_columns(
+            pl.when(pl.col("customer_id").is_in(erased_ids))
+            .then(pl.col("customer_id").map_elements(lambda i: tombstone_hash(key, i), return_dtype=pl.Utf8))
+            .otherwise(pl.col("subject_hash")).alias("subject_hash"),
+        ).with_columns(
+            pl.when(pl.col("customer_id").is_in(erased_ids)).then(None).otherwise(pl.col("customer_id"))
+            .alias("customer_id"),
+        )
+        rewrite_table_without(ctx.lake, *REQUESTS_TABLE, updated.select(list(REQUEST_SCHEMA)))
+    return outcomes
+
+
+def _erase(ctx: DsarContext, customer_id: str, request_id: str, key: bytes, now: datetime) -> dict:
+    identifiers = identifiers_of(ctx.lake, customer_id)
+    report = ErasureReport()
+    erase_from_lake(ctx.lake, customer_id, identifiers, report)
+    report.landing_files_rewritten = erase_from_landing(ctx.landing_dir, customer_id, identifiers)
+    report.warehouse_rows = erase_from_warehouse(ctx.warehouse_path, customer_id, identifiers)
+    # Earlier access bundles hold the person's data too.
+    for bundle in (ctx.home / "dsar").glob("*/access.json"):
+        if customer_id in bundle.read_text():
+            shutil.rmtree(bundle.parent)
+    ctx.lake.append(*TOMBSTONES_TABLE, pl.DataFrame({
+        "subject_hash": [tombstone_hash(key, customer_id)], "erased_at": [now], "request_id": [request_id]}))
+    return {"rows_by_table": report.rows_by_table, "rows_total": report.rows_total,
+            "replaced_versions": report.replaced_versions, "landing_files_rewritten": report.landing_files_rewritten,
+            "warehouse_rows": report.warehouse_rows}

@@ -1,0 +1,176 @@
+"""Data-subject requests on a real lake: tiny synthetic data ingested into Delta, a gold table, a DuckDB
+warehouse. Erasure must leave no trace in any file; access must return exactly what the tables hold."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from assets.governance.consent import current_consents
+from assets.governance.dsar import (
+    REQUESTS_TABLE,
+    TOMBSTONES_TABLE,
+    DsarContext,
+    delta_tables,
+    new_request,
+    process_pending,
+    requests,
+)
+from assets.ingestion.ingest import ingest_window
+from domain.contract import SOURCES
+from domain.synthetic import config_for_size, generate
+from resources.lake import LakeResource
+
+START, END = date(2024, 1, 1), date(2026, 1, 1)
+
+
+def _ingest_all(home: Path, lake: LakeResource, erased=None, key=b"") -> dict[str, int]:
+    erased_rows = {}
+    for name, spec in SOURCES.items():
+        summary = ingest_window(home / "landing", spec, {}, lake, START, END, "test", datetime.now(UTC), 800,
+                                erased, key)
+        erased_rows[name] = summary.rows_erased
+        assert summary.rows_in == summary.rows_valid + summary.rows_quarantined + summary.rows_erased
+    return erased_rows
+
+
+@pytest.fixture
+def lake_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", "test-key-not-for-production")
+    generate(config_for_size("tiny"), tmp_path / "landing", tmp_path / "ground_truth")
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    _ingest_all(tmp_path, lake)
+    # a gold table and a warehouse table derived from bronze, as the pipeline would have them
+    orders = lake.scan("bronze", "orders").collect()
+    lake.overwrite("gold", "customer_scores", orders.group_by("customer_id").agg(pl.len().alias("orders"))
+                   .with_columns(pl.lit(0.5).alias("p_churn")))
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("create schema staging")
+    customers = lake.scan("bronze", "customers").collect().select("customer_id", "email", "country")
+    con.register("customers_frame", customers.to_arrow())
+    con.execute("create table staging.stg_customers as select * from customers_frame")
+    con.close()
+    return tmp_path, lake
+
+
+def _person(lake: LakeResource) -> tuple[str, str, str | None]:
+    """A customer with orders (so they are in several tables); their phone only when nobody else shares it (a
+    shared household phone rightly stays in the other customer's row)."""
+    customers = lake.scan("bronze", "customers").collect().sort("customer_id")
+    with_orders = set(lake.scan("bronze", "orders").collect().get_column("customer_id").to_list())
+    row = customers.filter(pl.col("customer_id").is_in(list(with_orders)) & pl.col("phone").is_not_null()).row(
+        0, named=True)
+    shared = customers.filter(pl.col("phone") == row["phone"]).height > 1
+    return row["customer_id"], row["email"], None if shared else row["phone"]
+
+
+def _traces(root: Path, needles: list[str]) -> list[str]:
+    """Every file under root whose bytes, or decoded Parquet values, hold one of the needles as a whole token."""
+    patterns = [re.compile(rb"(?<![\w])" + re.escape(n.encode()) + rb"(?![\w])") for n in needles]
+    found = []
+    for path in (p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            data += "\n".join(str(v) for col in table.columns for v in col.to_pylist()).encode()
+        if path.suffix == ".duckdb":
+            con = duckdb.connect(str(path), read_only=True)
+            for schema, name in con.execute("select table_schema, table_name from information_schema.tables "
+                                            "where table_type = 'BASE TABLE'").fetchall():
+                data += str(con.execute(f'select * from "{schema}"."{name}"').fetchall()).encode()
+            con.close()
+        if any(p.search(data) for p in patterns):
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def _counts(lake: LakeResource, customer_id: str) -> dict[str, tuple[int, int]]:
+    """Per table: (all rows, rows with this customer_id)."""
+    out = {}
+    for layer, name in delta_tables(lake):
+        frame = lake.scan(layer, name).collect()
+        mine = frame.filter(pl.col("customer_id") == customer_id).height if "customer_id" in frame.columns else 0
+        out[f"{layer}/{name}"] = (frame.height, mine)
+    return out
+
+
+def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
+    home, lake = lake_home
+    customer_id, email, phone = _person(lake)
+    needles = [n for n in (customer_id, email, phone) if n]
+    original = {p: p.read_bytes() for p in (home / "landing").rglob("*.parquet")}
+    before = _counts(lake, customer_id)
+    assert _traces(home, [customer_id, email]), "the person must be findable before the erasure"
+
+    lake.append(*REQUESTS_TABLE, new_request(customer_id, "erasure"))
+    ctx = DsarContext(lake, home, home / "landing", home / "warehouse.duckdb")
+    [outcome] = process_pending(ctx)
+
+    assert outcome["kind"] == "erasure" and outcome["on_time"]
+    assert _traces(home / "lake", needles) == []
+    assert _traces(home / "landing", needles) == []
+    assert _traces(home / "warehouse.duckdb", needles) == []
+    # Everyone else is intact: each table lost exactly the person's rows.
+    after = _counts(lake, customer_id)
+    for table, (rows, mine) in before.items():
+        if table in ("governance/dsar_requests", "governance/erasure_tombstones"):
+            continue
+        assert after[table] == (rows - mine, 0), table
+        assert outcome["rows_by_table"].get(table, 0) >= mine
+    assert outcome["warehouse_rows"] == 1
+    # The request log keeps a keyed hash, not the id; the tombstone holds the same hash.
+    request = requests(lake).row(0, named=True)
+    assert request["status"] == "completed" and request["customer_id"] is None
+    assert lake.scan(*TOMBSTONES_TABLE).collect().get_column("subject_hash").to_list() == [request["subject_hash"]]
+
+    # A source re-sends its old files: re-ingesting them does not bring the person back.
+    for path, data in original.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    key = b"test-key-not-for-production"
+    erased_rows = _ingest_all(home, lake, {request["subject_hash"]}, key)
+    assert erased_rows["customers"] == 1 and erased_rows["orders"] == before["bronze/orders"][1]
+    assert lake.scan("bronze", "orders").collect().height == before["bronze/orders"][0] - before["bronze/orders"][1]
+    assert _traces(home / "lake", needles) == []
+
+
+def test_access_bundle_holds_exactly_what_the_tables_hold(lake_home):
+    home, lake = lake_home
+    customer_id, email, _ = _person(lake)
+    lake.append(*REQUESTS_TABLE, new_request(customer_id, "access"))
+    [outcome] = process_pending(DsarContext(lake, home, home / "landing", home / "warehouse.duckdb"))
+    bundle = json.loads(Path(outcome["file"]).read_text())
+    for layer, name in delta_tables(lake):
+        frame = lake.scan(layer, name).collect()
+        direct = frame.filter(pl.col("customer_id") == customer_id).height if "customer_id" in frame.columns else 0
+        if (layer, name) == REQUESTS_TABLE:
+            direct = 1  # the request itself was pending when the bundle was made
+        assert len(bundle.get(f"{layer}/{name}", [])) >= direct, (layer, name)
+    assert bundle["bronze/customers"][0]["email"] == email
+    assert len(bundle["bronze/orders"]) == lake.scan("bronze", "orders").filter(
+        pl.col("customer_id") == customer_id).collect().height
+    assert {"bronze/customers", "bronze/orders", "gold/customer_scores"} <= set(bundle)
+
+
+def test_opt_out_withdraws_both_purposes_from_that_moment(lake_home):
+    home, lake = lake_home
+    customer_id, _, _ = _person(lake)
+    lake.append(*REQUESTS_TABLE, new_request(customer_id, "opt_out"))
+    process_pending(DsarContext(lake, home, home / "landing", home / "warehouse.duckdb"))
+    state = current_consents(lake).filter(pl.col("customer_id") == customer_id).row(0, named=True)
+    assert state["profiling"] is False and state["marketing"] is False
+    assert requests(lake).get_column("status").to_list() == ["completed"]
+
+
+def test_requests_are_checked():
+    with pytest.raises(ValueError, match="unknown request kind"):
+        new_request("C1", "delete-everything")
+    with pytest.raises(ValueError, match="customer id"):
+        new_request("", "erasure")
