@@ -208,8 +208,9 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
     challenger = build_challenger(data, split, params, assay.label_horizon_days, reports, settings,
                                   sensitive=_sensitive_attributes(lake),
                                   truth=pl.scan_parquet(truth_path) if truth_path.exists() else None)
+    # a skipped search (too little labelled history) records why instead of scores
     challenger.evaluation["tuning"] = {k: tuning[k] for k in ("best_score", "default_score", "n_trials_completed",
-                                                              "stopped_by", "imbalance")} if tuning else {}
+                                                              "stopped_by", "imbalance", "skipped") if k in tuning}
     card = {
         "params": challenger.params, "split": split.to_json(), "label_horizon_days": assay.label_horizon_days,
         "training_inputs": training_inputs, "validation_metrics": challenger.metrics,

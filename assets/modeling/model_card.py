@@ -383,6 +383,8 @@ def _fairness(evaluation: Mapping[str, Any]) -> list[Block]:
 def _tuning(card: Mapping[str, Any], evaluation: Mapping[str, Any]) -> list[Block]:
     tuning = evaluation.get("tuning") or {}
     blocks: list[Block] = [Heading(2, "Tuning")]
+    if tuning.get("skipped"):
+        return [*blocks, Para(f"Not tuned; trained with the default parameters: {tuning['skipped']}.")]
     if tuning:
         best, default = tuning.get("best_score"), tuning.get("default_score")
         improvement = float(best) - float(default) if _is_number(best) and _is_number(default) else None

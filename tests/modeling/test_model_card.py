@@ -273,3 +273,11 @@ def test_markdown_values_cannot_inject_markup():
     part = _section(rendered, "<h2>Champion–challenger decision</h2>", "<h2>Limitations</h2>")
     assert part.count("<li>") == 3 and "<ol" not in part and part.count("<ul>") == 1
     assert rendered.count('<img src="') == len(PLOTS)
+
+
+def test_a_skipped_search_says_why_instead_of_showing_scores():
+    evaluation = {**_evaluation(), "tuning": {"skipped": "not one rolling-origin fold fits the labelled history"}}
+    md, page = render_model_card(_card(), evaluation, _lineage())
+    part = md[md.index("## Tuning"):]
+    assert "Not tuned; trained with the default parameters: not one rolling-origin fold fits" in part
+    assert "Best AUC" not in part and "Not tuned" in page
