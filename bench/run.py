@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-STAGES = ("ingestion", "features", "tuning", "model", "scores", "drift", "simulation", "governance", "warehouse")
+STAGES = ("ingestion", "features", "tuning", "model", "scores", "drift", "performance", "simulation", "governance",
+          "warehouse")
 
 # The large size scores a year of weekly snapshots (52), the figure the feature-stage target is stated for.
 SIZE_ENV = {
@@ -30,9 +31,16 @@ SIZE_ENV = {
     # DuckDB's per-customer list aggregate in customer_features cannot spill; with 30M events it needs more than
     # the 4GB default at this size (see dbt_project/README.md).
     "large": {"ASSAY_SIZE": "large", "ASSAY_SNAPSHOT_START": "2025-01-06", "ASSAY_DUCKDB_MEMORY_LIMIT": "10GB"},
+    # The same data with the demo's 79 snapshots: 52 leave too little labelled history before the calibration fold
+    # for one rolling-origin tuning fold (tuning then trains on defaults and says so), so tuning and training at
+    # the large size are measured here. Run it after `large` (it reuses that size's landing and bronze):
+    #   BENCH_SIZES=large_full_history BENCH_STAGES=features,tuning,model make bench
+    "large_full_history": {"ASSAY_SIZE": "large", "ASSAY_SNAPSHOT_START": "2024-07-01",
+                           "ASSAY_DUCKDB_MEMORY_LIMIT": "10GB"},
 }
+HOME_OF = {"large_full_history": "large"}
 # Scoring is measured as throughput; at the large size the newest 8 snapshots (8M rows) are enough to time it.
-SCORE_SNAPSHOTS = {"demo": 0, "large": 8}
+SCORE_SNAPSHOTS = {"demo": 0, "large": 8, "large_full_history": 8}
 
 
 def run_stage(cmd: list[str], env: dict[str, str]) -> dict:
@@ -54,7 +62,7 @@ def _save(results: dict) -> None:
 
 
 def bench_size(size: str, results: dict, stages_wanted: list[str], drift_snapshots: int = 1) -> dict:
-    home = ROOT / ".bench" / size
+    home = ROOT / ".bench" / HOME_OF.get(size, size)
     env = {**os.environ, **SIZE_ENV[size], "ASSAY_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
            "ASSAY_LAKE_ROOT": str(home / "lake"), "ASSAY_WAREHOUSE_PATH": str(home / "warehouse.duckdb"),
            "OMP_WAIT_POLICY": "PASSIVE"}
@@ -71,6 +79,10 @@ def bench_size(size: str, results: dict, stages_wanted: list[str], drift_snapsho
         cmd = [assay, "run", "--steps", stage, "--drift-snapshots", str(drift_snapshots),
                "--score-snapshots", str(SCORE_SNAPSHOTS[size])]
         stages[stage] = run_stage(cmd, env)
+        if stage == "tuning":  # a skipped search (too little history) must not pass for a fast one
+            tuning = json.loads((home / "models" / "tuning" / "latest.json").read_text())
+            stages[stage].update({k: tuning[k] for k in ("skipped", "n_trials_completed", "stopped_by", "best_score",
+                                                         "default_score") if k in tuning})
         if stage == "scores":
             rows = _count_scored_rows(env, SCORE_SNAPSHOTS[size])
             stages[stage].update({"rows": rows, "rows_per_s": round(rows / stages[stage]["seconds"]),
