@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "scores": (AssetSelection.assets(AssetKey(["gold", "customer_scores"])),
                    snapshots[-args.score_snapshots:] if args.score_snapshots else snapshots),
         "drift": (AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), snapshots[-args.drift_snapshots:]),
+        "performance": (AssetSelection.assets(AssetKey(["monitoring", "model_performance"])),
+                        snapshots[-args.score_snapshots:] if args.score_snapshots else snapshots),
         "simulation": (AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), None),
         "governance": (AssetSelection.groups("governance"), None),
         # deletes data, so only on request (and monthly by its schedule), never as part of the default run
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--drift-snapshots", type=int, default=8, help="newest snapshots to run drift reports for")
     run.add_argument("--score-snapshots", type=int, default=0, help="newest snapshots to score (default: all)")
     run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,tuning,model,"
-                     "scores,drift,simulation,governance,warehouse,retention "
+                     "scores,drift,performance,simulation,governance,warehouse,retention "
                      "(default: all but retention, then the summary)")
     run.set_defaults(func=cmd_run)
     model = sub.add_parser("model", help="list model versions; promote or roll back to a version")

@@ -21,7 +21,7 @@ from assets.governance.assets import (  # noqa: E402
 )
 from assets.ingestion.assets import ingestion_assets, landing_specs  # noqa: E402
 from assets.modeling.assets import champion, churn_model, lightgbm_params, model_card  # noqa: E402
-from assets.monitoring.assets import drift_summary  # noqa: E402
+from assets.monitoring.assets import drift_summary, model_performance  # noqa: E402
 from assets.scoring.assets import customer_scores, threshold_simulation  # noqa: E402
 from assets.warehouse.assets import analyst_views  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
@@ -37,6 +37,7 @@ from orchestration.automation import (  # noqa: E402
     weekly_snapshot_job,
     weekly_snapshot_schedule,
 )
+from resources.alerts import AlertsResource  # noqa: E402
 from resources.assay import AssayResource  # noqa: E402
 from resources.lake import LakeResource  # noqa: E402
 from resources.registry import ModelRegistryResource  # noqa: E402
@@ -48,6 +49,7 @@ def build_resources(settings: AssaySettings) -> dict:
         "assay": AssayResource.from_settings(settings),
         "lake": lake,
         "registry": ModelRegistryResource(models_dir=str(settings.models_dir), lake=lake),
+        "alerts": AlertsResource(lake=lake, webhook_url=os.environ.get("ASSAY_ALERT_WEBHOOK", "")),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),
@@ -76,6 +78,7 @@ def build_definitions(settings: AssaySettings) -> Definitions:
             retention,
             dsar_processing,
             drift_summary,
+            model_performance,
             analyst_views,
         ],
         jobs=[ingestion_job, weekly_snapshot_job, retraining_job, retention_job, dsar_job],

@@ -40,6 +40,7 @@ def pipeline(tmp_path_factory):
                                             AssetKey(["reports", "model_card"])), {}),
             ("scores", AssetSelection.assets(AssetKey(["gold", "customer_scores"])), _range(snapshots)),
             ("drift", AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), _range(snapshots[-2:])),
+            ("performance", AssetSelection.assets(AssetKey(["monitoring", "model_performance"])), _range(snapshots)),
             ("simulation", AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), {}),
             ("governance", AssetSelection.groups("governance"), {}),
             ("warehouse", AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), {}),
@@ -114,7 +115,8 @@ def test_drift_reports_and_analyst_views(pipeline):
     assert sorted(p.stem for p in (settings.reports_dir / "drift").glob("*.html")) == snapshots[-2:]
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     for view in ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry",
-                 "model_decisions", "tuning_trials", "threshold_simulation", "risk_by_segment", "audit_log"):
+                 "model_decisions", "tuning_trials", "threshold_simulation", "risk_by_segment", "audit_log",
+                 "monitoring_metrics"):
         assert con.sql(f"select count(*) from {view}").fetchone()[0] > 0, view
     top = con.sql("select max(p_churn) from customer_scores where decile = 1").fetchone()[0]
     assert 0 < top <= 1
@@ -123,6 +125,24 @@ def test_drift_reports_and_analyst_views(pipeline):
                       "from customer_scores) and reason_1_feature is null").fetchone()[0]
     assert missing == 0
     con.close()
+
+
+def test_monitoring_metrics_cover_drift_of_new_snapshots_and_performance_of_matured_ones(pipeline):
+    settings, _, results, snapshots = pipeline
+    metrics = pl.read_delta(str(settings.lake / "gold" / "monitoring_metrics"))
+    labels = pl.read_delta(str(settings.lake / "gold" / "churn_labels"))
+    drift = metrics.filter(pl.col("source") == "drift")
+    assert sorted(drift.get_column("snapshot_date").cast(pl.Utf8).unique()) == snapshots[-2:]
+    assert {"psi", "missing_share_increase", "mean_shift", "drift_share"} <= set(drift.get_column("metric"))
+    auc = metrics.filter((pl.col("source") == "performance") & (pl.col("metric") == "auc"))
+    # every matured snapshot has a performance row, and the model still separates churners out of time
+    assert auc.height == labels.get_column("snapshot_date").n_unique()
+    assert auc.get_column("value").min() > 0.7
+    meta = results["performance"].asset_materializations_for_node("monitoring__model_performance")[0].metadata
+    assert meta["matured_snapshots"].value == auc.height
+    checks = {c.check_name for c in results["drift"].get_asset_check_evaluations()}
+    assert checks == {"drift_share_below_threshold", "psi_below_threshold", "missing_share_stable",
+                      "prediction_shift_below_threshold"}
 
 
 def test_no_analyst_view_returns_an_email_phone_or_card_number(pipeline):

@@ -1,4 +1,5 @@
-"""Drift per snapshot: Evidently HTML under reports/, a summary row in gold/drift_summary, and a warning check."""
+"""Monitoring per snapshot: Evidently drift (HTML under reports/, gold/drift_summary), every figure in
+gold/monitoring_metrics, matured performance, asset checks with warn/error thresholds, and alerts."""
 
 
 import json
@@ -10,6 +11,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    AutomationCondition,
     BackfillPolicy,
     Config,
     MaterializeResult,
@@ -20,7 +22,16 @@ from pydantic import Field
 
 from assets.modeling.training import CATEGORICAL_FEATURES
 from assets.monitoring.drift import DEFAULT_SAMPLE_CAP, drift_report, sample_rows
+from assets.monitoring.metrics import (
+    ALL_COLUMNS,
+    METRIC_SCHEMA,
+    Threshold,
+    findings,
+    performance_metrics,
+    snapshot_metrics,
+)
 from orchestration.partitions import snapshot_partitions
+from resources.alerts import AlertsResource
 from resources.assay import AssayResource
 from resources.lake import LakeResource
 from resources.registry import ModelRegistryResource
@@ -31,7 +42,24 @@ DRIFT_KEY = AssetKey(["monitoring", "drift_summary"])
 class DriftConfig(Config):
     sample_cap: int = Field(DEFAULT_SAMPLE_CAP, description="Seeded row cap on reference and current data.")
     seed: int = Field(7, description="Sampling seed.")
-    warn_share: float = Field(0.3, description="Warn when more than this share of columns drifted.")
+    warn_share: float = Field(0.3, description="Warn when more than this share of columns drifted (Evidently).")
+    error_share: float = Field(0.6, description="Error when more than this share of columns drifted.")
+    psi_warn: float = Field(0.1, description="PSI of a feature: warn at or above (0.1 is the usual 'watch').")
+    psi_error: float = Field(0.25, description="PSI of a feature: error at or above (0.25: 'significant shift').")
+    missing_increase_warn: float = Field(0.05, description="Rise of a column's missing share over the reference.")
+    missing_increase_error: float = Field(0.2, description="Rise of a column's missing share: error.")
+    prediction_shift_warn: float = Field(0.03, description="Shift of mean p_churn against the reference.")
+    prediction_shift_error: float = Field(0.08, description="Shift of mean p_churn: error.")
+
+    def thresholds(self) -> dict[str, list[Threshold]]:
+        """Thresholds per asset check."""
+        return {
+            "psi_below_threshold": [Threshold("psi", self.psi_warn, self.psi_error)],
+            "missing_share_stable": [Threshold("missing_share_increase", self.missing_increase_warn,
+                                               self.missing_increase_error)],
+            "prediction_shift_below_threshold": [Threshold("mean_shift", self.prediction_shift_warn,
+                                                           self.prediction_shift_error, column="p_churn")],
+        }
 
 
 @asset(
@@ -41,12 +69,19 @@ class DriftConfig(Config):
     backfill_policy=BackfillPolicy.single_run(),
     group_name="monitoring",
     kinds={"evidently", "delta"},
-    check_specs=[AssetCheckSpec("drift_share_below_threshold", asset=DRIFT_KEY,
-                                description="Share of drifted feature and score columns stays under warn_share.")],
+    check_specs=[
+        AssetCheckSpec("drift_share_below_threshold", asset=DRIFT_KEY,
+                       description="Share of drifted feature and score columns (Evidently) under warn/error_share."),
+        AssetCheckSpec("psi_below_threshold", asset=DRIFT_KEY, description="No feature's PSI at psi_warn/error."),
+        AssetCheckSpec("missing_share_stable", asset=DRIFT_KEY,
+                       description="No column's missing share rose by missing_increase_warn/error."),
+        AssetCheckSpec("prediction_shift_below_threshold", asset=DRIFT_KEY,
+                       description="Mean p_churn within prediction_shift_warn/error of the reference."),
+    ],
     description="Evidently data drift of features and scores against the champion's training reference.",
 )
 def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: AssayResource, lake: LakeResource,
-                  registry: ModelRegistryResource):
+                  registry: ModelRegistryResource, alerts: AlertsResource):
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     model = registry.load()
@@ -57,7 +92,7 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     scores = lake.scan("gold", "customer_scores").filter(in_window).select("customer_id", "snapshot_date", "p_churn")
     snapshots = features.select("snapshot_date").unique().collect().get_column("snapshot_date").sort().to_list()
 
-    rows = []
+    rows, metric_frames = [], []
     for snapshot in snapshots:
         one = features.filter(pl.col("snapshot_date") == snapshot).join(
             scores.filter(pl.col("snapshot_date") == snapshot), on=["customer_id", "snapshot_date"], how="left")
@@ -71,10 +106,23 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             "prediction_drifted": "p_churn" in summary.drifted_columns, "report_path": summary.report_path,
             "current_rows": current.height, "reference_rows": reference.height,
         })
+        figures = snapshot_metrics(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES))
+        figures = pl.concat([figures, pl.DataFrame([("drift_share", ALL_COLUMNS, summary.drift_share)],
+                                                   schema=["metric", "column", "value"], orient="row")])
+        metric_frames.append(figures.with_columns(pl.lit(snapshot).alias("snapshot_date"),
+                                                  pl.lit(model.version).alias("model_version")))
     table = pl.DataFrame(rows, schema_overrides={"snapshot_date": pl.Date}) if rows else pl.DataFrame(
         schema={"snapshot_date": pl.Date})
     written = lake.replace_window("gold", "drift_summary", table, "snapshot_date", start, end,
                                   partition_by=None)
+    metrics = (pl.concat(metric_frames) if metric_frames else pl.DataFrame(schema=METRIC_SCHEMA)).select(
+        [pl.col(c).cast(t) for c, t in METRIC_SCHEMA.items()]).with_columns(pl.lit("drift").alias("source"))
+    lake.replace_window("gold", "monitoring_metrics", metrics, "snapshot_date", start, end, where=("source", "drift"))
+    checks = {**config.thresholds(),
+              "drift_share_below_threshold": [Threshold("drift_share", config.warn_share, config.error_share)]}
+    found = {name: findings(metrics, limits) for name, limits in checks.items()}
+    raised = alerts.raise_alerts(pl.concat(list(found.values())), "monitoring/drift_summary", context.run_id,
+                                 context.log)
     latest = rows[-1] if rows else None
     yield MaterializeResult(
         metadata={
@@ -85,16 +133,83 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             "latest_report": MetadataValue.path(latest["report_path"]) if latest else "",
             "delta_version": written.version,
             "dagster/row_count": len(rows),
+            "monitoring_metrics_rows": metrics.height,
+            "alerts": raised["alerts"], "webhook": raised["webhook"],
         }
     )
-    over = [r["snapshot_date"].isoformat() for r in rows if r["drift_share"] > config.warn_share]
-    yield AssetCheckResult(
-        check_name="drift_share_below_threshold",
-        asset_key=DRIFT_KEY,
-        passed=not over,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"warn_share": config.warn_share, "snapshots_over": MetadataValue.json(over),
-                  "max_share": max((r["drift_share"] for r in rows), default=0.0)},
+    for name, hits in found.items():
+        yield check_result(DRIFT_KEY, name, hits)
+
+
+
+
+def check_result(asset_key: AssetKey, name: str, hits: pl.DataFrame) -> AssetCheckResult:
+    """Passed without findings; otherwise failed with ERROR severity if any finding is an error, else WARN."""
+    severity = AssetCheckSeverity.ERROR if (hits.get_column("severity") == "error").any() else AssetCheckSeverity.WARN
+    worst = hits.sort("value", descending=True).head(10)
+    return AssetCheckResult(
+        check_name=name, asset_key=asset_key, passed=hits.height == 0, severity=severity,
+        metadata={"findings": hits.height,
+                  "worst": MetadataValue.json([{k: str(v) for k, v in r.items()} for r in worst.to_dicts()])},
     )
 
 
+PERFORMANCE_KEY = AssetKey(["monitoring", "model_performance"])
+
+
+class PerformanceConfig(Config):
+    auc_decay_warn: float = Field(0.02, description="Validation AUC minus matured AUC: warn at or above.")
+    auc_decay_error: float = Field(0.05, description="AUC decay: error at or above.")
+    ece_increase_warn: float = Field(0.02, description="Matured ECE minus validation ECE: warn at or above.")
+    ece_increase_error: float = Field(0.05, description="ECE increase: error at or above.")
+
+
+@asset(
+    key=PERFORMANCE_KEY,
+    deps=[AssetKey(["gold", "churn_labels"]), AssetKey(["gold", "customer_scores"])],
+    partitions_def=snapshot_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="monitoring",
+    kinds={"delta"},
+    # Labels of a snapshot mature a horizon after it; when they land, this reruns for that snapshot on its own.
+    automation_condition=AutomationCondition.eager(),
+    check_specs=[AssetCheckSpec("performance_holds", asset=PERFORMANCE_KEY,
+                                description="Matured AUC and ECE within the configured decay of validation.")],
+    description="AUC and calibration of the scores of each snapshot whose labels have matured, against the "
+                "validation figures of the model that scored it.",
+)
+def model_performance(context: AssetExecutionContext, config: PerformanceConfig, lake: LakeResource,
+                      registry: ModelRegistryResource, alerts: AlertsResource):
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date()
+    in_window = (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end)
+    scored = (lake.scan("gold", "customer_scores").filter(in_window)
+              .select("customer_id", "snapshot_date", "p_churn", "model_version")
+              .join(lake.scan("gold", "churn_labels").filter(in_window).select("customer_id", "snapshot_date",
+                                                                                 "churned"),
+                    on=["customer_id", "snapshot_date"]).collect())
+    frames = []
+    for (snapshot, version), rows in scored.group_by("snapshot_date", "model_version"):
+        validation = registry.load(version).card.get("validation_metrics", {})
+        figures = performance_metrics(rows.get_column("churned").to_numpy(), rows.get_column("p_churn").to_numpy(),
+                                      validation)
+        frames.append(figures.with_columns(pl.lit(snapshot).alias("snapshot_date"),
+                                           pl.lit(version).alias("model_version")))
+    metrics = (pl.concat(frames) if frames else pl.DataFrame(schema=METRIC_SCHEMA)).select(
+        [pl.col(c).cast(t) for c, t in METRIC_SCHEMA.items()]).with_columns(pl.lit("performance").alias("source"))
+    lake.replace_window("gold", "monitoring_metrics", metrics, "snapshot_date", start, end,
+                        where=("source", "performance"))
+    hits = findings(metrics, [Threshold("auc_decay", config.auc_decay_warn, config.auc_decay_error),
+                              Threshold("ece_increase", config.ece_increase_warn, config.ece_increase_error)])
+    # only decay counts: a matured AUC above validation is good news, not an alert
+    hits = hits.filter(pl.col("value") > 0)
+    raised = alerts.raise_alerts(hits, "monitoring/model_performance", context.run_id, context.log)
+    auc = metrics.filter(pl.col("metric") == "auc").sort("snapshot_date")
+    yield MaterializeResult(metadata={
+        "matured_snapshots": auc.height,
+        "latest_auc": float(auc.get_column("value")[-1]) if auc.height else 0.0,
+        "auc_by_snapshot": MetadataValue.json({str(d): round(v, 4) for d, v in auc.select("snapshot_date", "value")
+                                               .iter_rows()}),
+        "alerts": raised["alerts"], "webhook": raised["webhook"],
+    })
+    yield check_result(PERFORMANCE_KEY, "performance_holds", hits)

@@ -18,6 +18,7 @@ _UPSTREAM = {
     "tuning_trials": ["models", "lightgbm_params"],
     "threshold_simulation": ["gold", "threshold_simulation"],
     "risk_by_segment": ["reports", "risk_by_segment"],
+    "monitoring_metrics": ["monitoring", "model_performance"],  # drift_summary writes its share too
 }  # audit_log has no asset of its own: scoring, exports and reports append to it
 
 

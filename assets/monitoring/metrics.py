@@ -1,0 +1,125 @@
+"""Monitoring figures of one snapshot against the champion's training reference, as long rows
+(metric, column, value): population stability, data quality, prediction shift and, once labels mature,
+performance. Thresholds turn them into warn/error findings. Pure polars/numpy; no Evidently here (it runs
+beside this for the HTML report and its own drift tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+PSI_BINS = 10
+EPSILON = 1e-4  # floor on a bin's share so an empty bin costs a large but finite PSI
+METRIC_SCHEMA = {"snapshot_date": pl.Date, "metric": pl.Utf8, "column": pl.Utf8, "value": pl.Float64,
+                 "model_version": pl.Utf8}
+ALL_COLUMNS = "*"  # the `column` of a metric about the snapshot as a whole
+
+
+def _psi(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
+    ref = np.clip(ref_share, EPSILON, None)
+    cur = np.clip(cur_share, EPSILON, None)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def psi_numeric(reference: pl.Series, current: pl.Series, bins: int = PSI_BINS) -> float:
+    """PSI over the reference's quantile bins, with missing values as a bin of their own."""
+    ref = reference.cast(pl.Float64).to_numpy()
+    cur = current.cast(pl.Float64).to_numpy()
+    ref_ok, cur_ok = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    if ref_ok.size == 0:
+        return 0.0
+    edges = np.unique(np.quantile(ref_ok, np.linspace(0, 1, bins + 1)[1:-1]))
+    ref_counts = np.bincount(np.searchsorted(edges, ref_ok, side="right"), minlength=edges.size + 1)
+    cur_counts = np.bincount(np.searchsorted(edges, cur_ok, side="right"), minlength=edges.size + 1)
+    ref_share = np.append(ref_counts, ref.size - ref_ok.size) / max(ref.size, 1)
+    cur_share = np.append(cur_counts, cur.size - cur_ok.size) / max(cur.size, 1)
+    return _psi(ref_share, cur_share)
+
+
+def psi_categorical(reference: pl.Series, current: pl.Series) -> float:
+    """PSI over the categories of both sides (missing counts as a category)."""
+    ref = reference.cast(pl.Utf8).fill_null("(missing)").value_counts(normalize=True, name="share")
+    cur = current.cast(pl.Utf8).fill_null("(missing)").value_counts(normalize=True, name="share")
+    name = reference.name
+    both = ref.join(cur, on=name, how="full", coalesce=True, suffix="_cur").fill_null(0.0)
+    return _psi(both.get_column("share").to_numpy(), both.get_column("share_cur").to_numpy())
+
+
+def snapshot_metrics(reference: pl.DataFrame, current: pl.DataFrame, categorical: list[str],
+                     prediction: str = "p_churn") -> pl.DataFrame:
+    """Per column: psi, missing_share and its increase over the reference, out_of_range_share (numeric values
+    outside the reference's range),
+    new_category_share; for the prediction also mean_shift; for the snapshot (column "*"): rows and the share of
+    columns whose PSI exceeds 0.2 (psi_drift_share)."""
+    rows = []
+    columns = [c for c in reference.columns if c in current.columns]
+    for column in columns:
+        ref, cur = reference.get_column(column), current.get_column(column)
+        is_cat = column in categorical
+        psi = psi_categorical(ref, cur) if is_cat else psi_numeric(ref, cur)
+        missing = cur.null_count() / max(cur.len(), 1)
+        rows += [("psi", column, psi), ("missing_share", column, missing),
+                 # many features are legitimately null (never opened an email): what matters is the change
+                 ("missing_share_increase", column, missing - ref.null_count() / max(ref.len(), 1))]
+        if is_cat:
+            known = set(ref.drop_nulls().cast(pl.Utf8).to_list())
+            present = cur.drop_nulls().cast(pl.Utf8)
+            new = (~present.is_in(list(known))).sum() if present.len() else 0
+            rows.append(("new_category_share", column, new / max(cur.len(), 1)))
+        else:
+            ref_num, cur_num = ref.cast(pl.Float64).drop_nulls(), cur.cast(pl.Float64).drop_nulls()
+            if ref_num.len() and cur_num.len():
+                outside = ((cur_num < ref_num.min()) | (cur_num > ref_num.max())).sum()
+                rows.append(("out_of_range_share", column, outside / cur.len()))
+        if column == prediction:
+            rows.append(("mean_shift", column, float(cur.cast(pl.Float64).mean() - ref.cast(pl.Float64).mean())))
+    psis = [v for m, c, v in rows if m == "psi" and c != prediction]
+    rows += [("rows", ALL_COLUMNS, float(current.height)),
+             ("psi_drift_share", ALL_COLUMNS, float(np.mean([p > 0.2 for p in psis])) if psis else 0.0)]
+    return pl.DataFrame(rows, schema=["metric", "column", "value"], orient="row")
+
+
+def performance_metrics(y: np.ndarray, p: np.ndarray, validation: dict[str, float]) -> pl.DataFrame:
+    """AUC and ECE of a matured snapshot, and their decay against the model's validation figures
+    (auc_decay = validation AUC - AUC; ece_increase = ECE - validation ECE)."""
+    from assets.modeling.calibration import expected_calibration_error
+    from domain.metrics import binary_metrics
+
+    found = binary_metrics(y, p)
+    ece = expected_calibration_error(y, p)
+    rows = [("auc", found["auc"]), ("ece", ece), ("base_rate", found["base_rate"]), ("labelled_rows", found["rows"])]
+    if "auc" in validation:
+        rows.append(("auc_decay", validation["auc"] - found["auc"]))
+    if "ece" in validation:
+        rows.append(("ece_increase", ece - validation["ece"]))
+    return pl.DataFrame([(m, ALL_COLUMNS, float(v)) for m, v in rows], schema=["metric", "column", "value"],
+                        orient="row")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    warn: float
+    error: float
+    column: str | None = None  # None: every column of the metric
+
+
+def findings(metrics: pl.DataFrame, thresholds: list[Threshold]) -> pl.DataFrame:
+    """Rows of `metrics` at or over a threshold, with severity `warn` or `error` and the limit crossed.
+    Thresholds apply to absolute values (a mean shift down is as much a shift as one up)."""
+    out = []
+    for t in thresholds:
+        hits = metrics.filter((pl.col("metric") == t.metric) & (
+            pl.lit(True) if t.column is None else pl.col("column") == t.column))
+        for row in hits.iter_rows(named=True):
+            size = abs(row["value"])
+            if size >= t.error:
+                out.append({**row, "severity": "error", "limit": t.error})
+            elif size >= t.warn:
+                out.append({**row, "severity": "warn", "limit": t.warn})
+    schema = {**{k: v for k, v in METRIC_SCHEMA.items() if k in metrics.columns},
+              "severity": pl.Utf8, "limit": pl.Float64}
+    return pl.DataFrame(out, schema=schema)

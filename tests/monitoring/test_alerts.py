@@ -1,0 +1,83 @@
+"""Alerts land in an append-only Delta table and are POSTed to a webhook with retries and a timeout; a local HTTP
+receiver stands in for the chat tool."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import polars as pl
+import pytest
+
+from resources.alerts import ALERTS_TABLE, AlertsResource
+from resources.lake import LakeResource
+
+FINDINGS = pl.DataFrame({
+    "snapshot_date": [date(2025, 6, 2)] * 2, "metric": ["psi", "auc_decay"], "column": ["recency_days", "*"],
+    "value": [0.4, 0.06], "severity": ["error", "error"], "limit": [0.25, 0.05],
+})
+
+
+class Receiver:
+    """Answers the first `failures` POSTs with HTTP 503, then 200; keeps every body it got."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.bodies: list[dict] = []
+        self.failures = failures
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                status = 503 if len(receiver.bodies) <= receiver.failures else 200
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return LakeResource(root=str(tmp_path / "lake"))
+
+
+def test_alerts_are_recorded_and_posted_after_retrying_a_failing_receiver(lake):
+    receiver = Receiver(failures=2)
+    try:
+        alerts = AlertsResource(lake=lake, webhook_url=receiver.url, retries=3, backoff_seconds=0.01)
+        result = alerts.raise_alerts(FINDINGS, "monitoring/drift_summary", "run-1")
+    finally:
+        receiver.close()
+    assert result == {"alerts": 2, "webhook": "sent (HTTP 200, attempt 3)"}
+    assert len(receiver.bodies) == 3 and receiver.bodies[-1]["source"] == "monitoring/drift_summary"
+    assert {a["metric"] for a in receiver.bodies[-1]["alerts"]} == {"psi", "auc_decay"}
+    stored = lake.scan(*ALERTS_TABLE).collect()
+    assert stored.height == 2 and set(stored.get_column("run_id")) == {"run-1"}
+    alerts.raise_alerts(FINDINGS.head(1), "monitoring/drift_summary", "run-2")
+    assert lake.scan(*ALERTS_TABLE).collect().height == 3  # appended, never replaced
+
+
+def test_an_unreachable_webhook_is_reported_not_raised(lake):
+    receiver = Receiver()
+    url = receiver.url
+    receiver.close()  # nothing listens there any more
+    alerts = AlertsResource(lake=lake, webhook_url=url, retries=1, backoff_seconds=0.01, timeout_seconds=1)
+    result = alerts.raise_alerts(FINDINGS, "monitoring/model_performance", "run-1")
+    assert result["webhook"].startswith("failed after 2 attempt(s)")
+    assert lake.scan(*ALERTS_TABLE).collect().height == 2  # the record does not depend on the webhook
+
+
+def test_no_findings_no_alert_and_no_webhook_configured(lake):
+    assert AlertsResource(lake=lake).raise_alerts(FINDINGS.head(0), "x", "r")["alerts"] == 0
+    assert AlertsResource(lake=lake).raise_alerts(FINDINGS, "x", "r")["webhook"] == "not configured"
