@@ -2,15 +2,19 @@
 
 
 import json
+from datetime import date
 
 import polars as pl
 from dagster import (
+    AssetKey,
     AssetSelection,
     DefaultSensorStatus,
+    EventLogEntry,
     RunRequest,
     ScheduleDefinition,
     SensorEvaluationContext,
     SkipReason,
+    asset_sensor,
     build_schedule_from_partitioned_job,
     define_asset_job,
     sensor,
@@ -18,6 +22,7 @@ from dagster import (
 
 from assets.governance.dsar import requests
 from assets.ingestion.landing import landing_fingerprints
+from assets.monitoring.triggers import RetrainPolicy, retraining_trigger
 from domain.contract import SOURCES
 from orchestration.partitions import daily_partitions, snapshot_partitions
 from resources.assay import AssayResource
@@ -43,6 +48,57 @@ retraining_job = define_asset_job(
     description="Retrain the churn model on the newest labelled snapshots and register it.",
     tags={"assay/reason": "manual-or-scheduled-retraining"},
 )
+
+monthly_retraining_schedule = ScheduleDefinition(
+    name="monthly_retraining_schedule", job=retraining_job, cron_schedule="0 5 1 * *",
+    tags={"assay/reason": "monthly-retraining"},
+    description="Retrain on the first day of each month whatever the monitoring says; the gate decides.",
+)
+
+rescoring_job = define_asset_job(
+    "rescoring_job",
+    selection=AssetSelection.assets(AssetKey(["gold", "customer_scores"])),
+    partitions_def=snapshot_partitions,
+    description="Score a snapshot again with the current champion.",
+)
+
+
+@sensor(
+    job=retraining_job,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Requests a retraining run when drift share or AUC decay crosses its limit on consecutive "
+                "snapshots (ASSAY_RETRAIN_* environment variables), at most once per cooldown.",
+)
+def retraining_sensor(context: SensorEvaluationContext, lake: LakeResource):
+    if not lake.exists("gold", "monitoring_metrics"):
+        return SkipReason("no monitoring metrics yet")
+    policy = RetrainPolicy.from_env()
+    state = json.loads(context.cursor) if context.cursor else {}
+    last = date.fromisoformat(state["last_request"]) if state.get("last_request") else None
+    trigger = retraining_trigger(lake.scan("gold", "monitoring_metrics").collect(), policy, last)
+    if trigger is None:
+        return SkipReason(f"no metric over its limit on {policy.consecutive} consecutive snapshots (or cooling down)")
+    context.update_cursor(json.dumps({"last_request": trigger.snapshot.isoformat()}))
+    return RunRequest(run_key=f"retrain-{trigger.reason}-{trigger.snapshot}", tags={
+        "assay/reason": f"monitoring-{trigger.reason}", "assay/trigger_snapshot": trigger.snapshot.isoformat(),
+        "assay/trigger_detail": trigger.detail[:200]})
+
+
+@asset_sensor(asset_key=AssetKey(["models", "champion"]), job=rescoring_job,
+              default_status=DefaultSensorStatus.STOPPED,
+              description="After the gate promotes a new champion, re-scores the newest snapshot with it.")
+def rescore_after_promotion(context: SensorEvaluationContext, asset_event: EventLogEntry):
+    materialization = asset_event.asset_materialization
+    metadata = materialization.metadata if materialization else {}
+    decision = metadata.get("decision")
+    if decision is None or decision.value != "promoted":
+        return SkipReason("the gate did not promote a new champion")
+    newest = snapshot_partitions.get_last_partition_key()
+    version = metadata["challenger_version"].value if "challenger_version" in metadata else ""
+    return RunRequest(run_key=f"rescore-{version}-{newest}", partition_key=newest, tags={
+        "assay/reason": "champion-promoted", "assay/champion_version": str(version)})
+
 
 daily_ingestion_schedule = build_schedule_from_partitioned_job(
     ingestion_job, name="daily_ingestion_schedule", hour_of_day=1, minute_of_hour=0

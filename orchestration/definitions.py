@@ -31,9 +31,13 @@ from orchestration.automation import (  # noqa: E402
     dsar_sensor,
     ingestion_job,
     landing_sensor,
+    monthly_retraining_schedule,
+    rescore_after_promotion,
+    rescoring_job,
     retention_job,
     retention_schedule,
     retraining_job,
+    retraining_sensor,
     weekly_snapshot_job,
     weekly_snapshot_schedule,
 )
@@ -81,9 +85,10 @@ def build_definitions(settings: AssaySettings) -> Definitions:
             model_performance,
             analyst_views,
         ],
-        jobs=[ingestion_job, weekly_snapshot_job, retraining_job, retention_job, dsar_job],
-        schedules=[daily_ingestion_schedule, weekly_snapshot_schedule, retention_schedule],
-        sensors=[landing_sensor, dsar_sensor],
+        jobs=[ingestion_job, weekly_snapshot_job, retraining_job, rescoring_job, retention_job, dsar_job],
+        schedules=[daily_ingestion_schedule, weekly_snapshot_schedule, monthly_retraining_schedule,
+                   retention_schedule],
+        sensors=[landing_sensor, dsar_sensor, retraining_sensor, rescore_after_promotion],
         resources=build_resources(settings),
     )
 

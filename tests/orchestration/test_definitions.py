@@ -37,11 +37,12 @@ def test_graph_has_every_stage_with_lineage():
 def test_jobs_schedules_and_sensors():
     assert {j.name for j in defs.jobs} >= {"ingestion_job", "weekly_snapshot_job", "retraining_job", "retention_job"}
     assert {s.name for s in defs.schedules} == {"daily_ingestion_schedule", "weekly_snapshot_schedule",
-                                                "monthly_retention_schedule"}
+                                                "monthly_retention_schedule", "monthly_retraining_schedule"}
     # retention deletes data: only its own job and schedule select it
     weekly = defs.get_job_def("weekly_snapshot_job")
     assert AssetKey(["governance", "retention"]) not in weekly.asset_layer.executable_asset_keys
-    assert {s.name for s in defs.sensors} == {"landing_sensor", "dsar_sensor"}
+    assert {s.name for s in defs.sensors} == {"landing_sensor", "dsar_sensor", "retraining_sensor",
+                                              "rescore_after_promotion"}
 
 
 def test_snapshot_partition_reads_the_landing_days_of_the_week_before():
