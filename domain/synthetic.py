@@ -126,7 +126,7 @@ WEEK_US = 7 * DAY_US
 EPOCH = date(1970, 1, 1)
 FAR_FUTURE = date(2099, 1, 1)
 
-ORDER_CHANNELS = ("web", "app", "store")
+ORDER_CHANNELS = ("web", "app", "store", "marketplace")  # marketplace only in the new_channel drift scenario
 TOUCH_CHANNELS = ("email", "sms", "push")
 EVENT_TYPES = ("page_view", "search", "add_to_cart", "login", "support")
 COUPONS = ("SAVE10", "WELCOME5", "FREESHIP")
@@ -150,6 +150,16 @@ BAD_KINDS: dict[str, tuple[str, ...]] = {
     "events": ("null_key",),
 }
 EXTRA_COLUMN = ("orders", "coupon_code")
+# Drift scenarios, from `drift_onset` on (the default world has none):
+# price_level   basket amounts 25 % higher (inflation, a price change);
+# new_channel   a new sales channel ("marketplace") takes 30 % of orders;
+# churn_process the weekly hazard's log-odds rise by DRIFT_HAZARD_SHIFT (a competitor arrives): the relation
+#               between behaviour and churn changes, and the oracle follows it;
+# broken_field  orders arrive with n_items null (an upstream export breaks).
+DRIFT_KINDS = ("price_level", "new_channel", "churn_process", "broken_field")
+DRIFT_PRICE_FACTOR = 1.25
+DRIFT_NEW_CHANNEL_SHARE = 0.3
+DRIFT_HAZARD_SHIFT = 1.0
 PART_FILE = "part-00000.parquet"
 WRITE_THREADS = 4  # file creation/unlink latency dominates small writes; threads overlap it
 
@@ -164,6 +174,14 @@ class SyntheticConfig:
     seed: int = 7
     bad_row_rate: float = 0.003  # per kind, share of rows
     extra_column_from: date | None = None  # default: midpoint of [start, end)
+    drift_kind: str | None = None  # one of DRIFT_KINDS; None: the world does not change
+    drift_onset: date | None = None  # first day the drift applies (required with drift_kind)
+
+    def __post_init__(self) -> None:
+        if (self.drift_kind is None) != (self.drift_onset is None):
+            raise ValueError("drift_kind and drift_onset go together")
+        if self.drift_kind is not None and self.drift_kind not in DRIFT_KINDS:
+            raise ValueError(f"unknown drift_kind {self.drift_kind!r}; choose one of {DRIFT_KINDS}")
 
     @property
     def extra_from(self) -> date:
@@ -208,10 +226,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def weekly_hazard(z: np.ndarray, low_spend: np.ndarray, low_engagement: np.ndarray, is_new: np.ndarray) -> np.ndarray:
-    """Weekly death probability of an alive customer."""
+def weekly_hazard(z: np.ndarray, low_spend: np.ndarray, low_engagement: np.ndarray, is_new: np.ndarray,
+                  shift: float = 0.0) -> np.ndarray:
+    """Weekly death probability of an alive customer (`shift` moves the log-odds: the churn_process drift)."""
     logit = HAZARD_A + HAZARD_B * (-z) + HAZARD_C * low_spend + HAZARD_D * low_engagement + HAZARD_E * is_new
-    return _sigmoid(logit)
+    return _sigmoid(logit + shift)
 
 
 def oracle_no_order_probability(
@@ -222,15 +241,18 @@ def oracle_no_order_probability(
     tenure_us: np.ndarray,
     alive: np.ndarray,
     horizon_days: int,
+    shifted_from_week: int | None = None,
 ) -> np.ndarray:
-    """P(no order in the next `horizon_days`) with z frozen at its current value (see module docstring)."""
+    """P(no order in the next `horizon_days`) with z frozen at its current value (see module docstring). From week
+    `shifted_from_week` of the horizon on, the hazard carries the churn_process drift."""
     weeks = horizon_days / 7
     weekly_orders = rate * np.exp(GAMMA_ORDERS * z)
     survive = np.ones_like(z)
     p_none = np.zeros_like(z)
     for k in range(math.ceil(weeks)):
         fraction = min(1.0, weeks - k)
-        hazard = weekly_hazard(z, low_spend, low_engagement, (tenure_us + k * WEEK_US) < NEW_WEEKS * WEEK_US)
+        shift = DRIFT_HAZARD_SHIFT if shifted_from_week is not None and k >= shifted_from_week else 0.0
+        hazard = weekly_hazard(z, low_spend, low_engagement, (tenure_us + k * WEEK_US) < NEW_WEEKS * WEEK_US, shift)
         p_none += survive * hazard
         survive *= (1.0 - hazard) * np.exp(-weekly_orders * fraction)
     return np.where(alive, p_none + survive, 1.0)
@@ -386,8 +408,10 @@ def _orders_frame(
     counters: _Counters,
     rate: float,
     start_us: int,
+    drift: tuple[str, int] | None = None,
 ) -> tuple[pl.DataFrame, np.ndarray, dict[str, int]]:
-    """Good orders of one week plus injected bad rows; returns the frame, each row's day index and bad counts."""
+    """Good orders of one week plus injected bad rows; returns the frame, each row's day index and bad counts.
+    `drift` (kind, onset in µs) applies an orders drift scenario to the orders from the onset on."""
     order = np.argsort(ts, kind="stable")
     cust, ts = cust[order], ts[order]
     n = cust.shape[0]
@@ -396,6 +420,12 @@ def _orders_frame(
     n_items = (1 + rng.poisson(amount / 40.0)).astype(np.int32)
     channel = rng.choice(3, n, p=[0.55, 0.35, 0.10])
     coupon = np.where(rng.random(n) < 0.08, rng.integers(0, len(COUPONS), n), -1)
+    drifted = np.zeros(n, dtype=bool) if drift is None else ts >= drift[1]
+    if drift is not None and drift[0] == "price_level":
+        amount = np.where(drifted, np.round(amount * DRIFT_PRICE_FACTOR, 2), amount)  # same basket, dearer
+    if drift is not None and drift[0] == "new_channel":
+        channel = np.where(drifted & (rng.random(n) < DRIFT_NEW_CHANNEL_SHARE), ORDER_CHANNELS.index("marketplace"),
+                           channel)
     number = counters.order + np.arange(n)
     day = (ts - start_us) // DAY_US
 
@@ -429,6 +459,8 @@ def _orders_frame(
     )
     frame = _null_where(frame, "customer_id", kind == kinds.index("null_key"))
     frame = _null_where(frame, "coupon_code", coupon[pick] < 0)
+    if drift is not None and drift[0] == "broken_field":
+        frame = _null_where(frame, "n_items", drifted[pick])
     return frame, day[pick], counts
 
 
@@ -742,6 +774,7 @@ class _Simulation:
         self.counters = _Counters()
         self.bad = {source: {kind: 0 for kind in kinds} for source, kinds in BAD_KINDS.items()}
         self.snapshots = {_us(d): d for d in snapshot_dates(config.snapshot_start, config.end)}
+        self.drift = None if config.drift_kind is None else (config.drift_kind, _us(config.drift_onset))
         self.state, signup_consents = _signup_consents(pop, self.rng_cns, self.start_us)
         self.consent_rows = [signup_consents]
 
@@ -763,12 +796,14 @@ class _Simulation:
             n_t = int(np.searchsorted(pop.signup_us, w_us, side="left"))  # signups are sorted: a prefix
             p = oracle_no_order_probability(
                 state.z[:n_t], pop.rate[:n_t], pop.low_spend[:n_t], pop.low_engagement[:n_t], tenure[:n_t],
-                state.alive[:n_t], self.config.label_horizon_days,
+                state.alive[:n_t], self.config.label_horizon_days, self._hazard_shift_from(w_us),
             )  # fmt: skip
             self.truth.write(self.snapshots[w_us], p)
 
         # Death first, then behaviour of the survivors (the oracle assumes the same order).
-        hazard = weekly_hazard(state.z, pop.low_spend, pop.low_engagement, tenure < NEW_WEEKS * WEEK_US)
+        shifted = self._hazard_shift_from(w_us) == 0
+        hazard = weekly_hazard(state.z, pop.low_spend, pop.low_engagement, tenure < NEW_WEEKS * WEEK_US,
+                               DRIFT_HAZARD_SHIFT if shifted else 0.0)
         dies = (pop.signup_us < w_us) & state.alive & (self.rng_dyn.random(pop.size) < hazard)
         state.alive &= ~dies
         state.death_week[dies] = week
@@ -779,6 +814,12 @@ class _Simulation:
             boost[self._behaviour(week, lo_week, hi_week)] = CLICK_JUMP
         state.z = RHO * state.z + SIGMA * self.rng_dyn.standard_normal(pop.size) + boost
 
+    def _hazard_shift_from(self, w_us: int) -> int | None:
+        """Week of a horizon starting at w_us from which the churn_process drift applies (None: never)."""
+        if self.drift is None or self.drift[0] != "churn_process":
+            return None
+        return max(0, math.ceil((self.drift[1] - w_us) / WEEK_US))
+
     def _behaviour(self, week: int, lo_week: int, hi_week: int) -> np.ndarray:
         """Write this week's orders, events, touches; record consent changes; return who clicked a campaign."""
         pop, state, rate = self.pop, self.state, self.config.bad_row_rate
@@ -788,7 +829,8 @@ class _Simulation:
 
         cust = _poisson_rows(self.rng_ord, who, pop.rate[who] * np.exp(GAMMA_ORDERS * state.z[who]) * frac[who])
         ts = _uniform_in(self.rng_ord, lo[cust], np.full(cust.shape[0], hi_week, dtype=np.int64))
-        frame, day, counts = _orders_frame(self.rng_ord, cust, ts, state.z, pop, self.counters, rate, self.start_us)
+        frame, day, counts = _orders_frame(self.rng_ord, cust, ts, state.z, pop, self.counters, rate, self.start_us,
+                                           self.drift)
         self.landing.write("orders", frame, day, optional=(EXTRA_COLUMN[1], self.extra_day))
         for kind, count in counts.items():
             self.bad["orders"][kind] += count

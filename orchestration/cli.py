@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from datetime import date
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # One planned event per asset for a partition range, not one per partition (see the Makefile).
@@ -18,9 +19,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from domain.synthetic import config_for_size, generate
 
     settings = AssaySettings.from_env()
+    onset = args.drift_onset or os.environ.get("ASSAY_DRIFT_ONSET")
     config = config_for_size(
         args.size or settings.synthetic_size, seed=settings.seed, start=settings.start_date,
         end=settings.end_date, snapshot_start=settings.snapshot_start, label_horizon_days=settings.label_horizon_days,
+        drift_kind=args.drift or os.environ.get("ASSAY_DRIFT_KIND") or None,
+        drift_onset=date.fromisoformat(onset) if onset else None,
     )
     summary = generate(config, settings.landing, settings.ground_truth)
     print(f"generated {config.n_customers:,} customers in {summary.seconds:.1f}s into {settings.landing}")
@@ -240,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
+    from domain.synthetic import DRIFT_KINDS
+
     parser = argparse.ArgumentParser(prog="assay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     dsar = sub.add_parser("dsar", help="data-subject requests: submit, list, process")
@@ -249,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     dsar.set_defaults(func=cmd_dsar)
     gen = sub.add_parser("generate", help="write synthetic landing files and ground truth")
     gen.add_argument("--size", choices=["tiny", "small", "demo", "large"], default=None)
+    gen.add_argument("--drift", choices=list(DRIFT_KINDS), default=None,
+                     help="simulate a change in the world from --drift-onset on (ASSAY_DRIFT_KIND)")
+    gen.add_argument("--drift-onset", default=None, help="YYYY-MM-DD (ASSAY_DRIFT_ONSET)")
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize the whole graph over all partitions")
     run.add_argument("--drift-snapshots", type=int, default=8, help="newest snapshots to run drift reports for")

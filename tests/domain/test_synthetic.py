@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +263,61 @@ def test_help_centre_visits_and_unsubscribes_reveal_who_is_leaving(small: Run) -
     gone = truth.filter(pl.col("p_churn") == 1.0)["customer_id"]
     dead_share_among_unsubscribers = withdrawals.is_in(gone.implode()).mean()
     assert dead_share_among_unsubscribers > 1.3 * (gone.len() / truth.height), dead_share_among_unsubscribers
+
+
+ONSET = date(2025, 3, 3)
+ONSET_TS = datetime(2025, 3, 3, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def drift_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str | None, Run]:
+    """The tiny world without drift and with each scenario, same seed."""
+    runs = {}
+    for kind in (None, "price_level", "new_channel", "churn_process", "broken_field"):
+        config = config_for_size("tiny", drift_kind=kind, drift_onset=ONSET if kind else None)
+        runs[kind] = Run(config, tmp_path_factory.mktemp(f"drift_{kind}"))
+    return runs
+
+
+def _good_orders(run: Run) -> pl.DataFrame:
+    return good_orders(run).sort("order_id")
+
+
+def test_price_level_drift_raises_amounts_from_the_onset_only(drift_runs):
+    base, drifted = _good_orders(drift_runs[None]), _good_orders(drift_runs["price_level"])
+    assert base.get_column("order_id").equals(drifted.get_column("order_id"))  # the same orders, other prices
+    after = base.get_column("order_ts") >= ONSET_TS
+    ratio = (drifted.filter(after)["amount"] / base.filter(after)["amount"]).to_numpy()
+    assert np.allclose(ratio, 1.25, atol=0.01)
+    assert drifted.filter(~after)["amount"].equals(base.filter(~after)["amount"])
+
+
+def test_new_channel_and_broken_field_start_at_the_onset(drift_runs):
+    channel = _good_orders(drift_runs["new_channel"])
+    after = channel.get_column("order_ts") >= ONSET_TS
+    share = (channel.filter(after)["channel"] == "marketplace").mean()
+    assert 0.25 < share < 0.35 and (channel.filter(~after)["channel"] == "marketplace").sum() == 0
+    broken = _good_orders(drift_runs["broken_field"])
+    after = broken.get_column("order_ts") >= ONSET_TS
+    assert broken.filter(after)["n_items"].null_count() == broken.filter(after).height > 0
+    assert broken.filter(~after)["n_items"].null_count() == 0
+
+
+def test_churn_process_drift_moves_the_oracle_and_is_recorded(drift_runs):
+    def mean_p(run: Run, when: str) -> float:
+        truth = pl.read_parquet(run.truth / "churn_probability.parquet")
+        cut = pl.col("snapshot_date") >= ONSET
+        return truth.filter(cut if when == "after" else ~cut)["p_churn"].mean()
+
+    base, drifted = drift_runs[None], drift_runs["churn_process"]
+    assert mean_p(drifted, "after") > mean_p(base, "after") + 0.05
+    assert mean_p(drifted, "before") < mean_p(base, "before") + 0.05  # before the onset only horizons reach it
+    meta = json.loads((drifted.truth / "generation.json").read_text())
+    assert (meta["config"]["drift_kind"], meta["config"]["drift_onset"]) == ("churn_process", ONSET.isoformat())
+
+
+def test_a_drift_needs_a_known_kind_and_an_onset():
+    with pytest.raises(ValueError, match="go together"):
+        config_for_size("tiny", drift_kind="price_level")
+    with pytest.raises(ValueError, match="unknown drift_kind"):
+        config_for_size("tiny", drift_kind="alien_invasion", drift_onset=ONSET)
