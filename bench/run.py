@@ -33,8 +33,10 @@ SIZE_ENV = {
     "large": {"ASSAY_SIZE": "large", "ASSAY_SNAPSHOT_START": "2025-01-06", "ASSAY_DUCKDB_MEMORY_LIMIT": "10GB"},
     # The same data with the demo's 79 snapshots: 52 leave too little labelled history before the calibration fold
     # for one rolling-origin tuning fold (tuning then trains on defaults and says so), so tuning and training at
-    # the large size are measured here. Run it after `large` (it reuses that size's landing and bronze):
+    # the large size are meant to be measured here. Run it after `large` (it reuses that size's landing and bronze):
     #   BENCH_SIZES=large_full_history BENCH_STAGES=features,tuning,model make bench
+    # Today its feature stage runs out of memory in customer_features at the 10GB DuckDB limit (measured
+    # 2026-11-26); it needs the chunked per-customer aggregate noted in dbt_project/README.md.
     "large_full_history": {"ASSAY_SIZE": "large", "ASSAY_SNAPSHOT_START": "2024-07-01",
                            "ASSAY_DUCKDB_MEMORY_LIMIT": "10GB"},
 }
@@ -70,6 +72,7 @@ def bench_size(size: str, results: dict, stages_wanted: list[str], drift_snapsho
     entry = results.setdefault(size, {})
     stages = entry.setdefault("stages", {})
     if "generate" in stages_wanted:
+        stages.clear()  # figures of earlier runs describe data that no longer exists
         subprocess.run(["rm", "-rf", str(home)], check=True)
         (home / "dagster").mkdir(parents=True)
         (home / "dagster" / "dagster.yaml").write_text((ROOT / "orchestration" / "dagster.yaml").read_text())
