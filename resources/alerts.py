@@ -16,6 +16,7 @@ from pydantic import Field
 from resources.lake import LakeResource
 
 ALERTS_TABLE = ("gold", "alerts")
+LOGGED_ALERTS = 5  # per call; the table holds all of them
 ALERT_SCHEMA = {"raised_at": pl.Datetime("us", "UTC"), "source": pl.Utf8, "snapshot_date": pl.Date,
                 "metric": pl.Utf8, "column": pl.Utf8, "value": pl.Float64, "severity": pl.Utf8, "limit": pl.Float64,
                 "run_id": pl.Utf8}
@@ -40,10 +41,14 @@ class AlertsResource(ConfigurableResource):
         ).select([pl.col(c).cast(t) for c, t in ALERT_SCHEMA.items()])
         self.lake.append(*ALERTS_TABLE, alerts)
         log = log or logging.getLogger("assay.alerts")
-        for row in alerts.iter_rows(named=True):
+        # errors first; a backfill over many snapshots would otherwise bury the log in one line per finding
+        ordered = alerts.sort(pl.col("severity") != "error", pl.col("snapshot_date"), descending=[False, True])
+        for row in ordered.head(LOGGED_ALERTS).iter_rows(named=True):
             message = (f"[{row['severity']}] {source} {row['snapshot_date']}: {row['metric']} of {row['column']} = "
                        f"{row['value']:.4g} (limit {row['limit']:.4g})")
             (log.error if row["severity"] == "error" else log.warning)(message)
+        if alerts.height > LOGGED_ALERTS:
+            log.warning(f"{source}: {alerts.height - LOGGED_ALERTS} more alert(s) in gold/alerts")
         return {"alerts": alerts.height, "webhook": self._post(alerts, source)}
 
     def _post(self, alerts: pl.DataFrame, source: str) -> str:

@@ -81,3 +81,13 @@ def test_an_unreachable_webhook_is_reported_not_raised(lake):
 def test_no_findings_no_alert_and_no_webhook_configured(lake):
     assert AlertsResource(lake=lake).raise_alerts(FINDINGS.head(0), "x", "r")["alerts"] == 0
     assert AlertsResource(lake=lake).raise_alerts(FINDINGS, "x", "r")["webhook"] == "not configured"
+
+
+def test_many_findings_log_the_errors_first_and_a_count_of_the_rest(lake, caplog):
+    many = pl.concat([FINDINGS.with_columns(pl.lit("warn").alias("severity"))] * 5 + [FINDINGS.head(1)])
+    with caplog.at_level("WARNING", logger="assay.alerts"):
+        AlertsResource(lake=lake).raise_alerts(many, "monitoring/drift_summary", "run-1")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("[error]") and len(lines) == 6
+    assert lines[-1] == "monitoring/drift_summary: 6 more alert(s) in gold/alerts"
+    assert lake.scan(*ALERTS_TABLE).collect().height == 11
