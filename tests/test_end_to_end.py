@@ -140,6 +140,13 @@ def test_monitoring_metrics_cover_drift_of_new_snapshots_and_performance_of_matu
     assert auc.get_column("value").min() > 0.7
     meta = results["performance"].asset_materializations_for_node("monitoring__model_performance")[0].metadata
     assert meta["matured_snapshots"].value == auc.height
+    from evidently.ui.workspace import Workspace
+
+    from assets.monitoring.drift import WORKSPACE_PROJECT
+
+    ws = Workspace.create(str(settings.reports_dir / "evidently_workspace"))
+    [project] = ws.search_project(WORKSPACE_PROJECT)
+    assert sorted(ws.get_run(project.id, r).name for r in ws.list_runs(project.id)) == snapshots[-2:]
     checks = {c.check_name for c in results["drift"].get_asset_check_evaluations()}
     assert checks == {"drift_share_below_threshold", "psi_below_threshold", "missing_share_stable",
                       "prediction_shift_below_threshold"}

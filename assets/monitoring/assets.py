@@ -98,7 +98,8 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             scores.filter(pl.col("snapshot_date") == snapshot), on=["customer_id", "snapshot_date"], how="left")
         current = sample_rows(one.collect(), config.sample_cap, config.seed)
         html = assay.reports_path / "drift" / f"{snapshot.isoformat()}.html"
-        summary = drift_report(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES), html)
+        summary = drift_report(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES), html,
+                               workspace=assay.reports_path / "evidently_workspace", snapshot_date=snapshot)
         rows.append({
             "snapshot_date": snapshot, "model_version": model.version, "columns": summary.columns,
             "drifted_columns": len(summary.drifted_columns), "drift_share": summary.drift_share,
@@ -131,6 +132,7 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             "latest_drift_share": latest["drift_share"] if latest else 0.0,
             "latest_drifted": MetadataValue.json(json.loads(latest["drifted"]) if latest else []),
             "latest_report": MetadataValue.path(latest["report_path"]) if latest else "",
+            "evidently_ui": f"evidently ui --workspace {assay.reports_path / 'evidently_workspace'}",
             "delta_version": written.version,
             "dagster/row_count": len(rows),
             "monitoring_metrics_rows": metrics.height,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -35,10 +36,30 @@ def _is_drifted(method: str, value: float, threshold: float) -> bool:
     return value < threshold if "p_value" in method.lower() else value >= threshold
 
 
+WORKSPACE_PROJECT = "Assay churn monitoring"
+
+
+def add_to_workspace(workspace: Path, snapshot, name: str) -> None:
+    """Keep the run in a local Evidently workspace (`evidently ui --workspace <path>` shows the history), one run
+    per snapshot date: a re-run replaces the earlier run of that date."""
+    from evidently.ui.workspace import Workspace
+
+    ws = Workspace.create(str(workspace))
+    found = ws.search_project(WORKSPACE_PROJECT)
+    project = found[0] if found else ws.create_project(
+        WORKSPACE_PROJECT, description="Data drift of Assay's churn features and scores, one run per snapshot.")
+    for run_id in ws.list_runs(project.id):
+        if ws.get_run(project.id, run_id).name == name:
+            ws.delete_run(project.id, run_id)
+    ws.add_run(project.id, snapshot, include_data=False, name=name)
+
+
 def drift_report(
-    reference: pl.DataFrame, current: pl.DataFrame, categorical: list[str], html_path: Path
+    reference: pl.DataFrame, current: pl.DataFrame, categorical: list[str], html_path: Path,
+    workspace: Path | None = None, snapshot_date: date | None = None,
 ) -> DriftSummary:
-    """Run Evidently's data-drift preset over the shared columns and save the HTML report."""
+    """Run Evidently's data-drift preset over the shared columns and save the HTML report (and, with a
+    `workspace`, the run, timestamped at the snapshot date so the UI orders the history by snapshot)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -55,7 +76,12 @@ def drift_report(
             pdf[col] = pd.to_numeric(pdf[col], errors="coerce").astype("float64")
         return Dataset.from_pandas(pdf, data_definition=definition)
 
-    snapshot = Report([DataDriftPreset()]).run(current_data=to_dataset(current), reference_data=to_dataset(reference))
+    name = snapshot_date.isoformat() if snapshot_date else None
+    timestamp = datetime.combine(snapshot_date, datetime.min.time(), UTC) if snapshot_date else None
+    snapshot = Report([DataDriftPreset()]).run(current_data=to_dataset(current), reference_data=to_dataset(reference),
+                                               timestamp=timestamp, name=name)
+    if workspace is not None:
+        add_to_workspace(workspace, snapshot, name or html_path.stem)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
 

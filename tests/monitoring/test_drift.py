@@ -36,3 +36,22 @@ def test_sampling_is_seeded_and_capped():
     frame = pl.DataFrame({"x": range(1000)})
     assert sample_rows(frame, 100, 7).equals(sample_rows(frame, 100, 7))
     assert sample_rows(frame, 100, 7).height == 100 and sample_rows(frame, 5000, 7).height == 1000
+
+
+def test_workspace_keeps_one_run_per_snapshot_in_snapshot_order(tmp_path):
+    from datetime import date
+
+    from evidently.ui.workspace import Workspace
+
+    from assets.monitoring.drift import WORKSPACE_PROJECT
+
+    reference, current = frames(shift=25.0)
+    workspace = tmp_path / "ws"
+    for day in (date(2025, 1, 6), date(2025, 1, 13), date(2025, 1, 6)):  # the first snapshot is re-run
+        drift_report(reference, current, ["country"], tmp_path / f"{day}.html", workspace=workspace,
+                     snapshot_date=day)
+    ws = Workspace.create(str(workspace))  # what `evidently ui --workspace` opens
+    [project] = ws.search_project(WORKSPACE_PROJECT)
+    runs = [ws.get_run(project.id, run_id) for run_id in ws.list_runs(project.id)]
+    assert sorted(r.name for r in runs) == ["2025-01-06", "2025-01-13"]
+    assert sorted(r.timestamp.date() for r in runs) == [date(2025, 1, 6), date(2025, 1, 13)]
