@@ -211,9 +211,15 @@ def cmd_dsar(args: argparse.Namespace) -> int:
     """Data-subject requests: submit one, list them, or process the pending ones now (what dsar_sensor launches)."""
     import polars as pl
 
-    from assets.governance.dsar import REQUESTS_TABLE, DsarContext, new_request, process_pending, requests
+    from assets.governance.dsar import (
+        REQUESTS_TABLE,
+        DsarContext,
+        audit_outcomes,
+        new_request,
+        process_pending,
+        requests,
+    )
     from domain.settings import AssaySettings
-    from resources.audit import record
     from resources.lake import LakeResource
 
     settings = AssaySettings.from_env()
@@ -226,9 +232,8 @@ def cmd_dsar(args: argparse.Namespace) -> int:
         print(f"{request.item(0, 'request_id')}: {args.kind} for {args.customer}, due {request.item(0, 'deadline')}")
     elif args.action == "process":
         outcomes = process_pending(DsarContext(lake, settings.home, settings.landing, settings.warehouse_path))
+        audit_outcomes(lake, outcomes, "cli")
         for outcome in outcomes:
-            rows = outcome.get("rows_total", sum(outcome.get("rows_by_table", {}).values()))
-            record(lake, f"dsar_{outcome['kind']}", outcome["request_id"], "cli", rows, outcome)
             print(json.dumps(outcome, default=str))
         print(f"processed {len(outcomes)} request(s)")
     else:

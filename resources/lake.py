@@ -128,6 +128,29 @@ class LakeResource(ConfigurableResource):
                         storage_options=self.storage_options or None)
         return WriteResult(uri=uri, version=self.version(layer, name) or 0, rows=frame.height)
 
+    def rebuild(self, layer: str, name: str, frame: pl.DataFrame) -> WriteResult:
+        """Replace a table by a fresh one holding `frame` (same schema and partitioning) and no history: no old
+        file and no transaction log entry survives, so nothing removed can come back by time travel or be read
+        from the log's file statistics. Local lakes only (the swap is a directory rename)."""
+        import os
+        import shutil
+
+        import pyarrow as pa
+        from deltalake import DeltaTable, write_deltalake
+
+        uri = self.uri(layer, name)
+        if "://" in uri:
+            raise NotImplementedError(f"rebuilding a table works on a local lake only, not {uri}")
+        old = DeltaTable(uri, storage_options=self.storage_options or None)
+        schema = pa.schema(old.schema().to_arrow())
+        staging = f"{uri}.rebuild"
+        shutil.rmtree(staging, ignore_errors=True)
+        write_deltalake(staging, frame.to_arrow().cast(schema) if frame.height else schema.empty_table(),
+                        partition_by=old.metadata().partition_columns or None, mode="overwrite")
+        shutil.rmtree(uri)
+        os.rename(staging, uri)
+        return WriteResult(uri=uri, version=0, rows=frame.height)
+
     def scan(self, layer: str, name: str) -> pl.LazyFrame:
         # polars' reader, not DeltaTable.to_pyarrow_table(): the latter aborts the process at exit (delta-rs #2184).
         return pl.scan_delta(self.uri(layer, name), storage_options=self.storage_options or None)

@@ -11,7 +11,7 @@ from pydantic import Field
 from assets.features.dbt import WAREHOUSE_POOL
 from assets.governance.anonymity import is_k_anonymous
 from assets.governance.consent import current_consents, split_by_consent
-from assets.governance.dsar import DsarContext, process_pending, requests
+from assets.governance.dsar import DsarContext, audit_outcomes, process_pending, requests
 from assets.governance.exports import build_audience, risk_by_segment
 from assets.governance.retention import DEFAULT_POLICY, apply_retention
 from assets.modeling.assets import markdown_table
@@ -157,9 +157,7 @@ def effective_policy(overrides_json: str) -> dict[str, tuple[str, int]]:
 )
 def dsar_processing(context: AssetExecutionContext, assay: AssayResource, lake: LakeResource) -> MaterializeResult:
     outcomes = process_pending(DsarContext(lake, assay.home_path, assay.landing_path, assay.warehouse_path))
-    for outcome in outcomes:
-        rows = outcome.get("rows_total", sum(outcome.get("rows_by_table", {}).values()))
-        record(lake, f"dsar_{outcome['kind']}", outcome["request_id"], context.run_id, rows, outcome)
+    audit_outcomes(lake, outcomes, context.run_id)
     open_requests = requests(lake).filter(pl.col("status") == "pending")
     return MaterializeResult(metadata={
         "processed": len(outcomes),

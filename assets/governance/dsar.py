@@ -25,6 +25,8 @@ from pathlib import Path
 import polars as pl
 
 from assets.governance.consent import CONSENT_OVERRIDES_TABLE
+from assets.ingestion.landing import SUPPORTED_SUFFIXES, read_landing_file, write_landing_file
+from resources.audit import record
 
 REQUESTS_TABLE = ("governance", "dsar_requests")
 TOMBSTONES_TABLE = ("governance", "erasure_tombstones")
@@ -35,7 +37,6 @@ REQUEST_SCHEMA = {
     "deadline": pl.Datetime("us", "UTC"), "status": pl.Utf8, "completed_at": pl.Datetime("us", "UTC"),
     "subject_hash": pl.Utf8, "result": pl.Utf8,
 }
-LANDING_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 
 
 def pseudonym_key(home: Path) -> bytes:
@@ -143,26 +144,6 @@ class ErasureReport:
         return sum(self.rows_by_table.values())
 
 
-def rewrite_table_without(lake, layer: str, name: str, keep: pl.DataFrame) -> None:
-    """Replace a Delta table by a fresh one holding `keep` (same partitioning), leaving no log or file behind."""
-    import pyarrow as pa
-    from deltalake import DeltaTable, write_deltalake
-
-    uri = lake.uri(layer, name)
-    if "://" in uri:
-        # the swap below is a directory rename; object stores need a copy-and-repoint instead
-        raise NotImplementedError(f"erasure rewrites tables on a local lake only, not {uri}")
-    old = DeltaTable(uri, storage_options=lake.storage_options or None)
-    partition_by = old.metadata().partition_columns or None
-    schema = pa.schema(old.schema().to_arrow())
-    staging = f"{uri}.erasure"
-    shutil.rmtree(staging, ignore_errors=True)
-    write_deltalake(staging, keep.to_arrow().cast(schema) if keep.height else schema.empty_table(),
-                    partition_by=partition_by, mode="overwrite")
-    shutil.rmtree(uri)
-    os.rename(staging, uri)
-
-
 def erase_from_lake(lake, customer_id: str, identifiers: list[str], report: ErasureReport) -> None:
     for layer, name in delta_tables(lake):
         if (layer, name) == REQUESTS_TABLE:
@@ -172,38 +153,21 @@ def erase_from_lake(lake, customer_id: str, identifiers: list[str], report: Eras
         removed = frame.filter(person).height
         if removed:
             report.replaced_versions[f"{layer}/{name}"] = lake.version(layer, name)
-            rewrite_table_without(lake, layer, name, frame.filter(~person))
+            lake.rebuild(layer, name, frame.filter(~person))
             report.rows_by_table[f"{layer}/{name}"] = removed
-
-
-def _read_landing_file(path: Path) -> pl.DataFrame:
-    if path.suffix == ".parquet":
-        return pl.read_parquet(path)
-    if path.suffix == ".csv":
-        return pl.read_csv(path, infer_schema=False)
-    return pl.read_ndjson(path)
-
-
-def _write_landing_file(frame: pl.DataFrame, path: Path) -> None:
-    if path.suffix == ".parquet":
-        frame.write_parquet(path)
-    elif path.suffix == ".csv":
-        frame.write_csv(path)
-    else:
-        frame.write_ndjson(path)
 
 
 def erase_from_landing(landing_dir: Path, customer_id: str, identifiers: list[str]) -> int:
     """Rewrite every landing file that mentions the person without their rows (deleted when nothing is left)."""
     rewritten = 0
-    for path in sorted(p for p in Path(landing_dir).rglob("*") if p.suffix in LANDING_SUFFIXES):
-        frame = _read_landing_file(path)
+    for path in sorted(p for p in Path(landing_dir).rglob("*") if p.suffix in SUPPORTED_SUFFIXES):
+        frame = read_landing_file(path)
         person = _person_rows(frame, customer_id, identifiers)
         if frame.filter(person).height == 0:
             continue
         kept = frame.filter(~person)
         if kept.height:
-            _write_landing_file(kept, path)
+            write_landing_file(kept, path)
         else:
             path.unlink()
         rewritten += 1
@@ -326,8 +290,15 @@ def process_pending(ctx: DsarContext, now: datetime | None = None) -> list[dict]
             pl.when(pl.col("customer_id").is_in(erased_ids)).then(None).otherwise(pl.col("customer_id"))
             .alias("customer_id"),
         )
-        rewrite_table_without(ctx.lake, *REQUESTS_TABLE, updated.select(list(REQUEST_SCHEMA)))
+        ctx.lake.rebuild(*REQUESTS_TABLE, updated.select(list(REQUEST_SCHEMA)))
     return outcomes
+
+
+def audit_outcomes(lake, outcomes: list[dict], run_id: str) -> None:
+    """One audit entry per handled request (its id and counts, never the customer's)."""
+    for outcome in outcomes:
+        rows = outcome.get("rows_total", sum(outcome.get("rows_by_table", {}).values()))
+        record(lake, f"dsar_{outcome['kind']}", outcome["request_id"], run_id, rows, outcome)
 
 
 def _erase(ctx: DsarContext, customer_id: str, request_id: str, key: bytes, now: datetime) -> dict:

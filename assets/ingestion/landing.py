@@ -40,13 +40,23 @@ def landed_days(landing_dir: Path, source: str) -> list[date]:
     return sorted(days)
 
 
-def _read_file(path: Path) -> pl.DataFrame:
+def read_landing_file(path: Path) -> pl.DataFrame:
     if path.suffix == ".parquet":
         return pl.read_parquet(path)
     if path.suffix == ".csv":
         # Everything as text: casting to the contract happens in validation, where a bad value is quarantined.
         return pl.read_csv(path, infer_schema=False)
     return pl.read_ndjson(path, infer_schema_length=None)
+
+
+def write_landing_file(frame: pl.DataFrame, path: Path) -> None:
+    """Write a landing file back in its own format (an erasure rewrites files without a person's rows)."""
+    if path.suffix == ".parquet":
+        frame.write_parquet(path)
+    elif path.suffix == ".csv":
+        frame.write_csv(path)
+    else:
+        frame.write_ndjson(path)
 
 
 def apply_column_mapping(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
@@ -66,7 +76,7 @@ def read_landing(
         folder = day_folder(landing_dir, source, day)
         if folder.is_dir():
             for path in sorted(p for p in folder.iterdir() if p.suffix in SUPPORTED_SUFFIXES):
-                raw = apply_column_mapping(_read_file(path), mapping or {})
+                raw = apply_column_mapping(read_landing_file(path), mapping or {})
                 files.append(str(path))
                 frames.append(
                     raw.with_columns(
