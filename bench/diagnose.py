@@ -1,0 +1,116 @@
+"""Diagnostics behind the modelling notes, on an existing ASSAY_HOME (after `make demo`). Synthetic data only:
+they read the generator's ground truth.
+
+    .venv/bin/python bench/diagnose.py oracle-gap         # where the model loses to the oracle: alive vs dead
+    .venv/bin/python bench/diagnose.py feature-ideas      # ratio and exponentially decayed features, refit
+    .venv/bin/python bench/diagnose.py reasons-threads    # TreeSHAP rows/s with 1 and 2 threads
+
+Figures print as JSON; nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import date
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import roc_auc_score
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from assets.modeling.training import SnapshotSplit, default_params, to_model_frame, train_churn_model  # noqa: E402
+from domain.settings import AssaySettings  # noqa: E402
+from orchestration.definitions import build_resources  # noqa: E402
+
+RESOURCES = build_resources(AssaySettings.from_env())
+SETTINGS = AssaySettings.from_env()
+
+
+def _champion_split():
+    model = RESOURCES["registry"].load()
+    split = {k: [date.fromisoformat(d) for d in v] for k, v in model.card["split"].items()}
+    return model, SnapshotSplit(**split)
+
+
+def _labelled(snapshots: list[date] | None = None) -> pl.DataFrame:
+    lake = RESOURCES["lake"]
+    features = lake.scan("gold", "customer_features")
+    if snapshots is not None:
+        features = features.filter(pl.col("snapshot_date").is_in(snapshots))
+    return features.join(lake.scan("gold", "churn_labels").select("customer_id", "snapshot_date", "churned"),
+                         on=["customer_id", "snapshot_date"]).collect()
+
+
+def oracle_gap() -> dict:
+    model, split = _champion_split()
+    rows = _labelled(split.validation).join(pl.read_parquet(SETTINGS.ground_truth / "churn_probability.parquet"),
+                                            on=["customer_id", "snapshot_date"])
+    y, p, oracle = rows["churned"].to_numpy(), model.pipeline.predict(rows), rows["p_churn"].to_numpy()
+    alive = oracle < 1.0  # the generator's p_churn is exactly 1 for customers already gone
+    return {
+        "rows": len(y), "auc_model": roc_auc_score(y, p), "auc_oracle": roc_auc_score(y, oracle),
+        "dead_share": float(1 - alive.mean()),
+        "alive_only_auc_model": roc_auc_score(y[alive], p[alive]),
+        "alive_only_auc_oracle": roc_auc_score(y[alive], oracle[alive]),
+        "dead_vs_alive_auc_of_model_score": roc_auc_score((~alive).astype(int), p),
+        "auc_model_given_true_dead_flag": roc_auc_score(y, np.where(alive, p, 1.0)),
+    }
+
+
+def feature_ideas() -> dict:
+    """Refit the production trainer on the champion's split with extra columns; validation AUC of each."""
+    _, split = _champion_split()
+    data = _labelled()
+    lifetime_daily_orders = pl.col("orders_lifetime") / pl.col("first_order_age_days").clip(30)
+    ratios = {
+        "order_rate_ratio": pl.col("orders_90d") / 90 / lifetime_daily_orders,
+        "weekly_order_rate": lifetime_daily_orders * 7,
+        "event_rate_ratio": pl.col("events_90d") / 90 / (pl.col("events_365d") / 365),
+        "recency_ratio": pl.col("recency_days") / pl.col("mean_days_between_orders"),
+    }
+    decay_sums = ", ".join(
+        f"sum(a.n_{what} * exp(-(s.snapshot_date - a.activity_date) / {tau})) as {what}_decay_{tau}"
+        for tau in (14, 42) for what in ("orders", "events", "support", "opens", "touches"))
+    con = __import__("duckdb").connect(str(SETTINGS.warehouse_path), read_only=True)
+    decayed = con.sql(f"""
+        select s.snapshot_date, a.customer_id, {decay_sums}
+        from intermediate.int_snapshots s join intermediate.int_customer_daily_activity a
+          on a.activity_date < s.snapshot_date and a.activity_date >= s.snapshot_date - 365
+        group by all""").pl()
+    con.close()
+    variants = {
+        "base": data,
+        "with_ratios": data.with_columns(**ratios),
+        "with_ratios_and_decay": data.join(decayed, on=["snapshot_date", "customer_id"], how="left")
+                                     .with_columns(**ratios),
+    }
+    out = {}
+    for name, frame in variants.items():
+        trained = train_churn_model(frame, split, default_params(7, 1), 600, 50)
+        out[name] = {"validation_auc": trained.validation_metrics["auc"], "rounds": trained.best_iteration}
+    return out
+
+
+def reasons_threads(rows: int = 4_000) -> dict:
+    model = RESOURCES["registry"].load()
+    features = RESOURCES["lake"].scan("gold", "customer_features")
+    newest = features.select(pl.col("snapshot_date").max()).collect().item()
+    frame = model.pipeline.prepare(features.filter(pl.col("snapshot_date") == newest).collect().head(rows))
+    matrix = to_model_frame(frame, model.pipeline.features, model.pipeline.categories)
+    out = {"model_version": model.version, "trees": model.pipeline.booster.num_trees(), "rows": len(matrix)}
+    for threads in (1, 2):
+        started = time.perf_counter()
+        model.pipeline.booster.predict(matrix, pred_contrib=True, num_threads=threads)
+        out[f"rows_per_s_{threads}_thread"] = round(len(matrix) / (time.perf_counter() - started))
+    return out
+
+
+if __name__ == "__main__":
+    commands = {"oracle-gap": oracle_gap, "feature-ideas": feature_ideas, "reasons-threads": reasons_threads}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        raise SystemExit(f"usage: diagnose.py {{{'|'.join(commands)}}}")
+    print(json.dumps(commands[sys.argv[1]](), indent=2, default=str))
