@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from assets.modeling.training import SnapshotSplit, default_params, to_model_frame, train_churn_model  # noqa: E402
+from domain.pseudonym import pseudonym_key, with_tokens  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
 from orchestration.definitions import build_resources  # noqa: E402
 
@@ -47,8 +48,9 @@ def _labelled(snapshots: list[date] | None = None) -> pl.DataFrame:
 
 def oracle_gap() -> dict:
     model, split = _champion_split()
-    rows = _labelled(split.validation).join(pl.read_parquet(SETTINGS.ground_truth / "churn_probability.parquet"),
-                                            on=["customer_id", "snapshot_date"])
+    truth = with_tokens(pl.scan_parquet(SETTINGS.ground_truth / "churn_probability.parquet"), "customer_id",
+                        pseudonym_key(SETTINGS.home)).collect()
+    rows = _labelled(split.validation).join(truth, on=["customer_id", "snapshot_date"])
     y, p, oracle = rows["churned"].to_numpy(), model.pipeline.predict(rows), rows["p_churn"].to_numpy()
     alive = oracle < 1.0  # the generator's p_churn is exactly 1 for customers already gone
     return {

@@ -28,6 +28,9 @@ class ColumnSpec:
     min_value: float | None = None
     allowed: tuple[str, ...] | None = None
     pattern: str | None = None
+    # An identifier replaced by its keyed token from bronze onward (see domain/pseudonym.py). A pii column that is
+    # not pseudonymised is a contact detail: it leaves the pipeline for the pii_vault and nowhere else.
+    pseudonymised: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,25 @@ class SourceSpec:
     def polars_schema(self) -> dict[str, pl.DataType]:
         return {c.name: c.dtype for c in self.columns}
 
+    @property
+    def pseudonymised_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.pseudonymised]
+
+    @property
+    def vaulted_columns(self) -> list[str]:
+        """Contact details: kept only in the pii_vault, never in bronze or anything after it."""
+        return [c.name for c in self.columns if c.tag == "pii" and not c.pseudonymised]
+
+    @property
+    def bronze_columns(self) -> list[ColumnSpec]:
+        return [c for c in self.columns if c.name not in self.vaulted_columns]
+
+
+def customer_key(description: str, nullable: bool = False) -> ColumnSpec:
+    """A source's customer_id: personal data, pseudonymised from bronze on."""
+    return ColumnSpec("customer_id", pl.Utf8, nullable=nullable, tag="pii", pseudonymised=True,
+                      description=description)
+
 
 CUSTOMERS = SourceSpec(
     name="customers",
@@ -67,7 +89,7 @@ CUSTOMERS = SourceSpec(
     allow_backdated=True,
     description="One record per customer account, landed on the day it is created or first exported.",
     columns=(
-        ColumnSpec("customer_id", pl.Utf8, nullable=False, description="Stable customer key."),
+        customer_key("Stable customer key."),
         ColumnSpec("email", pl.Utf8, tag="pii", pattern=EMAIL_PATTERN, description="Contact email."),
         ColumnSpec("phone", pl.Utf8, tag="pii", description="Contact phone number."),
         ColumnSpec("full_name", pl.Utf8, tag="pii", description="Customer name."),
@@ -87,7 +109,7 @@ ORDERS = SourceSpec(
     description="One record per completed order.",
     columns=(
         ColumnSpec("order_id", pl.Utf8, nullable=False, description="Order key, unique."),
-        ColumnSpec("customer_id", pl.Utf8, nullable=False, description="Who placed the order."),
+        customer_key("Who placed the order."),
         ColumnSpec("order_ts", TIMESTAMP, nullable=False, description="When the order was placed (UTC)."),
         ColumnSpec("amount", pl.Float64, nullable=False, min_value=0.0, description="Order value, tax included."),
         ColumnSpec("n_items", pl.Int32, min_value=1, description="Number of items."),
@@ -104,8 +126,8 @@ EVENTS = SourceSpec(
     columns=(
         ColumnSpec("event_id", pl.Utf8, nullable=False, description="Event key, unique."),
         ColumnSpec("anonymous_id", pl.Utf8, description="Cookie-level visitor id."),
-        ColumnSpec("device_id", pl.Utf8, tag="pii", description="Device fingerprint."),
-        ColumnSpec("customer_id", pl.Utf8, description="Logged-in customer, if known."),
+        ColumnSpec("device_id", pl.Utf8, tag="pii", pseudonymised=True, description="Device fingerprint."),
+        customer_key("Logged-in customer, if known.", nullable=True),
         ColumnSpec("event_ts", TIMESTAMP, nullable=False, description="When the event happened (UTC)."),
         ColumnSpec(
             "event_type",
@@ -126,7 +148,7 @@ CAMPAIGN_TOUCHES = SourceSpec(
     description="One record per campaign message sent; control-group members are recorded but not contacted.",
     columns=(
         ColumnSpec("touch_id", pl.Utf8, nullable=False, description="Touch key, unique."),
-        ColumnSpec("customer_id", pl.Utf8, nullable=False, description="Recipient."),
+        customer_key("Recipient."),
         ColumnSpec("campaign_id", pl.Utf8, nullable=False, description="Campaign key."),
         ColumnSpec("channel", pl.Utf8, allowed=("email", "sms", "push"), description="Delivery channel."),
         ColumnSpec("sent_ts", TIMESTAMP, nullable=False, description="When it was sent (UTC)."),
@@ -144,7 +166,7 @@ CONSENTS = SourceSpec(
     description="Consent grants and withdrawals per customer and purpose; the latest event before a date wins.",
     columns=(
         ColumnSpec("consent_id", pl.Utf8, nullable=False, description="Consent event key, unique."),
-        ColumnSpec("customer_id", pl.Utf8, nullable=False, description="Whose consent."),
+        customer_key("Whose consent."),
         ColumnSpec(
             "purpose", pl.Utf8, nullable=False, allowed=("profiling", "marketing"), description="What it covers."
         ),
@@ -155,6 +177,10 @@ CONSENTS = SourceSpec(
 
 SOURCES: dict[str, SourceSpec] = {s.name: s for s in (CUSTOMERS, ORDERS, EVENTS, CAMPAIGN_TOUCHES, CONSENTS)}
 REQUIRED_SOURCES = tuple(name for name, spec in SOURCES.items() if spec.required)
+
+# The one restricted table that holds contact details in clear, keyed by the customer's token.
+VAULT_TABLE = ("restricted", "pii_vault")
+VAULT_SOURCE_ID = "source_customer_id"  # the customer's own id, as the source system knows it
 
 # Columns ingestion adds to every bronze row.
 PARTITION_COLUMN = "_partition_date"

@@ -152,14 +152,22 @@ def test_monitoring_metrics_cover_drift_of_new_snapshots_and_performance_of_matu
                       "prediction_shift_below_threshold"}
 
 
+def _vault(settings) -> pl.DataFrame:
+    return pl.read_delta(str(settings.lake / "restricted" / "pii_vault"))
+
+
 def test_no_analyst_view_returns_an_email_phone_or_card_number(pipeline):
-    """Analysts read views only; every text value of every view is scanned with the ingestion PII patterns."""
+    """Analysts read views only; every text value of every view is scanned with the ingestion PII patterns, and
+    for the customers' own ids and names (views hold tokens only)."""
     from assets.ingestion.pii_scan import PII_PATTERNS
 
     settings, _, _, _ = pipeline
+    vault = _vault(settings)
+    clear_values = pl.concat([vault.get_column(c).drop_nulls() for c in ("source_customer_id", "full_name")])
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     text_columns = con.sql("select table_name, column_name from information_schema.columns "
                            "where table_schema = 'main' and data_type = 'VARCHAR'").fetchall()
+    con.register("clear_values", pl.DataFrame({"clear_value": clear_values.unique()}).to_arrow())
     assert {t for t, _ in text_columns} >= {"customer_features", "customer_scores", "audit_log"}
     found = {}
     for table, column in text_columns:
@@ -168,8 +176,12 @@ def test_no_analyst_view_returns_an_email_phone_or_card_number(pipeline):
                                [pattern]).fetchone()[0]
             if hits:
                 found[f"{table}.{column}:{kind}"] = hits
+        hits = con.execute(f'select count(*) from main."{table}" join clear_values on "{column}" = clear_value'
+                           ).fetchone()[0]
+        if hits:
+            found[f"{table}.{column}:clear_id_or_name"] = hits
     con.close()
-    assert found == {}
+    assert vault.height > 0 and found == {}
 
 
 def test_withdrawn_consent_removes_the_customer_from_the_next_scores_and_export(pipeline):
@@ -181,12 +193,14 @@ def test_withdrawn_consent_removes_the_customer_from_the_next_scores_and_export(
         pl.col("snapshot_date").cast(pl.Utf8) == newest)
     leaves_marketing = audience_before.item(0, "customer_id")
     leaves_profiling = scores_before.filter(pl.col("customer_id") != leaves_marketing).item(0, "customer_id")
+    # the lake knows them by token; their consent events arrive under their own ids
+    own_ids = dict(_vault(settings).select("customer_id", "source_customer_id").iter_rows())
     last_day = daily_partitions.get_partition_keys()[-1]
     folder = settings.landing / "consents" / f"date={last_day}"
     folder.mkdir(parents=True, exist_ok=True)
     when = datetime.fromisoformat(f"{last_day}T12:00:00+00:00")
     pl.DataFrame({
-        "consent_id": ["CNW1", "CNW2"], "customer_id": [leaves_marketing, leaves_profiling],
+        "consent_id": ["CNW1", "CNW2"], "customer_id": [own_ids[leaves_marketing], own_ids[leaves_profiling]],
         "purpose": ["marketing", "profiling"], "granted": [False, False], "event_ts": [when, when],
     }, schema={"consent_id": pl.Utf8, "customer_id": pl.Utf8, "purpose": pl.Utf8, "granted": pl.Boolean,
                "event_ts": pl.Datetime("us", "UTC")}).write_parquet(folder / "part-withdrawals.parquet")
@@ -209,8 +223,11 @@ def test_withdrawn_consent_removes_the_customer_from_the_next_scores_and_export(
     assert scores_after.height == scores_before.height - 1  # nobody else lost or duplicated
     audience_after = pl.read_delta(str(settings.lake / "gold" / "audience_exports"))
     assert leaves_marketing not in audience_after.get_column("customer_id").to_list()
-    csv = settings.home / "exports" / f"retention_audience_{newest}.csv"
-    assert leaves_marketing not in pl.read_csv(csv).get_column("customer_id").to_list()
+    hand_off = pl.read_csv(settings.home / "exports" / f"retention_audience_{newest}.csv")
+    assert leaves_marketing not in hand_off.get_column("customer_id").to_list()
+    # the hand-off file resolves every token to the customer's own id
+    assert hand_off.height == audience_after.height and hand_off.get_column("source_customer_id").null_count() == 0
+    assert dict(hand_off.select("customer_id", "source_customer_id").iter_rows()).items() <= own_ids.items()
     assert audience_after.get_column("snapshot_date").n_unique() == 1  # replaced, not appended
     audit = pl.read_delta(str(settings.lake / "gold" / "audit_log"))
     assert {"score", "export", "report"} <= set(audit.get_column("action"))
@@ -226,10 +243,11 @@ def test_erasure_through_the_graph_leaves_the_warehouse_usable_and_traceless(pip
     lake = LakeResource(root=str(settings.lake))
     scores = pl.read_delta(str(settings.lake / "gold" / "customer_scores"))
     customer_id = scores.filter(pl.col("snapshot_date").cast(pl.Utf8) == snapshots[-1]).item(0, "customer_id")
-    person = pl.read_delta(str(settings.lake / "bronze" / "customers")).filter(pl.col("customer_id") == customer_id)
-    needles = [customer_id, *person.get_column("email").drop_nulls().to_list()]
+    person = _vault(settings).filter(pl.col("customer_id") == customer_id)
+    own_id = person.item(0, "source_customer_id")
+    needles = [customer_id, own_id, *person.get_column("email").drop_nulls().to_list()]
     features_before = pl.read_delta(str(settings.lake / "gold" / "customer_features"))
-    lake.append(*REQUESTS_TABLE, new_request(customer_id, "erasure"))
+    lake.append(*REQUESTS_TABLE, new_request(own_id, "erasure"))
 
     defs = build_definitions(settings)
     result = materialize(list(defs.assets), selection=AssetSelection.groups("dsar"), resources=defs.resources)

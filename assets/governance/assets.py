@@ -12,10 +12,12 @@ from assets.features.dbt import WAREHOUSE_POOL
 from assets.governance.anonymity import is_k_anonymous
 from assets.governance.consent import current_consents, split_by_consent
 from assets.governance.dsar import DsarContext, audit_outcomes, process_pending, requests
-from assets.governance.exports import build_audience, risk_by_segment
+from assets.governance.exports import build_audience, risk_by_segment, with_source_ids
 from assets.governance.retention import DEFAULT_POLICY, apply_retention
+from assets.ingestion.pseudonymise import empty_vault
 from assets.modeling.assets import markdown_table
 from assets.scoring.assets import latest_scores
+from domain.contract import VAULT_SOURCE_ID, VAULT_TABLE
 from orchestration.partitions import daily_partitions
 from resources.assay import AssayResource
 from resources.audit import record
@@ -45,7 +47,10 @@ def retention_audience(context: AssetExecutionContext, config: AudienceConfig, a
                                   snapshot + timedelta(days=1))
     csv_path = assay.home_path / "exports" / f"retention_audience_{snapshot.isoformat()}.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    audience.write_csv(csv_path)
+    # The lake keeps tokens; only the file handed to the campaign tool resolves them, from the vault.
+    hand_off = with_source_ids(audience, lake.scan(*VAULT_TABLE) if lake.exists(*VAULT_TABLE) else
+                               empty_vault().lazy())
+    hand_off.write_csv(csv_path)
     record(lake, "export", "exports/retention_audience", context.run_id, audience.height,
            {"snapshot_date": snapshot, "file": str(csv_path), "excluded": consented.excluded})
     segments = audience.group_by("segment").len().sort("len", descending=True)
@@ -57,6 +62,7 @@ def retention_audience(context: AssetExecutionContext, config: AudienceConfig, a
         "excluded_by_reason": MetadataValue.json(consented.excluded),
         "segments": MetadataValue.json(dict(segments.iter_rows())),
         "file": MetadataValue.path(str(csv_path)),
+        "resolved_from_vault": hand_off.get_column(VAULT_SOURCE_ID).is_not_null().sum(),
         "delta_version": written.version,
     })
 

@@ -26,6 +26,8 @@ import polars as pl
 
 from assets.governance.consent import CONSENT_OVERRIDES_TABLE
 from assets.ingestion.landing import SUPPORTED_SUFFIXES, read_landing_file, write_landing_file
+from domain.contract import VAULT_TABLE
+from domain.pseudonym import pseudonym_key, token
 from resources.audit import record
 
 REQUESTS_TABLE = ("governance", "dsar_requests")
@@ -37,20 +39,6 @@ REQUEST_SCHEMA = {
     "deadline": pl.Datetime("us", "UTC"), "status": pl.Utf8, "completed_at": pl.Datetime("us", "UTC"),
     "subject_hash": pl.Utf8, "result": pl.Utf8,
 }
-
-
-def pseudonym_key(home: Path) -> bytes:
-    """The deployment's secret key: ASSAY_PSEUDONYM_KEY, else a random key kept in $ASSAY_HOME/secrets (mode 600)
-    and created on first use. Never a constant in code."""
-    from_env = os.environ.get("ASSAY_PSEUDONYM_KEY")
-    if from_env:
-        return from_env.encode()
-    path = Path(home) / "secrets" / "pseudonym.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(secrets.token_bytes(32))
-        path.chmod(0o600)
-    return path.read_bytes()
 
 
 def tombstone_hash(key: bytes, customer_id: str) -> str:
@@ -103,24 +91,35 @@ def _person_rows(frame: pl.DataFrame, customer_id: str, identifiers: list[str]) 
     return own | (pl.col("customer_id").is_null() & mentions)
 
 
-def identifiers_of(lake, customer_id: str) -> list[str]:
-    """The person's id and the contact details held for them (emails, phones), read before anything is erased."""
-    found = [customer_id]
-    if lake.exists("bronze", "customers"):
-        rows = lake.scan("bronze", "customers").filter(pl.col("customer_id") == customer_id).collect()
+@dataclass(frozen=True)
+class Subject:
+    """Who a request is about: their own id (landing files, the request log), their token (every table from bronze
+    on) and the identifiers a free-text field could mention (id, token and the contact details in the vault)."""
+
+    customer_id: str
+    token: str
+    identifiers: tuple[str, ...]
+
+
+def subject_of(lake, customer_id: str, key: bytes) -> Subject:
+    """Read before anything is erased: the vault is where the contact details are."""
+    subject_token = token(key, customer_id)
+    found = [customer_id, subject_token]
+    if lake.exists(*VAULT_TABLE):
+        rows = lake.scan(*VAULT_TABLE).filter(pl.col("customer_id") == subject_token).collect()
         for column in ("email", "phone"):
-            if column in rows.columns:
-                found += [v for v in rows.get_column(column).drop_nulls().unique().to_list() if len(v) >= 5]
-    return found
+            found += [v for v in rows.get_column(column).drop_nulls().unique().to_list() if len(v) >= 5]
+    return Subject(customer_id, subject_token, tuple(dict.fromkeys(found)))
 
 
-def access_bundle(lake, customer_id: str) -> dict[str, list[dict]]:
-    """Everything held about the person: the rows of every lake table that mention them."""
-    identifiers = identifiers_of(lake, customer_id)
+def access_bundle(lake, subject: Subject) -> dict[str, list[dict]]:
+    """Everything held about the person: the rows of every lake table that mention them, the vault's contact
+    details included."""
     bundle = {}
     for layer, name in delta_tables(lake):
         frame = lake.scan(layer, name).collect()
-        rows = frame.filter(_person_rows(frame, customer_id, identifiers))
+        own_id = subject.customer_id if (layer, name) == REQUESTS_TABLE else subject.token
+        rows = frame.filter(_person_rows(frame, own_id, list(subject.identifiers)))
         if rows.height:
             bundle[f"{layer}/{name}"] = rows.to_dicts()
     return bundle
@@ -137,6 +136,7 @@ class ErasureReport:
     rows_by_table: dict[str, int] = field(default_factory=dict)
     replaced_versions: dict[str, int] = field(default_factory=dict)
     landing_files_rewritten: int = 0
+    export_files_rewritten: int = 0
     warehouse_rows: int = 0
 
     @property
@@ -144,12 +144,12 @@ class ErasureReport:
         return sum(self.rows_by_table.values())
 
 
-def erase_from_lake(lake, customer_id: str, identifiers: list[str], report: ErasureReport) -> None:
+def erase_from_lake(lake, subject: Subject, report: ErasureReport) -> None:
     for layer, name in delta_tables(lake):
         if (layer, name) == REQUESTS_TABLE:
             continue  # handled last: the request row itself is anonymised, not dropped
         frame = lake.scan(layer, name).collect()
-        person = _person_rows(frame, customer_id, identifiers)
+        person = _person_rows(frame, subject.token, list(subject.identifiers))
         removed = frame.filter(person).height
         if removed:
             report.replaced_versions[f"{layer}/{name}"] = lake.version(layer, name)
@@ -157,12 +157,15 @@ def erase_from_lake(lake, customer_id: str, identifiers: list[str], report: Eras
             report.rows_by_table[f"{layer}/{name}"] = removed
 
 
-def erase_from_landing(landing_dir: Path, customer_id: str, identifiers: list[str]) -> int:
-    """Rewrite every landing file that mentions the person without their rows (deleted when nothing is left)."""
+def erase_from_files(folder: Path, subject: Subject) -> int:
+    """Rewrite every data file under `folder` that mentions the person without their rows (deleted when nothing
+    is left). Landing files hold the person's own id, hand-off files (audience CSVs) their token."""
+    identifiers = list(subject.identifiers)
     rewritten = 0
-    for path in sorted(p for p in Path(landing_dir).rglob("*") if p.suffix in SUPPORTED_SUFFIXES):
+    for path in sorted(p for p in Path(folder).rglob("*") if p.suffix in SUPPORTED_SUFFIXES):
         frame = read_landing_file(path)
-        person = _person_rows(frame, customer_id, identifiers)
+        person = _person_rows(frame, subject.customer_id, identifiers) | _person_rows(frame, subject.token,
+                                                                                      identifiers)
         if frame.filter(person).height == 0:
             continue
         kept = frame.filter(~person)
@@ -174,7 +177,7 @@ def erase_from_landing(landing_dir: Path, customer_id: str, identifiers: list[st
     return rewritten
 
 
-def erase_from_warehouse(warehouse_path: Path, customer_id: str, identifiers: list[str]) -> int:
+def erase_from_warehouse(warehouse_path: Path, subject: Subject) -> int:
     """Delete the person's rows from every warehouse table, then copy the database into a new file so the freed
     blocks (which still hold the old bytes) are not kept."""
     from domain.duckdb_setup import connect
@@ -192,13 +195,13 @@ def erase_from_warehouse(warehouse_path: Path, customer_id: str, identifiers: li
             mentions, params = [], []
             for column, dtype in columns.items():
                 if dtype == "VARCHAR" and column != "customer_id":
-                    for value in identifiers:
+                    for value in subject.identifiers:
                         mentions.append(f'regexp_matches("{column}", ?)')
                         params.append(_token_pattern(value))
             mentioned = " or ".join(mentions) or "false"
             if "customer_id" in columns:  # the lake's rule: own rows, or unattributed rows that mention them
                 where = f"customer_id = ? or (customer_id is null and ({mentioned}))"
-                params = [customer_id, *params]
+                params = [subject.token, *params]
             else:
                 where = mentioned
             if where != "false":
@@ -254,13 +257,13 @@ def process_pending(ctx: DsarContext, now: datetime | None = None) -> list[dict]
     for request in pending.iter_rows(named=True):
         customer_id, kind, request_id = request["customer_id"], request["kind"], request["request_id"]
         if kind == "access":
-            bundle = access_bundle(ctx.lake, customer_id)
+            bundle = access_bundle(ctx.lake, subject_of(ctx.lake, customer_id, key))
             path = write_bundle(bundle, ctx.home / "dsar" / request_id / "access.json")
             result = {"file": str(path), "rows_by_table": {t: len(rows) for t, rows in bundle.items()}}
         elif kind == "opt_out":
             overrides = pl.DataFrame({
-                "customer_id": [customer_id] * 2, "purpose": ["profiling", "marketing"], "granted": [False, False],
-                "event_ts": [now] * 2, "request_id": [request_id] * 2,
+                "customer_id": [token(key, customer_id)] * 2, "purpose": ["profiling", "marketing"],
+                "granted": [False, False], "event_ts": [now] * 2, "request_id": [request_id] * 2,
             }, schema={"customer_id": pl.Utf8, "purpose": pl.Utf8, "granted": pl.Boolean,
                        "event_ts": pl.Datetime("us", "UTC"), "request_id": pl.Utf8})
             ctx.lake.append(*CONSENT_OVERRIDES_TABLE, overrides)
@@ -302,17 +305,20 @@ def audit_outcomes(lake, outcomes: list[dict], run_id: str) -> None:
 
 
 def _erase(ctx: DsarContext, customer_id: str, request_id: str, key: bytes, now: datetime) -> dict:
-    identifiers = identifiers_of(ctx.lake, customer_id)
+    subject = subject_of(ctx.lake, customer_id, key)
     report = ErasureReport()
-    erase_from_lake(ctx.lake, customer_id, identifiers, report)
-    report.landing_files_rewritten = erase_from_landing(ctx.landing_dir, customer_id, identifiers)
-    report.warehouse_rows = erase_from_warehouse(ctx.warehouse_path, customer_id, identifiers)
+    erase_from_lake(ctx.lake, subject, report)
+    report.landing_files_rewritten = erase_from_files(ctx.landing_dir, subject)
+    report.export_files_rewritten = erase_from_files(ctx.home / "exports", subject)
+    report.warehouse_rows = erase_from_warehouse(ctx.warehouse_path, subject)
     # Earlier access bundles hold the person's data too.
     for bundle in (ctx.home / "dsar").glob("*/access.json"):
-        if customer_id in bundle.read_text():
+        text = bundle.read_text()
+        if subject.customer_id in text or subject.token in text:
             shutil.rmtree(bundle.parent)
     ctx.lake.append(*TOMBSTONES_TABLE, pl.DataFrame({
         "subject_hash": [tombstone_hash(key, customer_id)], "erased_at": [now], "request_id": [request_id]}))
     return {"rows_by_table": report.rows_by_table, "rows_total": report.rows_total,
             "replaced_versions": report.replaced_versions, "landing_files_rewritten": report.landing_files_rewritten,
+            "export_files_rewritten": report.export_files_rewritten,
             "warehouse_rows": report.warehouse_rows}

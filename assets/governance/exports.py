@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from assets.governance.anonymity import suppress_small_cells
+from domain.contract import VAULT_SOURCE_ID
 
 AUDIENCE_COLUMNS = ("customer_id", "snapshot_date", "segment", "decile", "p_churn", "reason_1_feature",
                     "reason_1_direction", "model_version")
@@ -22,6 +23,19 @@ def build_audience(scores: pl.DataFrame, max_decile: int) -> pl.DataFrame:
         .select(AUDIENCE_COLUMNS)
         .sort("decile", "p_churn", "customer_id", descending=[False, True, False])
     )
+
+
+def with_source_ids(audience: pl.DataFrame, vault: pl.LazyFrame) -> pl.DataFrame:
+    """The audience with each customer's own id from the pii_vault (the latest record per token), for the hand-off
+    file a campaign tool reads: tokens mean nothing outside Assay. A customer missing from the vault stays in the
+    file with a null id, so the count handed off always equals the audience."""
+    ids = (
+        vault.filter(pl.col("customer_id").is_in(audience.get_column("customer_id").implode()))
+        .sort("_partition_date", "_ingested_at")
+        .group_by("customer_id").agg(pl.col(VAULT_SOURCE_ID).last())
+        .collect()
+    )
+    return audience.join(ids, on="customer_id", how="left").select(VAULT_SOURCE_ID, *audience.columns)
 
 
 def risk_by_segment(scores: pl.DataFrame, profile: pl.DataFrame, k: int) -> pl.DataFrame:

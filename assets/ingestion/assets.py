@@ -20,11 +20,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.governance.dsar import pseudonym_key, tombstones
+from assets.governance.dsar import tombstones
 from assets.ingestion.ingest import count_window, ingest_window
-from domain.contract import SOURCES, SourceSpec
+from domain.contract import SOURCES, VAULT_TABLE, SourceSpec
+from domain.pseudonym import pseudonym_key
 from orchestration.partitions import daily_partitions
 from resources.assay import AssayResource
+from resources.audit import record
 from resources.lake import LakeResource
 
 
@@ -43,11 +45,31 @@ def landing_spec(spec: SourceSpec) -> AssetSpec:
 
 
 def _column_schema(spec: SourceSpec) -> TableSchema:
+    """Bronze's columns with their privacy tags; a pseudonymised column says it holds a token."""
     return TableSchema(
         columns=[
-            TableColumn(c.name, str(c.dtype), description=c.description, tags={"privacy": c.tag})
-            for c in spec.columns
+            TableColumn(c.name, str(c.dtype), description=c.description + (" (keyed token)" if c.pseudonymised
+                                                                           else ""),
+                        tags={"privacy": c.tag, **({"pseudonymised": "hmac"} if c.pseudonymised else {})})
+            for c in spec.bronze_columns
         ]
+    )
+
+
+def _vault_spec(spec: SourceSpec) -> AssetSpec:
+    return AssetSpec(
+        AssetKey(list(VAULT_TABLE)),
+        deps=[AssetKey(["landing", spec.name])],
+        description="Restricted: the customer's own id and contact details, keyed by their token. The only table "
+                    "holding them in clear; no warehouse view reads it.",
+        metadata={"dagster/column_schema": TableSchema(columns=[
+            TableColumn("customer_id", "String", description="Keyed token (the key used everywhere else).",
+                        tags={"privacy": "pii", "pseudonymised": "hmac"}),
+            *[TableColumn(c, "String", tags={"privacy": "pii"}) for c in ("source_customer_id",
+                                                                           *spec.vaulted_columns)]])},
+        group_name="ingestion",
+        kinds={"delta"},
+        tags={"access": "restricted"},
     )
 
 
@@ -66,7 +88,8 @@ def build_ingestion_asset(spec: SourceSpec):
             AssetSpec(
                 bronze_key,
                 deps=[AssetKey(["landing", spec.name])],
-                description=f"Validated `{spec.name}` rows (Delta, partitioned by landing day).",
+                description=f"Validated `{spec.name}` rows (Delta, partitioned by landing day); identifiers are "
+                            "keyed tokens, contact details are in the pii_vault.",
                 metadata={"dagster/column_schema": _column_schema(spec)},
                 group_name="ingestion",
                 kinds={"delta", "polars", "pandera"},
@@ -78,6 +101,7 @@ def build_ingestion_asset(spec: SourceSpec):
                 group_name="ingestion",
                 kinds={"delta"},
             ),
+            *([_vault_spec(spec)] if spec.vaulted_columns else []),
         ],
         check_specs=[
             AssetCheckSpec(
@@ -93,16 +117,19 @@ def build_ingestion_asset(spec: SourceSpec):
     )
     def _ingest(context: AssetExecutionContext, config: IngestionConfig, assay: AssayResource, lake: LakeResource):
         start, end = _window(context)
-        erased = tombstones(lake)
         result = ingest_window(assay.landing_path, spec, assay.column_mapping(spec.name), lake, start, end,
-                               context.run_id, datetime.now(UTC), config.chunk_days, erased,
-                               pseudonym_key(assay.home_path) if erased else b"")
+                               context.run_id, datetime.now(UTC), config.chunk_days, pseudonym_key(assay.home_path),
+                               tombstones(lake))
         if not result.files and spec.required:
             context.log.warning(f"No landing files for required source {spec.name} in [{start}, {end}).")
         # Count what landed in the tables, so the check proves the tables, not only the frames in memory.
         in_bronze = count_window(lake, "bronze", spec.name, start, end)
         in_quarantine = count_window(lake, "quarantine", spec.name, start, end)
         window = {"window_start": start.isoformat(), "window_end": end.isoformat()}
+        # Ingestion is the one step that reads identifiers and contact details in clear.
+        record(lake, "ingest", f"bronze/{spec.name}", context.run_id, result.rows_in,
+               {**window, "bronze": in_bronze, "quarantine": in_quarantine, "erased": result.rows_erased,
+                "vaulted": result.rows_vaulted, "pii_masked": dict(result.pii_masked)})
         yield MaterializeResult(
             asset_key=bronze_key,
             metadata={
@@ -131,6 +158,13 @@ def build_ingestion_asset(spec: SourceSpec):
                 "path": MetadataValue.path(lake.uri("quarantine", spec.name)),
             },
         )
+        if spec.vaulted_columns:
+            yield MaterializeResult(
+                asset_key=AssetKey(list(VAULT_TABLE)),
+                metadata={**window, "rows_vaulted": result.rows_vaulted, "delta_version": result.vault_version,
+                          "dagster/row_count": result.rows_vaulted,
+                          "path": MetadataValue.path(lake.uri(*VAULT_TABLE))},
+            )
         conserved = result.rows_in == in_bronze + in_quarantine + result.rows_erased
         yield AssetCheckResult(
             check_name="rows_conserved",

@@ -11,8 +11,9 @@ import polars as pl
 
 from assets.governance.dsar import drop_erased
 from assets.ingestion.landing import read_landing
-from assets.ingestion.validation import empty_bronze, empty_quarantine, validate_batch
-from domain.contract import PARTITION_COLUMN, SourceSpec
+from assets.ingestion.pseudonymise import protect_quarantined, pseudonymise_valid
+from assets.ingestion.validation import empty_quarantine, validate_batch
+from domain.contract import PARTITION_COLUMN, VAULT_TABLE, SourceSpec
 from resources.lake import LakeResource
 
 
@@ -26,8 +27,10 @@ class IngestionSummary:
     reasons: Counter = field(default_factory=Counter)
     extra_columns: set[str] = field(default_factory=set)
     pii_masked: Counter = field(default_factory=Counter)  # `column:kind` -> values masked by the PII scan
+    rows_vaulted: int = 0  # rows whose contact details went to the pii_vault
     bronze_version: int = 0
     quarantine_version: int = 0
+    vault_version: int | None = None
 
 
 def day_chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:
@@ -41,9 +44,12 @@ def day_chunks(start: date, end: date, days: int) -> list[tuple[date, date]]:
 
 def ingest_window(
     landing_dir: Path, spec: SourceSpec, mapping: dict[str, str], lake: LakeResource, start: date, end: date,
-    run_id: str, ingested_at: datetime, chunk_days: int, erased: set[str] | None = None, key: bytes = b"",
+    run_id: str, ingested_at: datetime, chunk_days: int, key: bytes, erased: set[str] | None = None,
 ) -> IngestionSummary:
     """Validate landing days [start, end) into bronze and quarantine, replacing exactly those days.
+
+    Identifiers are tokenised with `key` on the way (see pseudonymise.py); contact details go to the pii_vault,
+    whose rows for those days are replaced alongside.
 
     A long backfill is processed `chunk_days` at a time, each chunk replacing its own days, so memory is bounded
     by a chunk whatever the window (a two-year window of 30M events held at once needs over 20 GB)."""
@@ -51,9 +57,16 @@ def ingest_window(
     for chunk_start, chunk_end in day_chunks(start, end, chunk_days):
         batch = read_landing(landing_dir, spec.name, chunk_start, chunk_end, mapping)
         landing_rows, n_erased = drop_erased(batch.frame, spec.customer_column, key, erased or set())
-        result = validate_batch(landing_rows, spec, run_id, ingested_at)
-        bronze = lake.replace_window("bronze", spec.name, result.valid if result.rows_in else empty_bronze(spec),
-                                     PARTITION_COLUMN, chunk_start, chunk_end, partition_by=[PARTITION_COLUMN])
+        result = validate_batch(landing_rows, spec, run_id, ingested_at,
+                                protect=lambda rows: protect_quarantined(rows, spec, key))
+        split = pseudonymise_valid(result.valid, spec, key)
+        bronze = lake.replace_window("bronze", spec.name, split.bronze, PARTITION_COLUMN, chunk_start, chunk_end,
+                                     partition_by=[PARTITION_COLUMN])
+        if split.vault is not None:
+            vault = lake.replace_window(*VAULT_TABLE, split.vault, PARTITION_COLUMN, chunk_start, chunk_end,
+                                        partition_by=[PARTITION_COLUMN])
+            summary.rows_vaulted += split.vault.height
+            summary.vault_version = vault.version
         quarantine = lake.replace_window(
             "quarantine", spec.name, result.quarantine if result.rows_in else empty_quarantine(),
             PARTITION_COLUMN, chunk_start, chunk_end, partition_by=[PARTITION_COLUMN])

@@ -6,6 +6,7 @@ Each row ends up in exactly one place: bronze (valid) or quarantine (with every 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -96,11 +97,13 @@ def _records_as_json(frame: pl.DataFrame) -> pl.Series:
 
 
 def validate_batch(
-    raw: pl.DataFrame, spec: SourceSpec, run_id: str, ingested_at: datetime | None = None
+    raw: pl.DataFrame, spec: SourceSpec, run_id: str, ingested_at: datetime | None = None,
+    protect: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> ValidationResult:
     """Split a raw landing batch into contract-typed valid rows and quarantined rows with reasons.
 
-    `raw` carries `_source_file` and `_partition_date` (the landing day) next to the source's columns.
+    `raw` carries `_source_file` and `_partition_date` (the landing day) next to the source's columns. `protect`
+    rewrites the quarantined raw rows before they are kept (ingestion tokenises their personal data with it).
     """
     ingested_at = ingested_at or datetime.now(UTC)
     if raw.height == 0:
@@ -189,6 +192,8 @@ def validate_batch(
         .select(*spec.column_names, *extra, *LINEAGE_COLUMNS)
     )
     quarantined_raw = frame.join(per_row, on=ROW_ID, how="inner").sort(ROW_ID)
+    if protect is not None:
+        quarantined_raw = protect(quarantined_raw)
     raw_columns = [c for c in raw.columns if not c.startswith("_")]
     quarantine = pl.DataFrame(
         {
@@ -224,7 +229,8 @@ def validate_batch(
 
 
 def empty_bronze(spec: SourceSpec) -> pl.DataFrame:
-    schema = dict(spec.polars_schema)
+    """An empty bronze table: the contract's columns less the contact details, which only the pii_vault holds."""
+    schema = {c.name: c.dtype for c in spec.bronze_columns}
     schema.update({"_partition_date": pl.Date, "_source_file": pl.Utf8, "_run_id": pl.Utf8, "_ingested_at": TIMESTAMP})
     return pl.DataFrame(schema=schema)
 

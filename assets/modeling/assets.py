@@ -31,6 +31,7 @@ from assets.modeling.training import (
 )
 from assets.modeling.tuning import TuningBudget, fit_budget_to_history, rolling_origin_folds, tune_lightgbm
 from domain.contract import tagged_columns
+from domain.pseudonym import pseudonym_key, with_tokens
 from resources.assay import AssayResource
 from resources.lake import LakeResource
 from resources.registry import ModelRegistryResource, dbt_manifest_hash, trainer_code_version
@@ -170,6 +171,11 @@ class ChallengerConfig(SplitConfig):
     ablation_rows: int = Field(60_000, description="Fit rows for each feature-group ablation refit.")
 
 
+def _ground_truth(path: Path, home: Path) -> pl.LazyFrame | None:
+    """The generator's true churn probabilities (synthetic runs only), re-keyed by token like the features."""
+    return with_tokens(pl.scan_parquet(path), "customer_id", pseudonym_key(home)) if path.exists() else None
+
+
 def _sensitive_attributes(lake: LakeResource) -> pl.DataFrame | None:
     """Contract columns tagged sensitive, per customer: used to evaluate fairness, never as model inputs."""
     columns = tagged_columns("sensitive").get("customers", [])
@@ -207,7 +213,7 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
     )
     challenger = build_challenger(data, split, params, assay.label_horizon_days, reports, settings,
                                   sensitive=_sensitive_attributes(lake),
-                                  truth=pl.scan_parquet(truth_path) if truth_path.exists() else None)
+                                  truth=_ground_truth(truth_path, assay.home_path))
     # a skipped search (too little labelled history) records why instead of scores
     challenger.evaluation["tuning"] = {k: tuning[k] for k in ("best_score", "default_score", "n_trials_completed",
                                                               "stopped_by", "imbalance", "skipped") if k in tuning}

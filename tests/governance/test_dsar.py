@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -24,18 +25,19 @@ from assets.governance.dsar import (
     requests,
 )
 from assets.ingestion.ingest import ingest_window
-from domain.contract import SOURCES
+from domain.contract import SOURCES, VAULT_TABLE
 from domain.synthetic import config_for_size, generate
 from resources.lake import LakeResource
 
 START, END = date(2024, 1, 1), date(2026, 1, 1)
+KEY = b"test-key-not-for-production"
 
 
-def _ingest_all(home: Path, lake: LakeResource, erased=None, key=b"") -> dict[str, int]:
+def _ingest_all(home: Path, lake: LakeResource, erased=None) -> dict[str, int]:
     erased_rows = {}
     for name, spec in SOURCES.items():
         summary = ingest_window(home / "landing", spec, {}, lake, START, END, "test", datetime.now(UTC), 800,
-                                erased, key)
+                                KEY, erased)
         erased_rows[name] = summary.rows_erased
         assert summary.rows_in == summary.rows_valid + summary.rows_quarantined + summary.rows_erased
     return erased_rows
@@ -43,7 +45,7 @@ def _ingest_all(home: Path, lake: LakeResource, erased=None, key=b"") -> dict[st
 
 @pytest.fixture
 def lake_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", "test-key-not-for-production")
+    monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", KEY.decode())
     generate(config_for_size("tiny"), tmp_path / "landing", tmp_path / "ground_truth")
     lake = LakeResource(root=str(tmp_path / "lake"))
     _ingest_all(tmp_path, lake)
@@ -53,22 +55,34 @@ def lake_home(tmp_path, monkeypatch):
                    .with_columns(pl.lit(0.5).alias("p_churn")))
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("create schema staging")
-    customers = lake.scan("bronze", "customers").collect().select("customer_id", "email", "country")
+    customers = lake.scan("bronze", "customers").collect().select("customer_id", "country")
     con.register("customers_frame", customers.to_arrow())
     con.execute("create table staging.stg_customers as select * from customers_frame")
     con.close()
+    # a campaign hand-off file, keyed by token with the customer's own id beside it
+    vault = lake.scan(*VAULT_TABLE).collect()
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    vault.select("source_customer_id", "customer_id").head(200).write_csv(exports / "retention_audience_x.csv")
     return tmp_path, lake
 
 
-def _person(lake: LakeResource) -> tuple[str, str, str | None]:
-    """A customer with orders (so they are in several tables); their phone only when nobody else shares it (a
-    shared household phone rightly stays in the other customer's row)."""
-    customers = lake.scan("bronze", "customers").collect().sort("customer_id")
+@dataclass(frozen=True)
+class Person:
+    customer_id: str  # their own id, as landing files and the vault hold it
+    token: str  # how every table from bronze on knows them
+    email: str
+    phone: str | None  # only when nobody else shares it: a household phone rightly stays in the other's row
+
+
+def _person(lake: LakeResource) -> Person:
+    """A customer with orders (so they are in several tables) and a row in the hand-off file."""
+    vault = lake.scan(*VAULT_TABLE).collect()
     with_orders = set(lake.scan("bronze", "orders").collect().get_column("customer_id").to_list())
-    row = customers.filter(pl.col("customer_id").is_in(list(with_orders)) & pl.col("phone").is_not_null()).row(
-        0, named=True)
-    shared = customers.filter(pl.col("phone") == row["phone"]).height > 1
-    return row["customer_id"], row["email"], None if shared else row["phone"]
+    row = vault.head(200).filter(pl.col("customer_id").is_in(list(with_orders)) & pl.col("phone").is_not_null()
+                                 ).sort("source_customer_id").row(0, named=True)
+    shared = vault.filter(pl.col("phone") == row["phone"]).get_column("customer_id").n_unique() > 1
+    return Person(row["source_customer_id"], row["customer_id"], row["email"], None if shared else row["phone"])
 
 
 def _traces(root: Path, needles: list[str]) -> list[str]:
@@ -103,13 +117,15 @@ def _counts(lake: LakeResource, customer_id: str) -> dict[str, tuple[int, int]]:
 
 def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
     home, lake = lake_home
-    customer_id, email, phone = _person(lake)
-    needles = [n for n in (customer_id, email, phone) if n]
+    person = _person(lake)
+    needles = [n for n in (person.customer_id, person.token, person.email, person.phone) if n]
     original = {p: p.read_bytes() for p in (home / "landing").rglob("*.parquet")}
-    before = _counts(lake, customer_id)
-    assert _traces(home, [customer_id, email]), "the person must be findable before the erasure"
+    before = _counts(lake, person.token)
+    for findable in (person.customer_id, person.token, person.email):
+        assert _traces(home, [findable]), f"{findable} must be findable before the erasure"
+    hand_off = pl.read_csv(home / "exports" / "retention_audience_x.csv")
 
-    lake.append(*REQUESTS_TABLE, new_request(customer_id, "erasure"))
+    lake.append(*REQUESTS_TABLE, new_request(person.customer_id, "erasure"))
     ctx = DsarContext(lake, home, home / "landing", home / "warehouse.duckdb")
     [outcome] = process_pending(ctx)
 
@@ -117,8 +133,10 @@ def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
     assert _traces(home / "lake", needles) == []
     assert _traces(home / "landing", needles) == []
     assert _traces(home / "warehouse.duckdb", needles) == []
+    assert _traces(home / "exports", needles) == []
+    assert pl.read_csv(home / "exports" / "retention_audience_x.csv").height == hand_off.height - 1
     # Everyone else is intact: each table lost exactly the person's rows.
-    after = _counts(lake, customer_id)
+    after = _counts(lake, person.token)
     for table, (rows, mine) in before.items():
         if table in ("governance/dsar_requests", "governance/erasure_tombstones"):
             continue
@@ -134,8 +152,7 @@ def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
     for path, data in original.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    key = b"test-key-not-for-production"
-    erased_rows = _ingest_all(home, lake, {request["subject_hash"]}, key)
+    erased_rows = _ingest_all(home, lake, {request["subject_hash"]})
     assert erased_rows["customers"] == 1 and erased_rows["orders"] == before["bronze/orders"][1]
     assert lake.scan("bronze", "orders").collect().height == before["bronze/orders"][0] - before["bronze/orders"][1]
     assert _traces(home / "lake", needles) == []
@@ -143,28 +160,30 @@ def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
 
 def test_access_bundle_holds_exactly_what_the_tables_hold(lake_home):
     home, lake = lake_home
-    customer_id, email, _ = _person(lake)
-    lake.append(*REQUESTS_TABLE, new_request(customer_id, "access"))
+    person = _person(lake)
+    lake.append(*REQUESTS_TABLE, new_request(person.customer_id, "access"))
     [outcome] = process_pending(DsarContext(lake, home, home / "landing", home / "warehouse.duckdb"))
     bundle = json.loads(Path(outcome["file"]).read_text())
     for layer, name in delta_tables(lake):
         frame = lake.scan(layer, name).collect()
-        direct = frame.filter(pl.col("customer_id") == customer_id).height if "customer_id" in frame.columns else 0
+        direct = frame.filter(pl.col("customer_id") == person.token).height if "customer_id" in frame.columns else 0
         if (layer, name) == REQUESTS_TABLE:
             direct = 1  # the request itself was pending when the bundle was made
         assert len(bundle.get(f"{layer}/{name}", [])) >= direct, (layer, name)
-    assert bundle["bronze/customers"][0]["email"] == email
+    # contact details come from the vault, the only table holding them
+    [vault_row] = bundle["restricted/pii_vault"]
+    assert (vault_row["source_customer_id"], vault_row["email"]) == (person.customer_id, person.email)
     assert len(bundle["bronze/orders"]) == lake.scan("bronze", "orders").filter(
-        pl.col("customer_id") == customer_id).collect().height
+        pl.col("customer_id") == person.token).collect().height
     assert {"bronze/customers", "bronze/orders", "gold/customer_scores"} <= set(bundle)
 
 
 def test_opt_out_withdraws_both_purposes_from_that_moment(lake_home):
     home, lake = lake_home
-    customer_id, _, _ = _person(lake)
-    lake.append(*REQUESTS_TABLE, new_request(customer_id, "opt_out"))
+    person = _person(lake)
+    lake.append(*REQUESTS_TABLE, new_request(person.customer_id, "opt_out"))
     process_pending(DsarContext(lake, home, home / "landing", home / "warehouse.duckdb"))
-    state = current_consents(lake).filter(pl.col("customer_id") == customer_id).row(0, named=True)
+    state = current_consents(lake).filter(pl.col("customer_id") == person.token).row(0, named=True)
     assert state["profiling"] is False and state["marketing"] is False
     assert requests(lake).get_column("status").to_list() == ["completed"]
 

@@ -12,6 +12,7 @@ from dagster import AssetKey, materialize
 
 from assets.ingestion.assets import ingestion_assets
 from assets.ingestion.landing import landing_fingerprints, read_landing
+from domain.pseudonym import pseudonym_key, token
 from resources.assay import AssayResource
 from resources.lake import LakeResource
 
@@ -108,7 +109,9 @@ def test_column_mapping_and_csv_landing(tmp_path):
     run_ingestion(tmp_path, landing, D1.isoformat(),
                   mapping={"orders": {"id": "order_id", "cust": "customer_id", "value": "amount"}})
     table = bronze(tmp_path)
-    assert table.select("order_id", "customer_id", "amount").rows() == [("o1", "c1", 12.5)]
+    # bronze is keyed by the customer's token, under the deployment's key
+    assert table.select("order_id", "customer_id", "amount").rows() == [("o1", token(pseudonym_key(tmp_path), "c1"),
+                                                                         12.5)]
 
 
 def test_absent_optional_source_leaves_an_empty_table_with_the_contract_schema(tmp_path, landing):
@@ -140,7 +143,8 @@ def test_chunked_backfill_equals_one_pass(tmp_path, landing):
     results = {}
     for chunk in (1, 31):
         lake = LakeResource(root=str(tmp_path / f"lake{chunk}"))
-        summary = ingest_window(landing, ORDERS, {}, lake, D1, date(2024, 2, 3), "r", now, chunk_days=chunk)
+        summary = ingest_window(landing, ORDERS, {}, lake, D1, date(2024, 2, 3), "r", now, chunk_days=chunk,
+                                key=b"k")
         assert summary.rows_in == summary.rows_valid + summary.rows_quarantined == 7
         results[chunk] = pl.read_delta(lake.uri("bronze", "orders")).drop("_ingested_at").sort("order_id")
     assert results[1].equals(results[31].select(results[1].columns))

@@ -1,5 +1,6 @@
 -- One row per customer: the latest landed record of each customer_id (a customer re-exported on a later
--- landing day supersedes the earlier copy). Emails are normalised for matching; timestamps stay UTC.
+-- landing day supersedes the earlier copy). Timestamps stay UTC. Bronze holds no contact details (ingestion keeps
+-- them in the restricted pii_vault) and customer_id is the customer's keyed token.
 with
 
 source as (
@@ -23,9 +24,6 @@ renamed as (
 
     select
         customer_id,
-        lower(trim(email)) as email,
-        phone,
-        full_name,
         lower(gender) as gender,
         birth_year,
         upper(trim(country)) as country,

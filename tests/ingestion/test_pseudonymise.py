@@ -1,0 +1,110 @@
+"""Pseudonymisation at ingestion: tokens from bronze on, contact details only in the pii_vault."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pytest
+from dagster import AssetKey, materialize
+
+from assets.ingestion.assets import ingestion_assets
+from assets.ingestion.pseudonymise import protect_quarantined, pseudonymise_valid
+from domain.contract import CUSTOMERS, EVENTS, VAULT_TABLE
+from domain.pseudonym import TOKEN_LENGTH, TokenCollision, check_collisions, pseudonym_key, token, tokenise, with_tokens
+from resources.assay import AssayResource
+from resources.lake import LakeResource
+
+KEY = b"k" * 32
+DAY = date(2024, 3, 1)
+
+
+def test_tokens_are_keyed_stable_and_short():
+    values = pl.Series(["C1", "C2", None, "C1"])
+    tokens = tokenise(values, KEY)
+    assert tokens[0] == tokens[3] == token(KEY, "C1") != tokens[1]
+    assert tokens[2] is None
+    assert {len(t) for t in tokens.drop_nulls()} == {TOKEN_LENGTH}
+    assert tokenise(values, b"another key")[0] != tokens[0]  # without the key, a guessed id gives nothing
+
+
+def test_with_tokens_rekeys_a_lazy_frame():
+    truth = pl.LazyFrame({"customer_id": ["C1", "C2", "C1"], "p": [0.1, 0.2, 0.3]})
+    rekeyed = with_tokens(truth, "customer_id", KEY).collect().sort("p")
+    assert rekeyed.get_column("customer_id").to_list() == [token(KEY, "C1"), token(KEY, "C2"), token(KEY, "C1")]
+
+
+def test_a_collision_is_refused():
+    with pytest.raises(TokenCollision):
+        check_collisions(pl.DataFrame({"t": ["a", "a"], "id": ["C1", "C2"]}), "t", "id")
+    check_collisions(pl.DataFrame({"t": ["a", "a"], "id": ["C1", "C1"]}), "t", "id")  # a re-landed record
+
+
+def test_every_pii_column_is_either_tokenised_or_vaulted():
+    # a contact detail outside customers would have no vault row to go to
+    for spec in (CUSTOMERS, EVENTS):
+        pii = {c.name for c in spec.columns if c.tag == "pii"}
+        assert pii == set(spec.pseudonymised_columns) | set(spec.vaulted_columns)
+    assert EVENTS.vaulted_columns == []
+    assert CUSTOMERS.vaulted_columns == ["email", "phone", "full_name"]
+
+
+def _customer(customer_id: str, email: str, phone: str | None = "+44 20 7946 0000") -> dict:
+    return {"customer_id": customer_id, "email": email, "phone": phone, "full_name": f"Name {customer_id}",
+            "gender": "f", "birth_year": 1980, "country": "GB", "acquisition_channel": "web",
+            "signup_ts": datetime(2024, 2, 1, tzinfo=UTC)}
+
+
+def test_valid_rows_split_into_bronze_and_vault():
+    lineage = {"_partition_date": DAY, "_source_file": "f", "_run_id": "r", "_ingested_at": datetime.now(UTC)}
+    valid = pl.DataFrame([{**_customer("C1", "a@x.com"), **lineage}, {**_customer("C2", "b@x.com"), **lineage}])
+    split = pseudonymise_valid(valid, CUSTOMERS, KEY)
+    assert not {"email", "phone", "full_name"} & set(split.bronze.columns)
+    assert split.bronze.get_column("customer_id").to_list() == [token(KEY, "C1"), token(KEY, "C2")]
+    assert split.vault.select("customer_id", "source_customer_id", "email").rows() == [
+        (token(KEY, "C1"), "C1", "a@x.com"), (token(KEY, "C2"), "C2", "b@x.com")]
+    assert split.bronze.height == split.vault.height == valid.height
+
+
+def test_quarantined_records_carry_no_clear_personal_data():
+    raw = pl.DataFrame([_customer("C9", "not-an-email")])
+    protected = protect_quarantined(raw, CUSTOMERS, KEY)
+    assert protected.row(0, named=True)["email"] == token(KEY, "not-an-email")
+    assert protected.row(0, named=True)["customer_id"] == token(KEY, "C9")
+    assert protected.row(0, named=True)["country"] == "GB"
+
+
+def test_ingestion_writes_tokens_to_bronze_and_contacts_only_to_the_vault(tmp_path):
+    landing = tmp_path / "landing"
+    folder = landing / "customers" / f"date={DAY.isoformat()}"
+    folder.mkdir(parents=True)
+    rows = [_customer("C1", "a@x.com"), _customer("C2", "b@x.com"), _customer("C3", "broken-email")]
+    pl.DataFrame(rows).write_parquet(folder / "part-0.parquet")
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    result = materialize(ingestion_assets, partition_key=DAY.isoformat(), resources={
+        "assay": AssayResource(home=str(tmp_path), landing_dir=str(landing), column_mapping_json=json.dumps({})),
+        "lake": lake})
+    assert result.success
+    key = pseudonym_key(tmp_path)
+
+    bronze = lake.scan("bronze", "customers").collect()
+    vault = lake.scan(*VAULT_TABLE).collect()
+    quarantine = lake.scan("quarantine", "customers").collect()
+    assert sorted(bronze.get_column("customer_id")) == sorted([token(key, "C1"), token(key, "C2")])
+    assert vault.sort("source_customer_id").select("source_customer_id", "email").rows() == [
+        ("C1", "a@x.com"), ("C2", "b@x.com")]
+    assert quarantine.get_column("customer_id").to_list() == [token(key, "C3")]
+    # No clear id, email, phone or name anywhere in the lake but the vault.
+    ids, contacts = {"C1", "C2", "C3"}, ["a@x.com", "b@x.com", "broken-email", "7946 0000", "Name C"]
+    for path in (tmp_path / "lake").rglob("*.parquet"):
+        if "restricted" in path.parts:
+            continue
+        cells = [str(v) for row in pl.read_parquet(path).rows() for v in row if v is not None]
+        assert not ids & set(cells), path
+        assert not [c for c in contacts + ['"C1"', '"C2"', '"C3"'] if any(c in cell for cell in cells)], path
+    vault_meta = [m for m in result.get_asset_materialization_events()
+                  if m.asset_key == AssetKey(list(VAULT_TABLE))][0].materialization.metadata
+    assert vault_meta["rows_vaulted"].value == 2
+    # conservation holds with the vault beside: in = bronze + quarantine, and one vault row per bronze row
+    assert bronze.height + quarantine.height == len(rows) and vault.height == bronze.height
