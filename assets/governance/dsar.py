@@ -28,7 +28,7 @@ from assets.governance.consent import CONSENT_OVERRIDES_TABLE
 from assets.ingestion.landing import SUPPORTED_SUFFIXES, read_landing_file, write_landing_file
 from domain.contract import VAULT_TABLE
 from domain.pseudonym import pseudonym_key, token
-from resources.audit import record
+from resources.audit import AUDIT_TABLE, record
 
 REQUESTS_TABLE = ("governance", "dsar_requests")
 TOMBSTONES_TABLE = ("governance", "erasure_tombstones")
@@ -116,10 +116,15 @@ def access_bundle(lake, subject: Subject) -> dict[str, list[dict]]:
     """Everything held about the person: the rows of every lake table that mention them, the vault's contact
     details included."""
     bundle = {}
+    # The audit log never names a customer; the entries about them are those of their own requests.
+    their_requests = requests(lake).filter(pl.col("customer_id") == subject.customer_id).get_column("request_id")
     for layer, name in delta_tables(lake):
         frame = lake.scan(layer, name).collect()
         own_id = subject.customer_id if (layer, name) == REQUESTS_TABLE else subject.token
         rows = frame.filter(_person_rows(frame, own_id, list(subject.identifiers)))
+        if (layer, name) == AUDIT_TABLE:
+            rows = pl.concat([rows, frame.filter(pl.col("subject").is_in(their_requests.implode()))]).unique(
+                maintain_order=True)
         if rows.height:
             bundle[f"{layer}/{name}"] = rows.to_dicts()
     return bundle

@@ -19,6 +19,7 @@ from assets.governance.dsar import (
     REQUESTS_TABLE,
     TOMBSTONES_TABLE,
     DsarContext,
+    audit_outcomes,
     delta_tables,
     new_request,
     process_pending,
@@ -161,14 +162,20 @@ def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
 def test_access_bundle_holds_exactly_what_the_tables_hold(lake_home):
     home, lake = lake_home
     person = _person(lake)
+    ctx = DsarContext(lake, home, home / "landing", home / "warehouse.duckdb")
+    # an earlier request of theirs, audited: its audit entry belongs in the bundle
+    lake.append(*REQUESTS_TABLE, new_request(person.customer_id, "opt_out"))
+    [earlier] = process_pending(ctx)
+    audit_outcomes(lake, [earlier], "run-1")
     lake.append(*REQUESTS_TABLE, new_request(person.customer_id, "access"))
-    [outcome] = process_pending(DsarContext(lake, home, home / "landing", home / "warehouse.duckdb"))
+    [outcome] = process_pending(ctx)
     bundle = json.loads(Path(outcome["file"]).read_text())
+    assert [e["subject"] for e in bundle["gold/audit_log"]] == [earlier["request_id"]]
     for layer, name in delta_tables(lake):
         frame = lake.scan(layer, name).collect()
         direct = frame.filter(pl.col("customer_id") == person.token).height if "customer_id" in frame.columns else 0
         if (layer, name) == REQUESTS_TABLE:
-            direct = 1  # the request itself was pending when the bundle was made
+            direct = 2  # the opt-out, and the access request itself (pending when the bundle was made)
         assert len(bundle.get(f"{layer}/{name}", [])) >= direct, (layer, name)
     # contact details come from the vault, the only table holding them
     [vault_row] = bundle["restricted/pii_vault"]
