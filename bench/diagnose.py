@@ -4,6 +4,11 @@ they read the generator's ground truth.
     .venv/bin/python bench/diagnose.py oracle-gap         # where the model loses to the oracle: alive vs dead
     .venv/bin/python bench/diagnose.py feature-ideas      # ratio and exponentially decayed features, refit
     .venv/bin/python bench/diagnose.py reasons-threads    # TreeSHAP rows/s with 1 and 2 threads
+    .venv/bin/python bench/diagnose.py rolling-psi        # per snapshot: feature PSI against 4 weeks earlier
+
+`rolling-psi` needs only features, so a drift scenario can be checked without training: with ASSAY_HOME (and
+ASSAY_LAKE_ROOT etc.) pointing at a scratch home, `assay generate --drift price_level --drift-onset 2025-09-01`
+then `assay run --steps ingestion,features`.
 
 Figures print as JSON; nothing is written.
 """
@@ -111,8 +116,35 @@ def reasons_threads(rows: int = 4_000) -> dict:
     return out
 
 
+def rolling_psi(lag_weeks: int = 4) -> list[dict]:
+    """Each snapshot's features against the snapshot `lag_weeks` earlier: the share of features with PSI over 0.1
+    and 0.2, the largest rise in a missing share, and the three largest PSIs. A change in the world shows as a
+    step here, whereas the population's slow ageing (which a fixed training reference accumulates) does not."""
+    from assets.modeling.training import CATEGORICAL_FEATURES, feature_columns
+    from assets.monitoring.metrics import psi_categorical, psi_numeric
+
+    features = RESOURCES["lake"].scan("gold", "customer_features").collect()
+    columns = feature_columns(features.columns)
+    snapshots = sorted(features.get_column("snapshot_date").unique().to_list())
+    out = []
+    for i in range(lag_weeks, len(snapshots)):
+        current = features.filter(pl.col("snapshot_date") == snapshots[i])
+        earlier = features.filter(pl.col("snapshot_date") == snapshots[i - lag_weeks])
+        psi = {c: (psi_categorical if c in CATEGORICAL_FEATURES else psi_numeric)(earlier[c], current[c])
+               for c in columns}
+        values = np.array(list(psi.values()))
+        missing_rise = max(current[c].null_count() / current.height - earlier[c].null_count() / earlier.height
+                           for c in columns)
+        out.append({"snapshot_date": snapshots[i], "share_psi_over_0.1": round(float(np.mean(values > 0.1)), 3),
+                    "share_psi_over_0.2": round(float(np.mean(values > 0.2)), 3),
+                    "max_missing_share_rise": round(missing_rise, 3),
+                    "top_psi": {c: round(v, 3) for c, v in sorted(psi.items(), key=lambda kv: -kv[1])[:3]}})
+    return out
+
+
 if __name__ == "__main__":
-    commands = {"oracle-gap": oracle_gap, "feature-ideas": feature_ideas, "reasons-threads": reasons_threads}
+    commands = {"oracle-gap": oracle_gap, "feature-ideas": feature_ideas, "reasons-threads": reasons_threads,
+                "rolling-psi": rolling_psi}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         raise SystemExit(f"usage: diagnose.py {{{'|'.join(commands)}}}")
     print(json.dumps(commands[sys.argv[1]](), indent=2, default=str))
