@@ -21,7 +21,7 @@ from assets.governance.assets import (  # noqa: E402
 )
 from assets.ingestion.assets import ingestion_assets, landing_specs  # noqa: E402
 from assets.modeling.assets import champion, churn_model, lightgbm_params, model_card  # noqa: E402
-from assets.monitoring.assets import drift_summary, model_performance  # noqa: E402
+from assets.monitoring.assets import drift_summary, model_performance, source_drift  # noqa: E402
 from assets.scoring.assets import customer_scores, threshold_simulation  # noqa: E402
 from assets.warehouse.assets import analyst_views  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
@@ -83,6 +83,7 @@ def build_definitions(settings: AssaySettings) -> Definitions:
             dsar_processing,
             drift_summary,
             model_performance,
+            source_drift,
             analyst_views,
         ],
         jobs=[ingestion_job, weekly_snapshot_job, retraining_job, rescoring_job, retention_job, dsar_job],

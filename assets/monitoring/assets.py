@@ -3,6 +3,7 @@ gold/monitoring_metrics, matured performance, asset checks with warn/error thres
 
 
 import json
+from datetime import date
 
 import polars as pl
 from dagster import (
@@ -30,6 +31,8 @@ from assets.monitoring.metrics import (
     performance_metrics,
     snapshot_metrics,
 )
+from assets.monitoring.source_drift import SourceShiftLimits, shift_findings, source_shift, summary_rows
+from domain.contract import SOURCES
 from orchestration.partitions import snapshot_partitions
 from resources.alerts import AlertsResource
 from resources.assay import AssayResource
@@ -215,3 +218,87 @@ def model_performance(context: AssetExecutionContext, config: PerformanceConfig,
         "alerts": raised["alerts"], "webhook": raised["webhook"],
     })
     yield check_result(PERFORMANCE_KEY, "performance_holds", hits)
+
+
+SOURCE_DRIFT_KEY = AssetKey(["monitoring", "source_drift"])
+
+
+class SourceDriftConfig(Config):
+    baseline_weeks: int = Field(4, description="Landing weeks before the snapshot's own week that form the baseline.")
+    null_share_warn: float = Field(0.05, description="Rise of a field's null share over the baseline: warn.")
+    null_share_error: float = Field(0.2, description="Rise of a field's null share: error (a broken field; models "
+                                                     "trained or validated on such weeks are not promoted).")
+    mean_change_warn: float = Field(0.1, description="Relative change of a numeric field's mean: warn.")
+    mean_change_error: float = Field(0.2, description="Relative change of a numeric field's mean: error.")
+    category_psi_warn: float = Field(0.1, description="PSI of a categorical field's mix: warn.")
+    category_psi_error: float = Field(0.25, description="PSI of a categorical field's mix: error.")
+    new_category_warn: float = Field(0.01, description="Share of rows with a value unseen in the baseline: warn.")
+    new_category_error: float = Field(0.05, description="Share of rows with an unseen value: error.")
+    volume_change_warn: float = Field(0.5, description="Relative change of rows per landing day: warn.")
+    volume_change_error: float = Field(1.0, description="Relative change of rows per landing day: error.")
+    min_rows: int = Field(500, description="A source's week with fewer rows is profiled but not judged.")
+
+    def limits(self) -> SourceShiftLimits:
+        return SourceShiftLimits(
+            null_share_increase=(self.null_share_warn, self.null_share_error),
+            mean_change=(self.mean_change_warn, self.mean_change_error),
+            category_psi=(self.category_psi_warn, self.category_psi_error),
+            new_category_share=(self.new_category_warn, self.new_category_error),
+            volume_change=(self.volume_change_warn, self.volume_change_error), min_rows=self.min_rows,
+        )
+
+
+@asset(
+    key=SOURCE_DRIFT_KEY,
+    deps=[AssetKey(["bronze", name]) for name in SOURCES],
+    partitions_def=snapshot_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="monitoring",
+    kinds={"polars", "delta"},
+    check_specs=[AssetCheckSpec("sources_stable", asset=SOURCE_DRIFT_KEY,
+                                description="No bronze field's null share, mean, category mix or daily volume in "
+                                            "the week before the snapshot moved past its limits against the "
+                                            "baseline weeks.")],
+    description="Data quality and drift of the raw sources: each bronze field in the week before the snapshot "
+                "against the weeks before that. Catches a broken field, a new category or a price level the "
+                "first week it lands; its summary feeds the retraining sensor.",
+)
+def source_drift(context: AssetExecutionContext, config: SourceDriftConfig, lake: LakeResource,
+                 alerts: AlertsResource):
+    window = context.partition_time_window
+    snapshots = [date.fromisoformat(k) for k in context.partition_keys]
+    limits = config.limits()
+    frames, found = [], []
+    for snapshot in snapshots:
+        shifts = [source_shift(lake.scan("bronze", name), spec, snapshot, config.baseline_weeks)
+                  for name, spec in SOURCES.items() if lake.exists("bronze", name)]
+        if not shifts:
+            raise LookupError("no bronze table yet: materialize the ingestion assets first")
+        shift = pl.concat(shifts)
+        hits = shift_findings(shift, limits)
+        frames.append(pl.concat([shift.drop("current_rows"), summary_rows(hits)])
+                      .with_columns(pl.lit(snapshot).alias("snapshot_date")))
+        found.append(hits.drop("current_rows").with_columns(pl.lit(snapshot).alias("snapshot_date")))
+    metrics = (pl.concat(frames) if frames else pl.DataFrame(schema=METRIC_SCHEMA)).with_columns(
+        pl.lit(None, dtype=pl.Utf8).alias("model_version")).select(
+        [pl.col(c).cast(t) for c, t in METRIC_SCHEMA.items()]).with_columns(pl.lit("source").alias("source"))
+    lake.replace_window("gold", "monitoring_metrics", metrics, "snapshot_date", window.start.date(),
+                        window.end.date(), where=("source", "source"))
+    hits = pl.concat(found)
+    raised = alerts.raise_alerts(hits, "monitoring/source_drift", context.run_id, context.log)
+    newest = hits.filter(pl.col("snapshot_date") == max(snapshots))
+    yield MaterializeResult(metadata={
+        "snapshots": len(snapshots),
+        "monitoring_metrics_rows": metrics.height,
+        "findings": hits.height,
+        "latest_findings": MetadataValue.md(markdown_findings(newest)) if newest.height else "none",
+        "alerts": raised["alerts"], "webhook": raised["webhook"],
+    })
+    yield check_result(SOURCE_DRIFT_KEY, "sources_stable", hits)
+
+
+def markdown_findings(hits: pl.DataFrame) -> str:
+    lines = ["| column | metric | value | severity |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['column']} | {r['metric']} | {r['value']:.3f} | {r['severity']} |"
+              for r in hits.sort("severity", "column").iter_rows(named=True)]
+    return "\n".join(lines)
