@@ -2,7 +2,7 @@
 
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +30,7 @@ from assets.modeling.training import (
     training_frame,
 )
 from assets.modeling.tuning import TuningBudget, fit_budget_to_history, rolling_origin_folds, tune_lightgbm
+from assets.monitoring.source_drift import broken_fields
 from domain.contract import tagged_columns
 from domain.pseudonym import pseudonym_key, with_tokens
 from resources.assay import AssayResource
@@ -50,6 +51,17 @@ class SplitConfig(Config):
     validation_snapshots: int = Field(4, description="Newest labelled snapshots: the out-of-time validation.")
     max_train_rows: int = Field(1_000_000, description="Cap on fit rows; whole customers sampled by seeded hash.")
     seed: int = Field(7, description="Seed for LightGBM, sampling and calibration splits.")
+    as_of: str = Field("", description="Train as of this date (YYYY-MM-DD): only snapshots whose label window had "
+                                       "ended by then count as labelled. Empty: every matured label. For "
+                                       "backtests and the drift scenario, which replay history week by week.")
+
+
+def _labelled(config: SplitConfig, labels: pl.LazyFrame, horizon_days: int) -> dict[date, int]:
+    counts = labelled_snapshot_counts(labels)
+    if not config.as_of:
+        return counts
+    cutoff = date.fromisoformat(config.as_of) - timedelta(days=horizon_days)
+    return {snapshot: n for snapshot, n in counts.items() if snapshot <= cutoff}
 
 
 def markdown_table(rows: list[dict], digits: int = 4) -> str:
@@ -93,7 +105,7 @@ class TuningConfig(SplitConfig):
 def lightgbm_params(context: AssetExecutionContext, config: TuningConfig, assay: AssayResource,
                     lake: LakeResource) -> MaterializeResult:
     labels = lake.scan("gold", "churn_labels")
-    counts = labelled_snapshot_counts(labels)
+    counts = _labelled(config, labels, assay.label_horizon_days)
     split = _split(config, counts, assay.label_horizon_days)
     budget = TuningBudget(n_trials=config.n_trials, timeout_seconds=config.timeout_seconds, seed=config.seed,
                           n_folds=config.n_folds, fold_snapshots=config.fold_snapshots,
@@ -193,7 +205,7 @@ def _sensitive_attributes(lake: LakeResource) -> pl.DataFrame | None:
 def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay: AssayResource, lake: LakeResource,
                 registry: ModelRegistryResource) -> MaterializeResult:
     labels = lake.scan("gold", "churn_labels")
-    counts = labelled_snapshot_counts(labels)
+    counts = _labelled(config, labels, assay.label_horizon_days)
     split = _split(config, counts, assay.label_horizon_days)
     data = training_frame(lake.scan("gold", "customer_features"), labels, split,
                           sum(counts[d] for d in split.train), config.max_train_rows, config.seed)
@@ -255,10 +267,15 @@ class GateConfig(Config):
     min_improvement: float = Field(0.002, description="Required improvement over the champion on `metric`.")
     max_ece_increase: float = Field(0.005, description="Largest tolerated worsening of ECE against the champion.")
     max_ece: float = Field(0.05, description="ECE limit for any champion.")
+    broken_field_null_share: float = Field(0.2, description="A rise of a bronze field's null share at or above "
+                                                            "this (monitoring/source_drift) marks its week broken; "
+                                                            "a challenger whose data reaches it is refused.")
+    feature_lookback_days: int = Field(365, description="Longest feature window: how long a broken week stays in "
+                                                        "the features of later snapshots.")
 
 
 def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy: GatePolicy, version: str,
-                    actor: str):
+                    actor: str, broken_null_share: float = 0.2, lookback_days: int = 365):
     """Score champion and challenger on the challenger's validation rows and apply the gate; log the decision."""
     from assets.modeling.evaluation import evaluation_metrics
 
@@ -275,8 +292,12 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
     champion_metrics = None
     if champion_version is not None and champion_version != version:
         champion_metrics = evaluation_metrics(y, registry.load(champion_version).pipeline.predict(rows))
+    split_dates = [date.fromisoformat(d) for part in challenger.card["split"].values() for d in part]
+    broken = (broken_fields(lake.scan("gold", "monitoring_metrics"), broken_null_share, min(split_dates),
+                            max(split_dates), lookback_days)
+              if lake.exists("gold", "monitoring_metrics") else [])
     decision = decide(policy, version, challenger_metrics, challenger.card.get("fairness_violations", []),
-                      champion_version if champion_metrics else None, champion_metrics)
+                      champion_version if champion_metrics else None, champion_metrics, broken_inputs=broken)
     details = {**decision.to_dict(), "policy": policy.__dict__}
     if decision.promote:
         registry.promote(version, actor, details)
@@ -298,8 +319,9 @@ def champion(context: AssetExecutionContext, config: GateConfig, lake: LakeResou
         raise LookupError("no challenger waiting: materialize models/churn_model first")
     version = challengers.sort("created_at").item(-1, "version")
     policy = GatePolicy(config.metric, config.min_improvement, config.max_ece_increase, config.max_ece)
-    decision, challenger_metrics, champion_metrics = gate_challenger(registry, lake, policy, version,
-                                                                     f"gate:run:{context.run_id}")
+    decision, challenger_metrics, champion_metrics = gate_challenger(
+        registry, lake, policy, version, f"gate:run:{context.run_id}", config.broken_field_null_share,
+        config.feature_lookback_days)
     context.log.info(f"gate: {'promoted' if decision.promote else 'rejected'} {version}: {decision.reasons}")
     return MaterializeResult(metadata={
         "decision": "promoted" if decision.promote else "rejected",

@@ -33,11 +33,17 @@ class GateDecision:
 def decide(
     policy: GatePolicy, challenger_version: str, challenger: dict[str, float], fairness_violations: list[str],
     champion_version: str | None = None, champion: dict[str, float] | None = None,
+    broken_inputs: list[str] | None = None,
 ) -> GateDecision:
     """`challenger` and `champion` are metrics of both models on the SAME out-of-time rows (the challenger's
-    validation snapshots), so the comparison is like for like."""
+    validation snapshots), so the comparison is like for like. `broken_inputs` names data-quality errors in the
+    weeks the challenger was trained or validated on: such a model is refused whatever its figures, because its
+    figures are measured on the same broken data."""
     reasons: list[str] = []
     ok = True
+    if broken_inputs:
+        ok = False
+        reasons += [f"trained or validated on broken input: {b}" for b in broken_inputs]
     figures: dict[str, float | None] = {
         f"challenger_{policy.metric}": challenger[policy.metric], "challenger_ece": challenger["ece"],
         f"champion_{policy.metric}": champion[policy.metric] if champion else None,

@@ -85,3 +85,11 @@ def test_rejected_challenger_is_archived_and_logged(registry):
     assert rows.filter(pl.col("version") == "v2").item(0, "status") == "archived"
     assert registry.champion_version() == "v1"
     assert registry.decisions().item(-1, "action") == "rejected"
+
+
+def test_a_challenger_trained_or_validated_on_broken_input_is_refused_whatever_its_figures():
+    broken = ["orders.n_items null share +1.00 in the week before 2025-06-09"]
+    decision = decide(POLICY, "new", {"auc": 0.990, "ece": 0.001}, [], "old", CHAMPION, broken_inputs=broken)
+    assert not decision.promote
+    assert any("broken input" in r and "orders.n_items" in r for r in decision.reasons)
+    assert not decide(POLICY, "first", {"auc": 0.9, "ece": 0.01}, [], broken_inputs=broken).promote
