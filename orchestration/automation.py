@@ -9,12 +9,10 @@ from dagster import (
     AssetKey,
     AssetSelection,
     DefaultSensorStatus,
-    EventLogEntry,
     RunRequest,
     ScheduleDefinition,
     SensorEvaluationContext,
     SkipReason,
-    asset_sensor,
     build_schedule_from_partitioned_job,
     define_asset_job,
     sensor,
@@ -27,6 +25,7 @@ from domain.contract import SOURCES
 from orchestration.partitions import daily_partitions, snapshot_partitions
 from resources.assay import AssayResource
 from resources.lake import LakeResource
+from resources.registry import DECISIONS_TABLE
 
 ingestion_job = define_asset_job(
     "ingestion_job",
@@ -67,7 +66,7 @@ rescoring_job = define_asset_job(
     job=retraining_job,
     minimum_interval_seconds=300,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Requests a retraining run when drift share or AUC decay crosses its limit on consecutive "
+    description="Requests a retraining run when the raw sources shift or AUC decays past its limit on consecutive "
                 "snapshots (ASSAY_RETRAIN_* environment variables), at most once per cooldown.",
 )
 def retraining_sensor(context: SensorEvaluationContext, lake: LakeResource):
@@ -85,19 +84,31 @@ def retraining_sensor(context: SensorEvaluationContext, lake: LakeResource):
         "assay/trigger_detail": trigger.detail[:200]})
 
 
-@asset_sensor(asset_key=AssetKey(["models", "champion"]), job=rescoring_job,
-              default_status=DefaultSensorStatus.STOPPED,
-              description="After the gate promotes a new champion, re-scores the newest snapshot with it.")
-def rescore_after_promotion(context: SensorEvaluationContext, asset_event: EventLogEntry):
-    materialization = asset_event.asset_materialization
-    metadata = materialization.metadata if materialization else {}
-    decision = metadata.get("decision")
-    if decision is None or decision.value != "promoted":
-        return SkipReason("the gate did not promote a new champion")
-    newest = snapshot_partitions.get_last_partition_key()
-    version = metadata["challenger_version"].value if "challenger_version" in metadata else ""
-    return RunRequest(run_key=f"rescore-{version}-{newest}", partition_key=newest, tags={
-        "assay/reason": "champion-promoted", "assay/champion_version": str(version)})
+@sensor(
+    job=rescoring_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="After a promotion (by the gate or a rollback), re-scores the newest scored snapshot with the new "
+                "champion.",
+)
+def rescore_after_promotion(context: SensorEvaluationContext, lake: LakeResource):
+    # The decisions table, not the champion asset's events: an asset sensor sees only the latest event between
+    # ticks (dagster#32853), and a CLI rollback promotes without materializing anything.
+    if not lake.exists(*DECISIONS_TABLE):
+        return SkipReason("no model decision yet")
+    seen = context.cursor or ""
+    promotions = (lake.scan(*DECISIONS_TABLE).filter(pl.col("action") == "promoted").sort("decided_at")
+                  .collect().filter(pl.col("decided_at").cast(pl.Utf8) > seen))
+    if promotions.height == 0:
+        return SkipReason("no promotion since the last tick")
+    newest = (lake.scan("gold", "customer_scores").select(pl.col("snapshot_date").max()).collect().item()
+              if lake.exists("gold", "customer_scores") else None)
+    context.update_cursor(str(promotions.item(-1, "decided_at")))
+    if newest is None:
+        return SkipReason("nothing scored yet: the next weekly run scores with the new champion")
+    version = promotions.item(-1, "version")  # several promotions between ticks: the last one is the champion
+    return RunRequest(run_key=f"rescore-{version}-{newest}", partition_key=newest.isoformat(), tags={
+        "assay/reason": "champion-promoted", "assay/champion_version": version})
 
 
 daily_ingestion_schedule = build_schedule_from_partitioned_job(

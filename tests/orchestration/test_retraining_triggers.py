@@ -7,8 +7,6 @@ from datetime import date, timedelta
 
 import polars as pl
 from dagster import (
-    AssetKey,
-    AssetMaterialization,
     DagsterInstance,
     RunRequest,
     SkipReason,
@@ -17,7 +15,6 @@ from dagster import (
 
 from assets.monitoring.triggers import RetrainPolicy, retraining_trigger
 from orchestration.automation import rescore_after_promotion, retraining_sensor
-from orchestration.partitions import snapshot_partitions
 from resources.lake import LakeResource
 
 MONDAY = date(2025, 3, 3)
@@ -53,25 +50,52 @@ def test_sensor_requests_once_then_cools_down(tmp_path):
     with DagsterInstance.ephemeral() as instance:
         assert isinstance(retraining_sensor(build_sensor_context(instance=instance, resources={"lake": lake})),
                           SkipReason)
-        lake.overwrite("gold", "monitoring_metrics", _metrics("drift_share", [0.2, 0.6, 0.7]))
+        lake.overwrite("gold", "monitoring_metrics", _metrics("source_shifted_columns", [0.0, 1.0, 1.0]))
         context = build_sensor_context(instance=instance, resources={"lake": lake})
         request = retraining_sensor(context)
         assert isinstance(request, RunRequest)
-        assert request.tags["assay/reason"] == "monitoring-drift"
+        assert request.tags["assay/reason"] == "monitoring-input-drift"
         assert request.tags["assay/trigger_snapshot"] == (MONDAY + timedelta(weeks=2)).isoformat()
         again = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=context.cursor)
         assert isinstance(retraining_sensor(again), SkipReason)
 
 
-def test_a_promotion_rescores_the_newest_snapshot_and_a_rejection_does_not():
+def test_source_shift_is_the_default_drift_trigger_and_the_evidently_share_is_not():
+    default = RetrainPolicy()
+    shifted = _metrics("source_shifted_columns", [0.0, 1.0, 2.0])
+    trigger = retraining_trigger(shifted, default, None)
+    assert trigger is not None and trigger.reason == "input-drift"
+    # the drift share against the training reference sits near 0.5 on a world without drift: not a trigger
+    assert retraining_trigger(_metrics("drift_share", [0.7, 0.8, 0.9]), default, None) is None
+    assert retraining_trigger(_metrics("drift_share", [0.7, 0.8, 0.9]), POLICY, None) is not None
+
+
+def test_a_promotion_rescores_the_newest_scored_snapshot_once_and_a_rejection_does_not(tmp_path):
+    from datetime import UTC, datetime
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    newest = MONDAY + timedelta(weeks=5)
+    lake.overwrite("gold", "customer_scores", pl.DataFrame({"snapshot_date": [MONDAY, newest],
+                                                           "p_churn": [0.1, 0.2]}))
+
+    def decide(version: str, action: str) -> None:
+        lake.append("gold", "model_decisions", pl.DataFrame({
+            "decided_at": [datetime.now(UTC)], "version": [version], "action": [action], "actor": ["gate"],
+            "details": ["{}"]}))
+
     with DagsterInstance.ephemeral() as instance:
-        key = AssetKey(["models", "champion"])
-        instance.report_runless_asset_event(AssetMaterialization(key, metadata={"decision": "rejected"}))
-        [skip] = list(rescore_after_promotion(build_sensor_context(instance=instance)))
-        assert isinstance(skip, SkipReason)
-        instance.report_runless_asset_event(AssetMaterialization(
-            key, metadata={"decision": "promoted", "challenger_version": "v2"}))
-        [request] = list(rescore_after_promotion(build_sensor_context(instance=instance)))
+        def tick(cursor):
+            context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=cursor)
+            return rescore_after_promotion(context), context.cursor
+
+        assert isinstance(tick(None)[0], SkipReason)
+        decide("v1", "rejected")
+        skipped, cursor = tick(None)
+        assert isinstance(skipped, SkipReason)
+        decide("v2", "promoted")
+        decide("v3", "promoted")  # two promotions between ticks: one re-scoring, with the last champion
+        request, cursor = tick(cursor)
         assert isinstance(request, RunRequest)
-        assert request.partition_key == snapshot_partitions.get_last_partition_key()
-        assert request.tags == {"assay/reason": "champion-promoted", "assay/champion_version": "v2"}
+        assert request.partition_key == newest.isoformat()
+        assert request.tags == {"assay/reason": "champion-promoted", "assay/champion_version": "v3"}
+        assert isinstance(tick(cursor)[0], SkipReason)
