@@ -242,6 +242,30 @@ def cmd_dsar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from orchestration.scenario import TIMELINE_HEADER, ScenarioPlan, run_scenario
+
+    home = Path(args.home or f"{os.environ.get('ASSAY_HOME', '.assay')}-scenario-{args.kind}").resolve()
+    if home.exists() and any(home.iterdir()):
+        raise SystemExit(f"{home} is not empty: the scenario replays a fresh history; remove it or pass --home")
+    plan = ScenarioPlan(kind=args.kind, onset=date.fromisoformat(args.onset), size=args.size,
+                        pre_onset_weeks=args.pre_weeks, post_onset_weeks=args.post_weeks,
+                        evidently=not args.no_evidently)
+    started = time.perf_counter()
+    print(TIMELINE_HEADER)
+    weeks = run_scenario(home, plan)
+    print(TIMELINE_HEADER)
+    from orchestration.scenario import timeline_line
+
+    for week in weeks:
+        print(timeline_line(week))
+    print(f"[assay] scenario {args.kind}: {len(weeks)} weeks in {time.perf_counter() - started:.0f}s; timeline in "
+          f"{home / 'reports' / 'scenario' / (args.kind + '.json')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -283,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--capacity", type=int, default=0, help="most customers you can contact (0 = no limit)")
     simulate.add_argument("--snapshot", default=None, help="snapshot date (default: newest scored)")
     simulate.set_defaults(func=cmd_simulate)
+    scenario = sub.add_parser("scenario", help="replay a drift scenario week by week through monitoring, the "
+                              "retraining sensor and the gate; print the timeline")
+    scenario.add_argument("--kind", choices=list(DRIFT_KINDS), default="price_level")
+    scenario.add_argument("--onset", default="2025-06-02", help="a Monday, YYYY-MM-DD")
+    scenario.add_argument("--size", choices=["tiny", "small", "demo"], default="small")
+    scenario.add_argument("--pre-weeks", type=int, default=9, help="monitored snapshots before the onset")
+    scenario.add_argument("--post-weeks", type=int, default=16, help="monitored snapshots after the onset")
+    scenario.add_argument("--no-evidently", action="store_true", help="skip the Evidently report per week")
+    scenario.add_argument("--home", default="", help="scratch ASSAY_HOME (default: $ASSAY_HOME-scenario-<kind>)")
+    scenario.set_defaults(func=cmd_scenario)
     summary = sub.add_parser("summary", help="print what the last run left and where")
     summary.set_defaults(func=cmd_summary)
     args = parser.parse_args(argv)
