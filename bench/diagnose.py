@@ -5,10 +5,11 @@ they read the generator's ground truth.
     .venv/bin/python bench/diagnose.py feature-ideas      # ratio and exponentially decayed features, refit
     .venv/bin/python bench/diagnose.py reasons-threads    # TreeSHAP rows/s with 1 and 2 threads
     .venv/bin/python bench/diagnose.py rolling-psi        # per snapshot: feature PSI against 4 weeks earlier
+    .venv/bin/python bench/diagnose.py source-shift       # per snapshot: bronze fields past a source-drift limit
 
-`rolling-psi` needs only features, so a drift scenario can be checked without training: with ASSAY_HOME (and
-ASSAY_LAKE_ROOT etc.) pointing at a scratch home, `assay generate --drift price_level --drift-onset 2025-09-01`
-then `assay run --steps ingestion,features`.
+`source-shift` needs only bronze and `rolling-psi` only features, so a drift scenario can be checked without
+training: with ASSAY_HOME (and ASSAY_LAKE_ROOT etc.) pointing at a scratch home, `assay generate --drift
+price_level --drift-onset 2025-09-01` then `assay run --steps ingestion,features`.
 
 Figures print as JSON; nothing is written.
 """
@@ -142,9 +143,40 @@ def rolling_psi(lag_weeks: int = 4) -> list[dict]:
     return out
 
 
+def source_shift_by_snapshot() -> list[dict]:
+    """monitoring/source_drift's findings for every snapshot of the bronze history, with default limits, without
+    writing anything: the number of judged fields past a warn limit, the findings, and the largest judged figure
+    relative to its warn limit (how close a quiet week came to a finding)."""
+    from datetime import timedelta
+
+    from assets.monitoring.source_drift import SourceShiftLimits, shift_findings, source_shift
+    from domain.contract import SOURCES
+
+    lake, limits = RESOURCES["lake"], SourceShiftLimits()
+    orders = lake.scan("bronze", "orders").select(pl.col("_partition_date").min().alias("first"),
+                                                  pl.col("_partition_date").max().alias("last"))
+    first, last = orders.collect().row(0)
+    snapshot = first + timedelta(days=(-first.weekday()) % 7 + 35)  # a Monday with a full baseline behind it
+    out = []
+    while snapshot <= last + timedelta(days=1):
+        shift = pl.concat([source_shift(lake.scan("bronze", name), spec, snapshot)
+                           for name, spec in SOURCES.items() if lake.exists("bronze", name)])
+        found = shift_findings(shift, limits)
+        judged = shift.filter((pl.col("current_rows") >= limits.min_rows) & ~pl.col("column").str.split(".")
+                              .list.first().is_in(list(limits.unjudged_sources)))
+        closest = max(judged.iter_rows(named=True), key=lambda r: abs(r["value"]) / limits.limits(r["metric"])[0],
+                      default=None)
+        out.append({"snapshot_date": snapshot, "fields_past_warn": found.get_column("column").n_unique(),
+                    "findings": [f"{r['column']} {r['metric']} {r['value']:+.3f} ({r['severity']})"
+                                 for r in found.iter_rows(named=True)],
+                    "closest": f"{closest['column']} {closest['metric']} {closest['value']:+.3f}" if closest else ""})
+        snapshot += timedelta(weeks=1)
+    return out
+
+
 if __name__ == "__main__":
     commands = {"oracle-gap": oracle_gap, "feature-ideas": feature_ideas, "reasons-threads": reasons_threads,
-                "rolling-psi": rolling_psi}
+                "rolling-psi": rolling_psi, "source-shift": source_shift_by_snapshot}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         raise SystemExit(f"usage: diagnose.py {{{'|'.join(commands)}}}")
     print(json.dumps(commands[sys.argv[1]](), indent=2, default=str))
