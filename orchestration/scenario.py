@@ -65,13 +65,9 @@ class Week:
     findings: list[str] = field(default_factory=list)
 
 
-def _split_config(plan: ScenarioPlan, as_of: date) -> dict:
-    return {"as_of": as_of.isoformat(), "train_snapshots": 8, "early_stopping_snapshots": 2,
-            "calibration_snapshots": 2, "validation_snapshots": 2}
-
-
 def modelling_run_config(plan: ScenarioPlan, as_of: date) -> dict:
-    split = _split_config(plan, as_of)
+    split = {"as_of": as_of.isoformat(), "train_snapshots": 8, "early_stopping_snapshots": 2,
+             "calibration_snapshots": 2, "validation_snapshots": 2}
     return {"ops": {
         "models__lightgbm_params": {"config": {**split, "n_trials": plan.tuning_trials, "timeout_seconds": 30,
                                                "n_folds": 2, "fold_train_snapshots": 6}},
@@ -135,6 +131,7 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
         say(f"training the first champion as of {plan.first_week}")
         run(AssetSelection.groups("modeling"), tags={"assay/reason": "scenario-initial-champion"},
             run_config=modelling_run_config(plan, plan.first_week))
+        say(TIMELINE_HEADER)
         retrain_cursor, rescore_cursor = None, None
         monitoring = [("gold", "customer_scores"), ("monitoring", "source_drift")]
         if plan.evidently:
