@@ -81,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "scores": (AssetSelection.assets(AssetKey(["gold", "customer_scores"])),
                    snapshots[-args.score_snapshots:] if args.score_snapshots else snapshots),
         "drift": (AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), snapshots[-args.drift_snapshots:]),
+        "sources": (AssetSelection.assets(AssetKey(["monitoring", "source_drift"])), snapshots[-args.drift_snapshots:]),
         "performance": (AssetSelection.assets(AssetKey(["monitoring", "model_performance"])),
                         snapshots[-args.score_snapshots:] if args.score_snapshots else snapshots),
         "simulation": (AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), None),
@@ -245,7 +246,7 @@ def cmd_dsar(args: argparse.Namespace) -> int:
 def cmd_scenario(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from orchestration.scenario import TIMELINE_HEADER, ScenarioPlan, run_scenario
+    from orchestration.scenario import TIMELINE_HEADER, ScenarioPlan, run_scenario, timeline_line
 
     home = Path(args.home or f"{os.environ.get('ASSAY_HOME', '.assay')}-scenario-{args.kind}").resolve()
     if home.exists() and any(home.iterdir()):
@@ -254,11 +255,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
                         pre_onset_weeks=args.pre_weeks, post_onset_weeks=args.post_weeks,
                         evidently=not args.no_evidently)
     started = time.perf_counter()
-    print(TIMELINE_HEADER)
     weeks = run_scenario(home, plan)
-    print(TIMELINE_HEADER)
-    from orchestration.scenario import timeline_line
-
+    print(TIMELINE_HEADER)  # again at the end, without the run logs that came between the weeks
     for week in weeks:
         print(timeline_line(week))
     print(f"[assay] scenario {args.kind}: {len(weeks)} weeks in {time.perf_counter() - started:.0f}s; timeline in "
@@ -289,10 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--drift-onset", default=None, help="YYYY-MM-DD (ASSAY_DRIFT_ONSET)")
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize the whole graph over all partitions")
-    run.add_argument("--drift-snapshots", type=int, default=8, help="newest snapshots to run drift reports for")
+    run.add_argument("--drift-snapshots", type=int, default=8,
+                     help="newest snapshots to run drift reports and source drift for")
     run.add_argument("--score-snapshots", type=int, default=0, help="newest snapshots to score (default: all)")
     run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,tuning,model,"
-                     "scores,drift,performance,simulation,governance,warehouse,retention "
+                     "scores,drift,sources,performance,simulation,governance,warehouse,retention "
                      "(default: all but retention, then the summary)")
     run.set_defaults(func=cmd_run)
     model = sub.add_parser("model", help="list model versions; promote or roll back to a version")
