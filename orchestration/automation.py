@@ -20,7 +20,7 @@ from dagster import (
 
 from assets.governance.dsar import requests
 from assets.ingestion.landing import landing_fingerprints
-from assets.monitoring.triggers import RetrainPolicy, retraining_trigger
+from assets.monitoring.triggers import RetrainPolicy, refit_trigger, retraining_trigger
 from domain.contract import SOURCES
 from orchestration.partitions import daily_partitions, snapshot_partitions
 from resources.assay import AssayResource
@@ -67,7 +67,8 @@ rescoring_job = define_asset_job(
     minimum_interval_seconds=300,
     default_status=DefaultSensorStatus.STOPPED,
     description="Requests a retraining run when the raw sources shift or AUC decays past its limit on consecutive "
-                "snapshots (ASSAY_RETRAIN_* environment variables), at most once per cooldown.",
+                "snapshots (ASSAY_RETRAIN_* environment variables), at most once per cooldown; after an input "
+                "change, once more when the fit window reaches past it (ASSAY_RETRAIN_REFIT_WEEKS).",
 )
 def retraining_sensor(context: SensorEvaluationContext, lake: LakeResource):
     if not lake.exists("gold", "monitoring_metrics"):
@@ -75,10 +76,18 @@ def retraining_sensor(context: SensorEvaluationContext, lake: LakeResource):
     policy = RetrainPolicy.from_env()
     state = json.loads(context.cursor) if context.cursor else {}
     last = date.fromisoformat(state["last_request"]) if state.get("last_request") else None
-    trigger = retraining_trigger(lake.scan("gold", "monitoring_metrics").collect(), policy, last)
+    changed = date.fromisoformat(state["changed_since"]) if state.get("changed_since") else None
+    metrics = lake.scan("gold", "monitoring_metrics").collect()
+    trigger = retraining_trigger(metrics, policy, last) or refit_trigger(metrics, changed, policy)
     if trigger is None:
-        return SkipReason(f"no metric over its limit on {policy.consecutive} consecutive snapshots (or cooling down)")
-    context.update_cursor(json.dumps({"last_request": trigger.snapshot.isoformat()}))
+        return SkipReason(f"no metric over its limit on {policy.consecutive} consecutive snapshots (or cooling down)"
+                          + (f"; a refit is due {policy.refit_weeks} weeks after {changed}" if changed else ""))
+    if trigger.reason == "input-drift" and changed is None:
+        changed = trigger.since  # a change already waiting for its refit keeps its first date
+    elif trigger.reason == "post-change-refit":
+        changed = None
+    context.update_cursor(json.dumps({"last_request": trigger.snapshot.isoformat(),
+                                      "changed_since": changed.isoformat() if changed else None}))
     return RunRequest(run_key=f"retrain-{trigger.reason}-{trigger.snapshot}", tags={
         "assay/reason": f"monitoring-{trigger.reason}", "assay/trigger_snapshot": trigger.snapshot.isoformat(),
         "assay/trigger_detail": trigger.detail[:200]})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -87,6 +88,18 @@ def split_snapshots(
         train=window[:-early_stopping_snapshots], early_stopping=window[-early_stopping_snapshots:],
         validation=validation, calibration=calibration,
     )
+
+
+def fit_lag_weeks(horizon_days: int, validation_snapshots: int, early_stopping_snapshots: int,
+                  calibration_snapshots: int) -> int:
+    """Weeks from the day a model is trained to the newest snapshot it is fitted on, with weekly snapshots: the
+    label horizon, then the validation and calibration folds each purged by the horizon, then early stopping. A
+    change in the world reaches the fit only this long after it happened."""
+    as_of = date(2030, 1, 7)  # any Monday; only differences count
+    labelled = [as_of - timedelta(weeks=k) for k in range(400) if k * 7 >= horizon_days]
+    split = split_snapshots(labelled, horizon_days, 1, validation_snapshots, early_stopping_snapshots,
+                            calibration_snapshots)
+    return math.ceil((as_of - max(split.train)).days / 7)
 
 
 def labelled_snapshot_counts(labels: pl.LazyFrame) -> dict[date, int]:

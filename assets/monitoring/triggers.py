@@ -23,14 +23,27 @@ class RetrainPolicy:
     drift_share: float | None = None  # Evidently share of drifted columns, at or above; None: not a trigger
     consecutive: int = 2  # snapshots in a row that must cross
     cooldown_days: int = 28  # snapshot days after a request during which no new one is made
+    # A model retrained right after an input change is fitted on snapshots from before it (labels take a horizon to
+    # mature and the held-out folds are purged). Once this many weeks have passed since the change, a second
+    # retraining is requested, whose fit window reaches past it. 0: no follow-up.
+    refit_weeks: int = 0
 
     @classmethod
     def from_env(cls) -> RetrainPolicy:
-        """ASSAY_RETRAIN_SOURCE_SHIFT, _AUC_DECAY, _DRIFT_SHARE, _CONSECUTIVE, _COOLDOWN_DAYS override the
-        defaults."""
+        """ASSAY_RETRAIN_SOURCE_SHIFT, _AUC_DECAY, _DRIFT_SHARE, _CONSECUTIVE, _COOLDOWN_DAYS, _REFIT_WEEKS
+        override the defaults. The refit default is the fit lag of the modelling stage's default split at the
+        label horizon (ASSAY_LABEL_HORIZON_DAYS): 49 weeks at 90 days."""
+        from assets.modeling.assets import SplitConfig
+        from assets.modeling.training import fit_lag_weeks
+
+        split = {name: SplitConfig.model_fields[name].default
+                 for name in ("validation_snapshots", "early_stopping_snapshots", "calibration_snapshots")}
         env = os.environ
         drift_share = env.get("ASSAY_RETRAIN_DRIFT_SHARE", "")
+        refit = env.get("ASSAY_RETRAIN_REFIT_WEEKS", "")
         return cls(
+            refit_weeks=int(refit) if refit else fit_lag_weeks(
+                int(env.get("ASSAY_LABEL_HORIZON_DAYS", "90")), **split),
             source_shift=float(env.get("ASSAY_RETRAIN_SOURCE_SHIFT", cls.source_shift)),
             drift_share=float(drift_share) if drift_share else None,
             auc_decay=float(env.get("ASSAY_RETRAIN_AUC_DECAY", cls.auc_decay)),
@@ -42,8 +55,9 @@ class RetrainPolicy:
 @dataclass(frozen=True)
 class Trigger:
     snapshot: date  # the newest snapshot of the crossing run
-    reason: str  # "input-drift", "drift" or "performance-decay"
+    reason: str  # "input-drift", "drift", "performance-decay" or "post-change-refit"
     detail: str
+    since: date | None = None  # the first snapshot of the crossing run
 
 
 def _crossed(metrics: pl.DataFrame, metric: str, limit: float, consecutive: int) -> list[date] | None:
@@ -70,5 +84,19 @@ def retraining_trigger(metrics: pl.DataFrame, policy: RetrainPolicy, last_reques
             continue
         if last_request is not None and run[-1] < last_request + timedelta(days=policy.cooldown_days):
             continue
-        return Trigger(run[-1], reason, f"{metric} >= {limit} on {', '.join(d.isoformat() for d in run)}")
+        return Trigger(run[-1], reason, f"{metric} >= {limit} on {', '.join(d.isoformat() for d in run)}", run[0])
     return None
+
+
+def refit_trigger(metrics: pl.DataFrame, changed_since: date | None, policy: RetrainPolicy) -> Trigger | None:
+    """The follow-up of an input change first seen at `changed_since`: due once the newest monitored snapshot is
+    `refit_weeks` past it, whatever the cooldown (it completes the same episode)."""
+    if changed_since is None or policy.refit_weeks <= 0:
+        return None
+    monitored = metrics.filter(pl.col("metric") == "source_shifted_columns").get_column("snapshot_date")
+    newest = monitored.max() if monitored.len() else None
+    if newest is None or newest < changed_since + timedelta(weeks=policy.refit_weeks):
+        return None
+    return Trigger(newest, "post-change-refit",
+                   f"{policy.refit_weeks} weeks after the input change first seen on {changed_since.isoformat()}",
+                   changed_since)

@@ -99,3 +99,36 @@ def test_a_promotion_rescores_the_newest_scored_snapshot_once_and_a_rejection_do
         assert request.partition_key == newest.isoformat()
         assert request.tags == {"assay/reason": "champion-promoted", "assay/champion_version": "v3"}
         assert isinstance(tick(cursor)[0], SkipReason)
+
+
+def test_an_input_change_is_refitted_once_its_weeks_can_reach_the_fit_window(tmp_path, monkeypatch):
+    from assets.modeling.training import fit_lag_weeks
+    from assets.monitoring.triggers import refit_trigger
+
+    # 90-day labels, 4 validation, 4 calibration and 4 early-stopping snapshots, each held-out fold purged by the
+    # horizon: the newest fitted snapshot is 13 + 3 + 13 + 3 + 13 + 4 = 49 weeks before the training day
+    assert fit_lag_weeks(90, 4, 4, 4) == 49
+    assert fit_lag_weeks(28, 2, 2, 2) == 16
+    policy = RetrainPolicy(refit_weeks=3)
+    quiet = _metrics("source_shifted_columns", [0.0] * 4)
+    assert refit_trigger(quiet, None, policy) is None
+    assert refit_trigger(quiet, MONDAY + timedelta(weeks=1), policy) is None  # newest is only 2 weeks after
+    due = refit_trigger(quiet, MONDAY, policy)
+    assert due is not None and due.reason == "post-change-refit" and due.snapshot == MONDAY + timedelta(weeks=3)
+
+    monkeypatch.setenv("ASSAY_RETRAIN_REFIT_WEEKS", "3")
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    reasons = []
+    cursor = None
+    with DagsterInstance.ephemeral() as instance:
+        # the change shows on weeks 1-2, then the sources are quiet again; the cooldown (28 days) would hold back
+        # any ordinary request until week 6
+        for values in ([0.0], [0.0, 1.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0, 0.0],
+                       [0.0, 1.0, 1.0, 0.0, 0.0, 0.0]):
+            lake.overwrite("gold", "monitoring_metrics", _metrics("source_shifted_columns", values))
+            context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=cursor)
+            result = retraining_sensor(context)
+            cursor = context.cursor
+            reasons.append(result.tags["assay/reason"] if isinstance(result, RunRequest) else "")
+    # request at week 2 (second crossing), refit 3 weeks after the change was first seen (week 1): week 4, once
+    assert reasons == ["", "", "monitoring-input-drift", "", "monitoring-post-change-refit", ""]
