@@ -253,7 +253,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         raise SystemExit(f"{home} is not empty: the scenario replays a fresh history; remove it or pass --home")
     plan = ScenarioPlan(kind=args.kind, onset=date.fromisoformat(args.onset), size=args.size,
                         pre_onset_weeks=args.pre_weeks, post_onset_weeks=args.post_weeks,
-                        evidently=not args.no_evidently)
+                        evidently=not args.no_evidently, monthly_retraining=not args.no_monthly)
     started = time.perf_counter()
     weeks = run_scenario(home, plan)
     print(TIMELINE_HEADER)  # again at the end, without the run logs that came between the weeks
@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("--onset", default="2025-06-02", help="a Monday, YYYY-MM-DD")
     scenario.add_argument("--size", choices=["tiny", "small", "demo"], default="small")
     scenario.add_argument("--pre-weeks", type=int, default=9, help="monitored snapshots before the onset")
-    scenario.add_argument("--post-weeks", type=int, default=16, help="monitored snapshots after the onset")
+    scenario.add_argument("--post-weeks", type=int, default=24, help="monitored snapshots after the onset")
+    scenario.add_argument("--no-monthly", action="store_true", help="leave out the monthly retraining schedule")
     scenario.add_argument("--no-evidently", action="store_true", help="skip the Evidently report per week")
     scenario.add_argument("--home", default="", help="scratch ASSAY_HOME (default: $ASSAY_HOME-scenario-<kind>)")
     scenario.set_defaults(func=cmd_scenario)

@@ -10,14 +10,17 @@ simulated week N, in one Dagster instance:
    labels matured by then; the gate decides;
 4. on the first snapshot of a month, tick the monthly retraining schedule (unless the sensor just asked);
 5. tick the re-scoring sensor; after a promotion it re-scores N with the new champion.
-The timeline keeps, per week: the source shift, the drift share, the matured AUC, alerts raised, runs requested
-(and why), the gate's decision and the champion.
+The timeline keeps, per week: the source shift, the drift share, the matured AUC and ECE, the alerts raised by the
+source monitor and by the rest (drift against the training reference, performance), runs requested (and why), the
+gate's decision, the newest snapshot the challenger was fitted on, and the champion.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -33,7 +36,7 @@ class ScenarioPlan:
     onset: date  # a Monday: the snapshot of that date is the last whose features are all pre-onset
     size: str = "small"
     pre_onset_weeks: int = 9  # monitored snapshots before the onset snapshot
-    post_onset_weeks: int = 16
+    post_onset_weeks: int = 24  # long enough for the post-change refit (16 weeks) and its matured performance
     horizon_days: int = SCENARIO_HORIZON_DAYS
     evidently: bool = True
     monthly_retraining: bool = True
@@ -57,7 +60,8 @@ class Week:
     matured_snapshot: date | None
     matured_auc: float | None
     matured_ece: float | None
-    alerts: int
+    source_alerts: int  # raised by monitoring/source_drift this week
+    other_alerts: int  # raised by the drift report against the training reference and by matured performance
     requested: str  # reason of a retraining request, "" if none
     decision: str  # the gate's decision on the run's challenger
     trained_through: str  # newest snapshot the challenger was fitted on
@@ -65,9 +69,24 @@ class Week:
     findings: list[str] = field(default_factory=list)
 
 
+SPLIT = {"train_snapshots": 8, "early_stopping_snapshots": 2, "calibration_snapshots": 2, "validation_snapshots": 2}
+
+
+@contextmanager
+def _environ(**values: str):
+    """Set environment variables the sensors read (unless the caller set them), restoring them afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update({name: value for name, value in values.items() if saved[name] is None})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+
+
 def modelling_run_config(plan: ScenarioPlan, as_of: date) -> dict:
-    split = {"as_of": as_of.isoformat(), "train_snapshots": 8, "early_stopping_snapshots": 2,
-             "calibration_snapshots": 2, "validation_snapshots": 2}
+    split = {"as_of": as_of.isoformat(), **SPLIT}
     return {"ops": {
         "models__lightgbm_params": {"config": {**split, "n_trials": plan.tuning_trials, "timeout_seconds": 30,
                                                "n_folds": 2, "fold_train_snapshots": 6}},
@@ -94,6 +113,7 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
         materialize,
     )
 
+    from assets.modeling.training import fit_lag_weeks
     from domain.settings import AssaySettings
     from domain.synthetic import config_for_size, generate
     from orchestration.automation import monthly_retraining_schedule, rescore_after_promotion, retraining_sensor
@@ -124,7 +144,10 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
                 "dagster/asset_partition_range_end": partition_keys[-1]}
 
     weeks: list[Week] = []
-    with DagsterInstance.ephemeral() as instance:
+    # the post-change refit comes when the replay's split (not the default one) first fits on a changed week
+    refit = fit_lag_weeks(plan.horizon_days, SPLIT["validation_snapshots"], SPLIT["early_stopping_snapshots"],
+                          SPLIT["calibration_snapshots"])
+    with DagsterInstance.ephemeral() as instance, _environ(ASSAY_RETRAIN_REFIT_WEEKS=str(refit)):
         say(f"scenario {plan.kind} from {plan.onset}: ingesting and building features once over the history")
         run(AssetSelection.groups("ingestion"), tags=span(daily_partitions.get_partition_keys()))
         run(AssetSelection.groups("features"), tags=span(snapshot_partitions.get_partition_keys()))
@@ -138,8 +161,7 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
             monitoring.append(("monitoring", "drift_summary"))
         registry = resources["registry"]
         for snapshot in plan.weeks:
-            alerts_before = lake.scan("gold", "alerts").select(pl.len()).collect().item() \
-                if lake.exists("gold", "alerts") else 0
+            week_started = datetime.now(UTC)
             run(keys(*monitoring), partition_key=snapshot.isoformat())
             matured = snapshot - timedelta(days=plan.horizon_days)
             if matured >= plan.first_week:
@@ -170,15 +192,17 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
                     run(keys(("gold", "customer_scores")), tags=rescore_request.tags,
                         partition_key=rescore_request.partition_key)
             metrics = lake.scan("gold", "monitoring_metrics").collect()
-            alerts = lake.scan("gold", "alerts").collect() if lake.exists("gold", "alerts") else pl.DataFrame()
-            new_alerts = alerts.slice(alerts_before) if alerts.height else alerts
+            new_alerts = (lake.scan("gold", "alerts").filter(pl.col("raised_at") >= week_started).collect()
+                          if lake.exists("gold", "alerts") else pl.DataFrame(schema={"source": pl.Utf8}))
             week = Week(
                 snapshot=snapshot, after_onset=snapshot > plan.onset,
                 source_shifted_columns=_metric(metrics, snapshot, "source_shifted_columns") or 0.0,
                 drift_share=_metric(metrics, snapshot, "drift_share"),
                 matured_snapshot=matured if matured >= plan.first_week else None,
                 matured_auc=_metric(metrics, matured, "auc"), matured_ece=_metric(metrics, matured, "ece"),
-                alerts=new_alerts.height, requested=requested, decision=decision, trained_through=trained_through,
+                source_alerts=new_alerts.filter(pl.col("source") == "monitoring/source_drift").height,
+                other_alerts=new_alerts.filter(pl.col("source") != "monitoring/source_drift").height,
+                requested=requested, decision=decision, trained_through=trained_through,
                 champion=registry.champion_version() or "",
                 findings=sorted({f"{r['column']} {r['metric']} {r['value']:.2f} ({r['severity']})"
                                  for r in new_alerts.filter(pl.col("source") == "monitoring/source_drift")
@@ -194,7 +218,7 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
 
 
 TIMELINE_HEADER = (f"{'snapshot':<10} {'onset':<5} {'shifted':>7} {'drift':>6} {'AUC@':<10} {'AUC':>6} {'ECE':>6} "
-                   f"{'alerts':>6}  {'requested':<18} {'gate':<9} {'trained to':<10} champion")
+                   f"{'src':>3} {'other':>5}  {'requested':<28} {'gate':<9} {'trained to':<10} champion")
 
 
 def timeline_line(week: Week) -> str:
@@ -203,6 +227,6 @@ def timeline_line(week: Week) -> str:
 
     return (f"{week.snapshot} {'after' if week.after_onset else 'before':<5} {week.source_shifted_columns:>7.0f} "
             f"{num(week.drift_share, '.2f'):>6} {str(week.matured_snapshot or '-'):<10} "
-            f"{num(week.matured_auc, '.3f'):>6} {num(week.matured_ece, '.3f'):>6} {week.alerts:>6}  "
-            f"{week.requested or '-':<18} {week.decision or '-':<9} {week.trained_through or '-':<10} "
-            f"{week.champion[-12:]}")
+            f"{num(week.matured_auc, '.3f'):>6} {num(week.matured_ece, '.3f'):>6} {week.source_alerts:>3} "
+            f"{week.other_alerts:>5}  {week.requested or '-':<28} {week.decision or '-':<9} "
+            f"{week.trained_through or '-':<10} {week.champion[-12:]}")
