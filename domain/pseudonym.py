@@ -11,6 +11,7 @@ sources keep working; without the key a token cannot be reversed or recomputed f
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import os
 import secrets
@@ -22,18 +23,43 @@ TOKEN_LENGTH = 12
 KEY_ENV = "ASSAY_PSEUDONYM_KEY"
 
 
-def pseudonym_key(home: Path) -> bytes:
+def _key_path(home: Path) -> Path:
+    return Path(home) / "secrets" / "pseudonym.key"
+
+
+def _write_key(path: Path, key: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(key)
+    path.chmod(0o600)
+
+
+def pseudonym_key(home: Path, real_data: bool = False) -> bytes:
     """The deployment's secret key: ASSAY_PSEUDONYM_KEY, else a random key kept in $ASSAY_HOME/secrets (mode 600)
-    and created on first use. Never a constant in code. Losing it means new tokens for everyone."""
+    and created on first use. Never a constant in code. Losing it means new tokens for everyone. With `real_data`,
+    a home holding the synthetic demo's seed-derived key is refused: that key is public."""
     from_env = os.environ.get(KEY_ENV)
     if from_env:
         return from_env.encode()
-    path = Path(home) / "secrets" / "pseudonym.key"
+    path = _key_path(home)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(secrets.token_bytes(32))
-        path.chmod(0o600)
+        _write_key(path, secrets.token_bytes(32))
+    if real_data and path.with_suffix(".synthetic").exists():
+        raise PermissionError(f"{path} is the synthetic demo's seed-derived key, which anyone can recompute; real "
+                              "files need a secret one: set ASSAY_PSEUDONYM_KEY or use a fresh ASSAY_HOME")
     return path.read_bytes()
+
+
+def install_synthetic_key(home: Path, seed: int) -> bool:
+    """For generated data only: a key derived from the generator's seed, so that two homes generated with the
+    same seed hold the same tokens and therefore the same seeded customer samples, and a demo's model figures
+    repeat on a fresh clone. Written only where no key exists yet (and ASSAY_PSEUDONYM_KEY is unset); marked so
+    that real files are never pseudonymised with it. Returns whether it was written."""
+    path = _key_path(home)
+    if os.environ.get(KEY_ENV) or path.exists():
+        return False
+    _write_key(path, hashlib.sha256(f"assay synthetic demo key, seed {seed}".encode()).digest())
+    path.with_suffix(".synthetic").write_text("this key is derived from the synthetic generator's public seed\n")
+    return True
 
 
 def token(key: bytes, value: str) -> str:

@@ -15,6 +15,7 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from domain.pseudonym import install_synthetic_key
     from domain.settings import AssaySettings
     from domain.synthetic import config_for_size, generate
 
@@ -27,6 +28,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         drift_onset=date.fromisoformat(onset) if onset else None,
     )
     summary = generate(config, settings.landing, settings.ground_truth)
+    if install_synthetic_key(settings.home, config.seed):
+        print(f"pseudonym key derived from seed {config.seed} (synthetic data only) in {settings.home / 'secrets'}")
     print(f"generated {config.n_customers:,} customers in {summary.seconds:.1f}s into {settings.landing}")
     for source, rows in summary.rows.items():
         print(f"  {source:<18} {rows:>12,} rows")

@@ -114,6 +114,7 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
     )
 
     from assets.modeling.training import fit_lag_weeks
+    from domain.pseudonym import install_synthetic_key
     from domain.settings import AssaySettings
     from domain.synthetic import config_for_size, generate
     from orchestration.automation import monthly_retraining_schedule, rescore_after_promotion, retraining_sensor
@@ -124,6 +125,7 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
     config = config_for_size(plan.size, drift_kind=plan.kind, drift_onset=plan.onset,
                              label_horizon_days=plan.horizon_days)
     generate(config, settings.landing, settings.ground_truth)
+    install_synthetic_key(settings.home, config.seed)  # the same replay gives the same tokens, samples and models
     defs = build_definitions(settings)
     assets, resources = list(defs.assets), defs.resources
     lake = resources["lake"]

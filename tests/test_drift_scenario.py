@@ -37,7 +37,9 @@ def test_no_request_before_the_onset_and_one_within_two_snapshots_after(broken_f
     _, plan, weeks = broken_field
     before = [w for w in weeks if not w.after_onset]
     assert len(before) >= 8
-    assert all(w.requested == "" and w.source_alerts == 0 and w.other_alerts == 0 for w in before)
+    # no source alert and no request; a matured-performance warning can still fire on a couple of thousand labels
+    # (ECE is noisy there), but it is not a retraining trigger
+    assert all(w.requested == "" and w.source_alerts == 0 for w in before)
     after = [w for w in weeks if w.after_onset]
     first = next(w for w in after if w.requested)
     assert first.snapshot <= ONSET + timedelta(weeks=2)

@@ -118,7 +118,8 @@ def build_ingestion_asset(spec: SourceSpec):
     def _ingest(context: AssetExecutionContext, config: IngestionConfig, assay: AssayResource, lake: LakeResource):
         start, end = _window(context)
         result = ingest_window(assay.landing_path, spec, assay.column_mapping(spec.name), lake, start, end,
-                               context.run_id, datetime.now(UTC), config.chunk_days, pseudonym_key(assay.home_path),
+                               context.run_id, datetime.now(UTC), config.chunk_days,
+                               pseudonym_key(assay.home_path, real_data=assay.source != "synthetic"),
                                tombstones(lake))
         if not result.files and spec.required:
             context.log.warning(f"No landing files for required source {spec.name} in [{start}, {end}).")

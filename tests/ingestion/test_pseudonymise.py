@@ -108,3 +108,19 @@ def test_ingestion_writes_tokens_to_bronze_and_contacts_only_to_the_vault(tmp_pa
     assert vault_meta["rows_vaulted"].value == 2
     # conservation holds with the vault beside: in = bronze + quarantine, and one vault row per bronze row
     assert bronze.height + quarantine.height == len(rows) and vault.height == bronze.height
+
+
+def test_generated_homes_share_a_seed_derived_key_that_real_files_refuse(tmp_path, monkeypatch):
+    from domain.pseudonym import install_synthetic_key
+
+    monkeypatch.delenv("ASSAY_PSEUDONYM_KEY", raising=False)
+    first, second, other = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    assert install_synthetic_key(first, 7) and install_synthetic_key(second, 7) and install_synthetic_key(other, 8)
+    assert pseudonym_key(first) == pseudonym_key(second) != pseudonym_key(other)
+    assert not install_synthetic_key(first, 8)  # an existing key is never replaced: the tokens in the lake stay valid
+    assert pseudonym_key(first) == pseudonym_key(second)
+    with pytest.raises(PermissionError, match="synthetic"):
+        pseudonym_key(first, real_data=True)
+    random_home = tmp_path / "d"
+    key = pseudonym_key(random_home, real_data=True)  # a deployment's own random key
+    assert not install_synthetic_key(random_home, 7) and pseudonym_key(random_home) == key
