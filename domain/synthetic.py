@@ -153,13 +153,17 @@ EXTRA_COLUMN = ("orders", "coupon_code")
 # Drift scenarios, from `drift_onset` on (the default world has none):
 # price_level   basket amounts 25 % higher (inflation, a price change);
 # new_channel   a new sales channel ("marketplace") takes 30 % of orders;
-# churn_process the weekly hazard's log-odds rise by DRIFT_HAZARD_SHIFT (a competitor arrives): the relation
-#               between behaviour and churn changes, and the oracle follows it;
+# churn_process a competitor opens in one country (DRIFT_COMPETITOR_COUNTRY): its customers keep browsing but
+#               order DRIFT_ORDER_FACTOR as often and their weekly hazard's log-odds rise by DRIFT_HAZARD_SHIFT.
+#               The relation between history and churn changes for a segment the model can see (country is a
+#               feature), so a model fitted before ranks them wrongly until a refit learns it; the oracle follows;
 # broken_field  orders arrive with n_items null (an upstream export breaks).
 DRIFT_KINDS = ("price_level", "new_channel", "churn_process", "broken_field")
 DRIFT_PRICE_FACTOR = 1.25
 DRIFT_NEW_CHANNEL_SHARE = 0.3
-DRIFT_HAZARD_SHIFT = 1.0
+DRIFT_HAZARD_SHIFT = 2.0
+DRIFT_ORDER_FACTOR = 0.3
+DRIFT_COMPETITOR_COUNTRY = "GB"  # the home market: half the customers
 PART_FILE = "part-00000.parquet"
 WRITE_THREADS = 4  # file creation/unlink latency dominates small writes; threads overlap it
 
@@ -227,7 +231,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def weekly_hazard(z: np.ndarray, low_spend: np.ndarray, low_engagement: np.ndarray, is_new: np.ndarray,
-                  shift: float = 0.0) -> np.ndarray:
+                  shift: float | np.ndarray = 0.0) -> np.ndarray:
     """Weekly death probability of an alive customer (`shift` moves the log-odds: the churn_process drift)."""
     logit = HAZARD_A + HAZARD_B * (-z) + HAZARD_C * low_spend + HAZARD_D * low_engagement + HAZARD_E * is_new
     return _sigmoid(logit + shift)
@@ -242,19 +246,22 @@ def oracle_no_order_probability(
     alive: np.ndarray,
     horizon_days: int,
     shifted_from_week: int | None = None,
+    targeted: np.ndarray | None = None,
 ) -> np.ndarray:
     """P(no order in the next `horizon_days`) with z frozen at its current value (see module docstring). From week
-    `shifted_from_week` of the horizon on, the hazard carries the churn_process drift."""
+    `shifted_from_week` of the horizon on, the `targeted` customers carry the churn_process drift."""
     weeks = horizon_days / 7
     weekly_orders = rate * np.exp(GAMMA_ORDERS * z)
     survive = np.ones_like(z)
     p_none = np.zeros_like(z)
     for k in range(math.ceil(weeks)):
         fraction = min(1.0, weeks - k)
-        shift = DRIFT_HAZARD_SHIFT if shifted_from_week is not None and k >= shifted_from_week else 0.0
-        hazard = weekly_hazard(z, low_spend, low_engagement, (tenure_us + k * WEEK_US) < NEW_WEEKS * WEEK_US, shift)
+        hit = (targeted if targeted is not None and shifted_from_week is not None and k >= shifted_from_week
+               else np.zeros(z.shape[0], dtype=bool))
+        hazard = weekly_hazard(z, low_spend, low_engagement, (tenure_us + k * WEEK_US) < NEW_WEEKS * WEEK_US,
+                               DRIFT_HAZARD_SHIFT * hit)
         p_none += survive * hazard
-        survive *= (1.0 - hazard) * np.exp(-weekly_orders * fraction)
+        survive *= (1.0 - hazard) * np.exp(-weekly_orders * np.where(hit, DRIFT_ORDER_FACTOR, 1.0) * fraction)
     return np.where(alive, p_none + survive, 1.0)
 
 
@@ -775,6 +782,7 @@ class _Simulation:
         self.bad = {source: {kind: 0 for kind in kinds} for source, kinds in BAD_KINDS.items()}
         self.snapshots = {_us(d): d for d in snapshot_dates(config.snapshot_start, config.end)}
         self.drift = None if config.drift_kind is None else (config.drift_kind, _us(config.drift_onset))
+        self.targeted = np.zeros(pop.size, dtype=bool)  # the churn_process segment, known once countries are drawn
         self.state, signup_consents = _signup_consents(pop, self.rng_cns, self.start_us)
         self.consent_rows = [signup_consents]
 
@@ -783,6 +791,8 @@ class _Simulation:
             self.pop, self.rng_cust, self.config.bad_row_rate
         )
         self.landing.write("customers", customers, self.pop.landing_day)
+        if self.drift is not None and self.drift[0] == "churn_process":
+            self.targeted = (customers.get_column("country") == DRIFT_COMPETITOR_COUNTRY).to_numpy()
         week0 = self.start_us - self.config.start.weekday() * DAY_US  # Monday on or before start
         for week in range(-BURN_IN_WEEKS, math.ceil((self.end_us - week0) / WEEK_US)):
             self._step(week, week0 + week * WEEK_US)
@@ -796,14 +806,14 @@ class _Simulation:
             n_t = int(np.searchsorted(pop.signup_us, w_us, side="left"))  # signups are sorted: a prefix
             p = oracle_no_order_probability(
                 state.z[:n_t], pop.rate[:n_t], pop.low_spend[:n_t], pop.low_engagement[:n_t], tenure[:n_t],
-                state.alive[:n_t], self.config.label_horizon_days, self._hazard_shift_from(w_us),
+                state.alive[:n_t], self.config.label_horizon_days, self._hazard_shift_from(w_us), self.targeted[:n_t],
             )  # fmt: skip
             self.truth.write(self.snapshots[w_us], p)
 
         # Death first, then behaviour of the survivors (the oracle assumes the same order).
         shifted = self._hazard_shift_from(w_us) == 0
         hazard = weekly_hazard(state.z, pop.low_spend, pop.low_engagement, tenure < NEW_WEEKS * WEEK_US,
-                               DRIFT_HAZARD_SHIFT if shifted else 0.0)
+                               DRIFT_HAZARD_SHIFT * (self.targeted & shifted))
         dies = (pop.signup_us < w_us) & state.alive & (self.rng_dyn.random(pop.size) < hazard)
         state.alive &= ~dies
         state.death_week[dies] = week
@@ -811,7 +821,7 @@ class _Simulation:
         boost = np.zeros(pop.size)
         lo_week, hi_week = max(w_us, self.start_us), min(w_us + WEEK_US, self.end_us)
         if hi_week > lo_week:  # burn-in weeks only move the latent state
-            boost[self._behaviour(week, lo_week, hi_week)] = CLICK_JUMP
+            boost[self._behaviour(week, lo_week, hi_week, shifted)] = CLICK_JUMP
         state.z = RHO * state.z + SIGMA * self.rng_dyn.standard_normal(pop.size) + boost
 
     def _hazard_shift_from(self, w_us: int) -> int | None:
@@ -820,14 +830,17 @@ class _Simulation:
             return None
         return max(0, math.ceil((self.drift[1] - w_us) / WEEK_US))
 
-    def _behaviour(self, week: int, lo_week: int, hi_week: int) -> np.ndarray:
-        """Write this week's orders, events, touches; record consent changes; return who clicked a campaign."""
+    def _behaviour(self, week: int, lo_week: int, hi_week: int, shifted: bool) -> np.ndarray:
+        """Write this week's orders, events, touches; record consent changes; return who clicked a campaign.
+        `shifted`: the churn_process drift applies this week (its segment orders less)."""
         pop, state, rate = self.pop, self.state, self.config.bad_row_rate
         lo = np.maximum(lo_week, pop.signup_us)
         frac = np.clip((hi_week - lo) / WEEK_US, 0.0, None)  # share of the week the customer exists in the data
         who = np.flatnonzero(state.alive & (frac > 0))
 
-        cust = _poisson_rows(self.rng_ord, who, pop.rate[who] * np.exp(GAMMA_ORDERS * state.z[who]) * frac[who])
+        buying = np.where(self.targeted[who] & shifted, DRIFT_ORDER_FACTOR, 1.0)
+        cust = _poisson_rows(self.rng_ord, who,
+                             pop.rate[who] * buying * np.exp(GAMMA_ORDERS * state.z[who]) * frac[who])
         ts = _uniform_in(self.rng_ord, lo[cust], np.full(cust.shape[0], hi_week, dtype=np.int64))
         frame, day, counts = _orders_frame(self.rng_ord, cust, ts, state.z, pop, self.counters, rate, self.start_us,
                                            self.drift)
@@ -920,6 +933,9 @@ def _write_ground_truth_meta(
             "click_jump": CLICK_JUMP,
             "burn_in_weeks": BURN_IN_WEEKS,
         },  # fmt: skip
+        "drift": {"price_factor": DRIFT_PRICE_FACTOR, "new_channel_share": DRIFT_NEW_CHANNEL_SHARE,
+                  "competitor_country": DRIFT_COMPETITOR_COUNTRY, "hazard_shift": DRIFT_HAZARD_SHIFT,
+                  "order_factor": DRIFT_ORDER_FACTOR},
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": summary.seconds,
     }
