@@ -165,7 +165,8 @@ PERFORMANCE_KEY = AssetKey(["monitoring", "model_performance"])
 class PerformanceConfig(Config):
     auc_decay_warn: float = Field(0.02, description="Validation AUC minus matured AUC: warn at or above.")
     auc_decay_error: float = Field(0.05, description="AUC decay: error at or above.")
-    ece_increase_warn: float = Field(0.02, description="Matured ECE minus validation ECE: warn at or above.")
+    ece_increase_warn: float = Field(0.02, description="Matured ECE less its sampling-noise floor, minus the "
+                                                       "validation ECE less its own: warn at or above.")
     ece_increase_error: float = Field(0.05, description="ECE increase: error at or above.")
 
 
@@ -228,8 +229,9 @@ class SourceDriftConfig(Config):
     null_share_warn: float = Field(0.05, description="Rise of a field's null share over the baseline: warn.")
     null_share_error: float = Field(0.2, description="Rise of a field's null share: error (a broken field; models "
                                                      "trained or validated on such weeks are not promoted).")
-    mean_change_warn: float = Field(0.1, description="Relative change of a numeric field's mean: warn.")
-    mean_change_error: float = Field(0.2, description="Relative change of a numeric field's mean: error.")
+    mean_change_warn: float = Field(0.1, description="Relative change of a numeric field's mean, beyond 3 "
+                                                          "standard errors of the week's mean: warn.")
+    mean_change_error: float = Field(0.2, description="The same: error.")
     category_psi_warn: float = Field(0.1, description="PSI of a categorical field's mix: warn.")
     category_psi_error: float = Field(0.25, description="PSI of a categorical field's mix: error.")
     new_category_warn: float = Field(0.01, description="Share of rows with a value unseen in the baseline: warn.")

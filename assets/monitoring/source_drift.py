@@ -8,7 +8,9 @@ price rise hides inside zero-inflated revenue deciles. Each of these is plain in
 
 Per source column of bronze, with the week [T - 7, T) as current and the `baseline_weeks` before it as baseline:
 - `null_share_increase`: missing share now minus in the baseline (a broken upstream field);
-- `mean_change`: relative change of the mean of a numeric column (a price level);
+- `mean_change`: relative change of the mean of a numeric column (a price level), and
+  `mean_change_beyond_noise`, the same less NOISE_SES standard errors of the current week's mean (the judged one:
+  an order amount is heavy-tailed, and at a few hundred orders a week its mean moves 10 % in a quiet week);
 - `category_psi` and `new_category_share`: for low-cardinality text and boolean columns (a new channel);
 - `volume_change`: relative change of rows per landing day, per source (column "<source>.*").
 Columns are named "<source>.<column>". Pure polars over lazy scans; nothing here knows Dagster.
@@ -16,6 +18,7 @@ Columns are named "<source>.<column>". Pure polars over lazy scans; nothing here
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -25,7 +28,10 @@ from assets.monitoring.metrics import ALL_COLUMNS, psi_categorical
 from domain.contract import PARTITION_COLUMN, SourceSpec
 
 MAX_CATEGORIES = 50  # text columns with more distinct baseline values are free text or keys: null share only
-SOURCE_SHIFT_METRICS = ("null_share_increase", "mean_change", "category_psi", "new_category_share", "volume_change")
+NOISE_SES = 3.0
+# the metrics shift_findings judges (mean_change is stored for reading; its noise-discounted twin is judged)
+SOURCE_SHIFT_METRICS = ("null_share_increase", "mean_change_beyond_noise", "category_psi", "new_category_share",
+                        "volume_change")
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class SourceShiftLimits:
     unjudged_sources: tuple[str, ...] = ("campaign_touches",)
 
     def limits(self, metric: str) -> tuple[float, float]:
-        return getattr(self, metric)
+        return getattr(self, metric.removesuffix("_beyond_noise"))
 
 
 def profiled_columns(spec: SourceSpec, schema: pl.Schema) -> list[str]:
@@ -80,7 +86,11 @@ def source_shift(bronze: pl.LazyFrame, spec: SourceSpec, snapshot: date, baselin
         if dtype.is_numeric():
             base_mean, cur_mean = base.cast(pl.Float64).mean(), cur.cast(pl.Float64).mean()
             if base_mean is not None and cur_mean is not None and base_mean != 0:
-                rows.append(("mean_change", name, float(cur_mean) / float(base_mean) - 1.0))
+                change = float(cur_mean) / float(base_mean) - 1.0
+                values = cur.cast(pl.Float64).drop_nulls()
+                noise = NOISE_SES * float(values.std() or 0.0) / values.len() ** 0.5 / abs(float(base_mean))
+                rows += [("mean_change", name, change),
+                         ("mean_change_beyond_noise", name, math.copysign(max(0.0, abs(change) - noise), change))]
         elif dtype in (pl.Utf8, pl.Boolean) and base.drop_nulls().n_unique() <= MAX_CATEGORIES:
             known = base.drop_nulls().cast(pl.Utf8).unique()
             present = cur.drop_nulls().cast(pl.Utf8)
@@ -95,7 +105,7 @@ def shift_findings(shift: pl.DataFrame, limits: SourceShiftLimits) -> pl.DataFra
     """The rows of `shift` at or over a warn or error limit, with severity and limit. Weeks with fewer than
     `min_rows` rows are not judged: a handful of sign-ups would swing any share."""
     out = []
-    judged = shift.filter((pl.col("current_rows") >= limits.min_rows)
+    judged = shift.filter((pl.col("current_rows") >= limits.min_rows) & pl.col("metric").is_in(SOURCE_SHIFT_METRICS)
                           & ~pl.col("column").str.split(".").list.first().is_in(list(limits.unjudged_sources)))
     for row in judged.iter_rows(named=True):
         warn, error = limits.limits(row["metric"])

@@ -52,7 +52,8 @@ def test_a_stable_week_raises_nothing_and_keys_and_times_are_not_profiled():
 def test_each_kind_of_break_is_named_in_the_week_it_lands():
     limits = SourceShiftLimits()
     price = shift_findings(source_shift(_orders(price=1.25), SOURCES["orders"], SNAPSHOT), limits)
-    assert price.select("column", "metric", "severity").rows() == [("orders.amount", "mean_change", "error")]
+    assert price.select("column", "metric", "severity").rows() == [
+        ("orders.amount", "mean_change_beyond_noise", "error")]
     broken = source_shift(_orders(broken=True), SOURCES["orders"], SNAPSHOT)
     assert _value(broken, "null_share_increase", "orders.n_items") == 1.0
     assert shift_findings(broken, limits).filter(pl.col("severity") == "error").get_column("column").to_list() == [
@@ -60,6 +61,24 @@ def test_each_kind_of_break_is_named_in_the_week_it_lands():
     channel = source_shift(_orders(new_channel=True), SOURCES["orders"], SNAPSHOT)
     assert 0.25 < _value(channel, "new_category_share", "orders.channel") < 0.35
     assert {"category_psi", "new_category_share"} <= set(shift_findings(channel, limits).get_column("metric"))
+
+
+def test_a_mean_change_within_the_noise_of_a_heavy_tailed_week_is_not_a_finding():
+    def orders(current: tuple[float, float]) -> pl.LazyFrame:
+        days = [SNAPSHOT - timedelta(days=d) for d in range(35, 0, -1)]
+        amounts = [v for d in days for v in ((90.0, 110.0) if d < ONSET else current) * 40]  # 80 rows a day
+        return pl.LazyFrame({"amount": amounts,
+                             "_partition_date": pl.Series([d for d in days for _ in range(80)], dtype=pl.Date)})
+
+    spec = SOURCES["orders"]
+    # both weeks' means are 12 % above the baseline's 100: one with a spread of 100, one with a spread of 5
+    noisy = source_shift(orders((12.0, 212.0)), spec, SNAPSHOT)
+    steady = source_shift(orders((107.0, 117.0)), spec, SNAPSHOT)
+    assert _value(noisy, "mean_change", "orders.amount") == _value(steady, "mean_change", "orders.amount")
+    assert _value(noisy, "mean_change_beyond_noise", "orders.amount") == 0.0  # 3 SEs of 560 rows: 0.127
+    assert shift_findings(noisy, SourceShiftLimits()).height == 0
+    assert shift_findings(steady, SourceShiftLimits()).select("metric", "severity").rows() == [
+        ("mean_change_beyond_noise", "warn")]
 
 
 def test_small_weeks_and_calendar_driven_sources_are_profiled_but_not_judged():
