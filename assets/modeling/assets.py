@@ -267,6 +267,9 @@ class GateConfig(Config):
     min_improvement: float = Field(0.002, description="Required improvement over the champion on `metric`.")
     max_ece_increase: float = Field(0.005, description="Largest tolerated worsening of ECE against the champion.")
     max_ece: float = Field(0.05, description="ECE limit for any champion.")
+    max_metric_loss: float = Field(0.005, description="When the champion breaks `max_ece` on the challenger's "
+                                                      "validation rows, a challenger within it replaces the "
+                                                      "champion unless it loses more than this on `metric`.")
     broken_field_null_share: float = Field(0.2, description="A rise of a bronze field's null share at or above "
                                                             "this (monitoring/source_drift) marks its week broken; "
                                                             "a challenger whose data reaches it is refused.")
@@ -318,7 +321,8 @@ def champion(context: AssetExecutionContext, config: GateConfig, lake: LakeResou
     if challengers.height == 0:
         raise LookupError("no challenger waiting: materialize models/churn_model first")
     version = challengers.sort("created_at").item(-1, "version")
-    policy = GatePolicy(config.metric, config.min_improvement, config.max_ece_increase, config.max_ece)
+    policy = GatePolicy(config.metric, config.min_improvement, config.max_ece_increase, config.max_ece,
+                        config.max_metric_loss)
     decision, challenger_metrics, champion_metrics = gate_challenger(
         registry, lake, policy, version, f"gate:run:{context.run_id}", config.broken_field_null_share,
         config.feature_lookback_days)

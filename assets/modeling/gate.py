@@ -12,6 +12,10 @@ class GatePolicy:
     min_improvement: float = 0.002  # challenger must beat the champion by at least this much on `metric`
     max_ece_increase: float = 0.005  # calibration may not get worse than this
     max_ece: float = 0.05  # and never above this, even for a first model
+    # A champion that itself breaks `max_ece` on the challenger's validation rows (the world's churn rate moved
+    # under it) is not fit for use: a challenger within the limit replaces it unless it loses more than this on
+    # `metric`. AUC alone cannot see a shifted churn rate, and the threshold simulation runs on the probabilities.
+    max_metric_loss: float = 0.005
 
     @property
     def higher_is_better(self) -> bool:
@@ -61,12 +65,17 @@ def decide(
         sign = 1.0 if policy.higher_is_better else -1.0
         gain = sign * (challenger[policy.metric] - champion[policy.metric])
         figures["improvement"] = gain
-        if gain < policy.min_improvement:
+        required = policy.min_improvement
+        if champion["ece"] > policy.max_ece >= challenger["ece"]:
+            required = -policy.max_metric_loss
+            reasons.append(f"the champion's ECE {champion['ece']:.4f} on these rows is above the limit "
+                           f"{policy.max_ece:.4f}: it may be replaced by a calibrated challenger that loses at most "
+                           f"{policy.max_metric_loss:.4f} {policy.metric}")
+        if gain < required:
             ok = False
-            reasons.append(f"{policy.metric} improves by {gain:+.4f}, less than the required "
-                           f"{policy.min_improvement:.4f}")
+            reasons.append(f"{policy.metric} improves by {gain:+.4f}, less than the required {required:+.4f}")
         else:
-            reasons.append(f"{policy.metric} improves by {gain:+.4f} (required {policy.min_improvement:.4f})")
+            reasons.append(f"{policy.metric} improves by {gain:+.4f} (required {required:+.4f})")
         ece_increase = challenger["ece"] - champion["ece"]
         if ece_increase > policy.max_ece_increase:
             ok = False

@@ -36,6 +36,18 @@ def test_gate_refuses_worse_calibration_even_with_better_ranking():
     assert any("ECE worsens" in r for r in decision.reasons)
 
 
+def test_a_calibrated_challenger_replaces_a_champion_that_breaks_the_ece_limit_unless_it_ranks_worse():
+    miscalibrated = {"auc": 0.850, "ece": 0.080}  # the churn rate moved under the champion; its ranking did not
+    same_ranking = decide(POLICY, "new", {"auc": 0.848, "ece": 0.015}, [], "old", miscalibrated)
+    assert same_ranking.promote
+    assert any("above the limit" in r for r in same_ranking.reasons)
+    assert not decide(POLICY, "new", {"auc": 0.840, "ece": 0.015}, [], "old", miscalibrated).promote
+    # both beyond the limit: no exception, and the challenger fails the limit itself
+    assert not decide(POLICY, "new", {"auc": 0.848, "ece": 0.060}, [], "old", miscalibrated).promote
+    # a champion within the limit keeps the usual rule
+    assert not decide(POLICY, "new", {"auc": 0.848, "ece": 0.005}, [], "old", CHAMPION).promote
+
+
 def test_fairness_violation_blocks_promotion():
     violation = ["gender: equal-opportunity difference 0.25 exceeds 0.10"]
     decision = decide(POLICY, "new", {"auc": 0.950, "ece": 0.005}, violation, "old", CHAMPION)
