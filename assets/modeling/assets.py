@@ -54,6 +54,10 @@ class SplitConfig(Config):
     as_of: str = Field("", description="Train as of this date (YYYY-MM-DD): only snapshots whose label window had "
                                        "ended by then count as labelled. Empty: every matured label. For "
                                        "backtests and the drift scenario, which replay history week by week.")
+    fit_from: str = Field("", description="Fit only on snapshots on or after this date (YYYY-MM-DD): the retraining "
+                                          "sensor sets it on a post-change refit, so the old regime does not teach "
+                                          "the old relation. Calibration and validation are unaffected. Empty: no "
+                                          "limit.")
 
 
 def _labelled(config: SplitConfig, labels: pl.LazyFrame, horizon_days: int) -> dict[date, int]:
@@ -80,7 +84,8 @@ def markdown_table(rows: list[dict], digits: int = 4) -> str:
 
 def _split(config: SplitConfig, counts: dict[date, int], horizon_days: int) -> SnapshotSplit:
     return split_snapshots(sorted(counts), horizon_days, config.train_snapshots, config.validation_snapshots,
-                           config.early_stopping_snapshots, config.calibration_snapshots)
+                           config.early_stopping_snapshots, config.calibration_snapshots,
+                           date.fromisoformat(config.fit_from) if config.fit_from else None)
 
 
 def _tuning_dir(assay: AssayResource) -> Path:

@@ -57,12 +57,13 @@ def _purged_before(labelled: list[date], first: date, horizon_days: int) -> list
 
 def split_snapshots(
     labelled: list[date], horizon_days: int, train_snapshots: int, validation_snapshots: int,
-    early_stopping_snapshots: int, calibration_snapshots: int = 0,
+    early_stopping_snapshots: int, calibration_snapshots: int = 0, fit_from: date | None = None,
 ) -> SnapshotSplit:
     """Out-of-time split, newest first: the newest labelled snapshots validate; before them, purged by the label
     horizon, come the calibration snapshots (when asked for); before those, purged again, the training window,
     whose newest snapshots are held out for early stopping. Purging means no label of an earlier fold sees
-    outcomes of a later one, so calibration and validation figures are honest."""
+    outcomes of a later one, so calibration and validation figures are honest. With `fit_from`, the training
+    window starts no earlier than that snapshot (a refit after a change in the world)."""
     labelled = sorted(set(labelled))
     if len(labelled) < validation_snapshots + 2:
         raise ValueError(f"need at least {validation_snapshots + 2} labelled snapshots, have {len(labelled)}")
@@ -78,10 +79,13 @@ def split_snapshots(
         calibration = eligible[-calibration_snapshots:]
         eligible = _purged_before(eligible, calibration[0], horizon_days)
     first_held_out = (calibration or validation)[0]
+    if fit_from is not None:
+        eligible = [d for d in eligible if d >= fit_from]
     if len(eligible) < early_stopping_snapshots + 1:
         raise ValueError(
-            f"only {len(eligible)} labelled snapshots end their label window before {first_held_out}; "
-            f"need {early_stopping_snapshots + 1}: ingest more history or shorten the label horizon"
+            f"only {len(eligible)} labelled snapshots end their label window before {first_held_out}"
+            + (f" and start on or after {fit_from}" if fit_from else "")
+            + f"; need {early_stopping_snapshots + 1}: ingest more history or shorten the label horizon"
         )
     window = eligible[-(train_snapshots + early_stopping_snapshots):]
     return SnapshotSplit(

@@ -37,6 +37,17 @@ def test_split_refuses_too_little_history():
                         early_stopping_snapshots=3)
 
 
+def test_a_refit_from_a_change_fits_only_on_snapshots_from_it_and_says_so_when_there_are_too_few():
+    full = split_snapshots(MONDAYS, 7, 10, 1, 1, 1)
+    change = MONDAYS[30]
+    refit = split_snapshots(MONDAYS, 7, 10, 1, 1, 1, fit_from=change)
+    assert min(refit.train) == change and len(refit.train) < len(full.train)
+    assert (refit.early_stopping, refit.calibration, refit.validation) == (
+        full.early_stopping, full.calibration, full.validation)
+    with pytest.raises(ValueError, match="on or after 2025-03-17"):
+        split_snapshots(MONDAYS, 7, 10, 1, 1, 1, fit_from=MONDAYS[-3])
+
+
 def test_sensitive_and_key_columns_are_never_features():
     cols = ["customer_id", "snapshot_date", "churned", "recency_days", "gender", "birth_year", "email", "country"]
     assert feature_columns(cols) == ["recency_days", "country"]
