@@ -20,7 +20,7 @@ from dagster import (
 
 from assets.governance.dsar import requests
 from assets.ingestion.landing import landing_fingerprints
-from assets.monitoring.triggers import RetrainPolicy, refit_trigger, retraining_trigger
+from assets.monitoring.triggers import RetrainPolicy, refit_run_config, refit_trigger, retraining_trigger
 from domain.contract import SOURCES
 from orchestration.partitions import daily_partitions, snapshot_partitions
 from resources.assay import AssayResource
@@ -66,9 +66,10 @@ rescoring_job = define_asset_job(
     job=retraining_job,
     minimum_interval_seconds=300,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Requests a retraining run when the raw sources shift or AUC decays past its limit on consecutive "
-                "snapshots (ASSAY_RETRAIN_* environment variables), at most once per cooldown; after an input "
-                "change, once more when the fit window reaches past it (ASSAY_RETRAIN_REFIT_WEEKS).",
+    description="Requests a retraining run when the raw sources shift, or matured AUC or calibration decays, past "
+                "its limit on consecutive snapshots (ASSAY_RETRAIN_* environment variables), at most once per "
+                "cooldown; after such a change, once more when enough snapshots from it have matured, fitted on "
+                "those alone (ASSAY_RETRAIN_REFIT_WEEKS, _REFIT_SNAPSHOTS).",
 )
 def retraining_sensor(context: SensorEvaluationContext, lake: LakeResource):
     if not lake.exists("gold", "monitoring_metrics"):
@@ -82,15 +83,16 @@ def retraining_sensor(context: SensorEvaluationContext, lake: LakeResource):
     if trigger is None:
         return SkipReason(f"no metric over its limit on {policy.consecutive} consecutive snapshots (or cooling down)"
                           + (f"; a refit is due {policy.refit_weeks} weeks after {changed}" if changed else ""))
-    if trigger.reason == "input-drift" and changed is None:
+    if trigger.reason in ("input-drift", "performance-decay") and changed is None:
         changed = trigger.since  # a change already waiting for its refit keeps its first date
     elif trigger.reason == "post-change-refit":
         changed = None
     context.update_cursor(json.dumps({"last_request": trigger.snapshot.isoformat(),
                                       "changed_since": changed.isoformat() if changed else None}))
-    return RunRequest(run_key=f"retrain-{trigger.reason}-{trigger.snapshot}", tags={
-        "assay/reason": f"monitoring-{trigger.reason}", "assay/trigger_snapshot": trigger.snapshot.isoformat(),
-        "assay/trigger_detail": trigger.detail[:200]})
+    tags = {"assay/reason": f"monitoring-{trigger.reason}", "assay/trigger_snapshot": trigger.snapshot.isoformat(),
+            "assay/trigger_detail": trigger.detail[:200]}
+    return RunRequest(run_key=f"retrain-{trigger.reason}-{trigger.snapshot}", run_config=refit_run_config(trigger),
+                      tags=tags)
 
 
 @sensor(

@@ -20,19 +20,29 @@ import polars as pl
 class RetrainPolicy:
     source_shift: float = 1.0  # bronze fields past a warn limit against their baseline weeks, at or above
     auc_decay: float = 0.03  # validation AUC minus matured AUC, at or above
+    ece_increase: float | None = 0.025  # matured ECE over its noise floor minus validation ECE, at or above
     drift_share: float | None = None  # Evidently share of drifted columns, at or above; None: not a trigger
     consecutive: int = 2  # snapshots in a row that must cross
     cooldown_days: int = 28  # snapshot days after a request during which no new one is made
-    # A model retrained right after an input change is fitted on snapshots from before it (labels take a horizon to
-    # mature and the held-out folds are purged). Once this many weeks have passed since the change, a second
-    # retraining is requested, whose fit window reaches past it. 0: no follow-up.
+    # A model retrained right after a change (in the inputs, or in performance) is fitted on snapshots from before
+    # it: labels take a horizon to mature and the held-out folds are purged. `refit_weeks` is that lag. Once it and
+    # `refit_snapshots` - 1 more weeks have passed since the change was first seen, a second retraining is
+    # requested that fits only on the `refit_snapshots` snapshots from the change on (the old regime would teach
+    # the old relation), early-stopping ones included. refit_weeks 0: no follow-up.
     refit_weeks: int = 0
+    refit_snapshots: int = 8
+
+    @property
+    def refit_due_weeks(self) -> int:
+        return self.refit_weeks + self.refit_snapshots - 1
 
     @classmethod
     def from_env(cls) -> RetrainPolicy:
-        """ASSAY_RETRAIN_SOURCE_SHIFT, _AUC_DECAY, _DRIFT_SHARE, _CONSECUTIVE, _COOLDOWN_DAYS, _REFIT_WEEKS
-        override the defaults. The refit default is the fit lag of the modelling stage's default split at the
-        label horizon (ASSAY_LABEL_HORIZON_DAYS): 49 weeks at 90 days."""
+        """ASSAY_RETRAIN_SOURCE_SHIFT, _AUC_DECAY, _ECE_INCREASE, _DRIFT_SHARE, _CONSECUTIVE, _COOLDOWN_DAYS,
+        _REFIT_WEEKS, _REFIT_SNAPSHOTS override the defaults (an empty _ECE_INCREASE turns that trigger off). The
+        refit lag defaults to the fit lag of the modelling stage's default split at the label horizon
+        (ASSAY_LABEL_HORIZON_DAYS): 49 weeks at 90 days; the refit fits on the default early-stopping snapshots
+        plus 4 (8)."""
         from assets.modeling.assets import SplitConfig
         from assets.modeling.training import fit_lag_weeks
 
@@ -41,12 +51,15 @@ class RetrainPolicy:
         env = os.environ
         drift_share = env.get("ASSAY_RETRAIN_DRIFT_SHARE", "")
         refit = env.get("ASSAY_RETRAIN_REFIT_WEEKS", "")
+        ece = env.get("ASSAY_RETRAIN_ECE_INCREASE", str(cls.ece_increase))
         return cls(
             refit_weeks=int(refit) if refit else fit_lag_weeks(
                 int(env.get("ASSAY_LABEL_HORIZON_DAYS", "90")), **split),
             source_shift=float(env.get("ASSAY_RETRAIN_SOURCE_SHIFT", cls.source_shift)),
             drift_share=float(drift_share) if drift_share else None,
             auc_decay=float(env.get("ASSAY_RETRAIN_AUC_DECAY", cls.auc_decay)),
+            ece_increase=float(ece) if ece else None,
+            refit_snapshots=int(env.get("ASSAY_RETRAIN_REFIT_SNAPSHOTS", split["early_stopping_snapshots"] + 4)),
             consecutive=int(env.get("ASSAY_RETRAIN_CONSECUTIVE", cls.consecutive)),
             cooldown_days=int(env.get("ASSAY_RETRAIN_COOLDOWN_DAYS", cls.cooldown_days)),
         )
@@ -71,10 +84,12 @@ def _crossed(metrics: pl.DataFrame, metric: str, limit: float, consecutive: int)
 
 
 def retraining_trigger(metrics: pl.DataFrame, policy: RetrainPolicy, last_request: date | None) -> Trigger | None:
-    """A trigger when source shift, AUC decay or (if enabled) drift share crossed on the newest `consecutive`
-    snapshots that have it, and the newest of them is past the cooldown of the last request."""
+    """A trigger when source shift, AUC decay, calibration decay or (if enabled) drift share crossed on the newest
+    `consecutive` snapshots that have it, and the newest of them is past the cooldown of the last request. For
+    performance the snapshots are the matured ones (a horizon behind the newest scored snapshot)."""
     signals = (("source_shifted_columns", policy.source_shift, "input-drift"),
                ("auc_decay", policy.auc_decay, "performance-decay"),
+               ("ece_increase", policy.ece_increase, "performance-decay"),
                ("drift_share", policy.drift_share, "drift"))
     for metric, limit, reason in signals:
         if limit is None:
@@ -89,14 +104,22 @@ def retraining_trigger(metrics: pl.DataFrame, policy: RetrainPolicy, last_reques
 
 
 def refit_trigger(metrics: pl.DataFrame, changed_since: date | None, policy: RetrainPolicy) -> Trigger | None:
-    """The follow-up of an input change first seen at `changed_since`: due once the newest monitored snapshot is
-    `refit_weeks` past it, whatever the cooldown (it completes the same episode)."""
+    """The follow-up of a change first seen at snapshot `changed_since`: due once the newest monitored snapshot is
+    `refit_due_weeks` past it, whatever the cooldown (it completes the same episode). The run fits from
+    `changed_since` on (see `refit_run_config`)."""
     if changed_since is None or policy.refit_weeks <= 0:
         return None
     monitored = metrics.filter(pl.col("metric") == "source_shifted_columns").get_column("snapshot_date")
     newest = monitored.max() if monitored.len() else None
-    if newest is None or newest < changed_since + timedelta(weeks=policy.refit_weeks):
+    if newest is None or newest < changed_since + timedelta(weeks=policy.refit_due_weeks):
         return None
     return Trigger(newest, "post-change-refit",
-                   f"{policy.refit_weeks} weeks after the input change first seen on {changed_since.isoformat()}",
-                   changed_since)
+                   f"{policy.refit_due_weeks} weeks after the change first seen on {changed_since.isoformat()}; "
+                   f"fits on the {policy.refit_snapshots} snapshots from it", changed_since)
+
+
+def refit_run_config(trigger: Trigger) -> dict:
+    """Run config of a post-change refit: the challenger fits only on snapshots from the change on."""
+    if trigger.reason != "post-change-refit" or trigger.since is None:
+        return {}
+    return {"ops": {"models__churn_model": {"config": {"fit_from": trigger.since.isoformat()}}}}

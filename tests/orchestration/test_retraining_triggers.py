@@ -109,16 +109,17 @@ def test_an_input_change_is_refitted_once_its_weeks_can_reach_the_fit_window(tmp
     # horizon: the newest fitted snapshot is 13 + 3 + 13 + 3 + 13 + 4 = 49 weeks before the training day
     assert fit_lag_weeks(90, 4, 4, 4) == 49
     assert fit_lag_weeks(28, 2, 2, 2) == 16
-    policy = RetrainPolicy(refit_weeks=3)
+    policy = RetrainPolicy(refit_weeks=2, refit_snapshots=2)  # due 2 + 2 - 1 = 3 weeks after the change
     quiet = _metrics("source_shifted_columns", [0.0] * 4)
     assert refit_trigger(quiet, None, policy) is None
     assert refit_trigger(quiet, MONDAY + timedelta(weeks=1), policy) is None  # newest is only 2 weeks after
     due = refit_trigger(quiet, MONDAY, policy)
     assert due is not None and due.reason == "post-change-refit" and due.snapshot == MONDAY + timedelta(weeks=3)
 
-    monkeypatch.setenv("ASSAY_RETRAIN_REFIT_WEEKS", "3")
+    monkeypatch.setenv("ASSAY_RETRAIN_REFIT_WEEKS", "2")
+    monkeypatch.setenv("ASSAY_RETRAIN_REFIT_SNAPSHOTS", "2")
     lake = LakeResource(root=str(tmp_path / "lake"))
-    reasons = []
+    reasons, configs = [], []
     cursor = None
     with DagsterInstance.ephemeral() as instance:
         # the change shows on weeks 1-2, then the sources are quiet again; the cooldown (28 days) would hold back
@@ -130,5 +131,40 @@ def test_an_input_change_is_refitted_once_its_weeks_can_reach_the_fit_window(tmp
             result = retraining_sensor(context)
             cursor = context.cursor
             reasons.append(result.tags["assay/reason"] if isinstance(result, RunRequest) else "")
+            configs.append(result.run_config if isinstance(result, RunRequest) else None)
     # request at week 2 (second crossing), refit 3 weeks after the change was first seen (week 1): week 4, once
     assert reasons == ["", "", "monitoring-input-drift", "", "monitoring-post-change-refit", ""]
+    # the first request fits on what there is; the refit only on the snapshots from the change on
+    assert configs[2] == {}
+    assert configs[4] == {"ops": {"models__churn_model": {"config": {
+        "fit_from": (MONDAY + timedelta(weeks=1)).isoformat()}}}}
+
+
+def test_calibration_decay_triggers_and_opens_a_change_for_the_refit(tmp_path, monkeypatch):
+    from assets.monitoring.triggers import refit_trigger
+
+    decayed = _metrics("ece_increase", [0.0, 0.004, 0.05, 0.04])
+    trigger = retraining_trigger(decayed, RetrainPolicy(), None)
+    assert trigger is not None and trigger.reason == "performance-decay"
+    assert trigger.since == MONDAY + timedelta(weeks=2) and "ece_increase" in trigger.detail
+    assert retraining_trigger(_metrics("ece_increase", [0.0, 0.05, 0.01]), RetrainPolicy(), None) is None
+    assert retraining_trigger(decayed, RetrainPolicy(ece_increase=None), None) is None
+
+    monkeypatch.setenv("ASSAY_RETRAIN_REFIT_WEEKS", "1")
+    monkeypatch.setenv("ASSAY_RETRAIN_REFIT_SNAPSHOTS", "2")
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    weeks = [MONDAY + timedelta(weeks=k) for k in range(6)]
+    monitored = pl.DataFrame({"snapshot_date": weeks, "metric": "source_shifted_columns", "column": "*",
+                              "value": 0.0})
+    with DagsterInstance.ephemeral() as instance:
+        lake.overwrite("gold", "monitoring_metrics", pl.concat([monitored.head(4), decayed]))
+        context = build_sensor_context(instance=instance, resources={"lake": lake})
+        first = retraining_sensor(context)
+        assert first.tags["assay/reason"] == "monitoring-performance-decay"
+        # the change dates from the first decayed matured snapshot (week 2): the refit is due 1 + 2 - 1 weeks on
+        assert refit_trigger(monitored, weeks[2], RetrainPolicy(refit_weeks=1, refit_snapshots=2)) is not None
+        lake.overwrite("gold", "monitoring_metrics", pl.concat([monitored, decayed]))
+        context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=context.cursor)
+        refit = retraining_sensor(context)
+        assert refit.tags["assay/reason"] == "monitoring-post-change-refit"
+        assert refit.run_config["ops"]["models__churn_model"]["config"]["fit_from"] == weeks[2].isoformat()
