@@ -256,7 +256,11 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         raise SystemExit(f"{home} is not empty: the scenario replays a fresh history; remove it or pass --home")
     plan = ScenarioPlan(kind=args.kind, onset=date.fromisoformat(args.onset), size=args.size,
                         pre_onset_weeks=args.pre_weeks, post_onset_weeks=args.post_weeks,
-                        evidently=not args.no_evidently, monthly_retraining=not args.no_monthly)
+                        evidently=not args.no_evidently, monthly_retraining=not args.no_monthly,
+                        horizon_days=args.horizon_days, tuning_trials=args.tuning_trials,
+                        train_snapshots=args.train_snapshots, early_stopping_snapshots=args.fold_snapshots,
+                        calibration_snapshots=args.fold_snapshots, validation_snapshots=args.fold_snapshots,
+                        refit_snapshots=args.refit_snapshots)
     started = time.perf_counter()
     weeks = run_scenario(home, plan)
     print(TIMELINE_HEADER)  # again at the end, without the run logs that came between the weeks
@@ -316,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("--size", choices=["tiny", "small", "demo"], default="small")
     scenario.add_argument("--pre-weeks", type=int, default=9, help="monitored snapshots before the onset")
     scenario.add_argument("--post-weeks", type=int, default=24, help="monitored snapshots after the onset")
+    scenario.add_argument("--horizon-days", type=int, default=28, help="churn label horizon of the replay")
+    scenario.add_argument("--train-snapshots", type=int, default=8, help="snapshots a retraining fits on")
+    scenario.add_argument("--fold-snapshots", type=int, default=2,
+                          help="snapshots in each of the early-stopping, calibration and validation folds")
+    scenario.add_argument("--refit-snapshots", type=int, default=4,
+                          help="snapshots from a change on that the post-change refit fits on")
+    scenario.add_argument("--tuning-trials", type=int, default=3, help="Optuna trials per retraining")
     scenario.add_argument("--no-monthly", action="store_true", help="leave out the monthly retraining schedule")
     scenario.add_argument("--no-evidently", action="store_true", help="skip the Evidently report per week")
     scenario.add_argument("--home", default="", help="scratch ASSAY_HOME (default: $ASSAY_HOME-scenario-<kind>)")

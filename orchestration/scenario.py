@@ -36,11 +36,22 @@ class ScenarioPlan:
     onset: date  # a Monday: the snapshot of that date is the last whose features are all pre-onset
     size: str = "small"
     pre_onset_weeks: int = 9  # monitored snapshots before the onset snapshot
-    post_onset_weeks: int = 24  # long enough for the post-change refit (16 weeks) and its matured performance
+    post_onset_weeks: int = 24  # long enough for the post-change refit (16 + 3 weeks) and its matured performance
     horizon_days: int = SCENARIO_HORIZON_DAYS
     evidently: bool = True
     monthly_retraining: bool = True
     tuning_trials: int = 3
+    # the replay's split: short folds keep the fit lag (and so the replay) short
+    train_snapshots: int = 8
+    early_stopping_snapshots: int = 2
+    calibration_snapshots: int = 2
+    validation_snapshots: int = 2
+    refit_snapshots: int = 4  # snapshots from the change on that the post-change refit fits on
+
+    @property
+    def split(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in
+                ("train_snapshots", "early_stopping_snapshots", "calibration_snapshots", "validation_snapshots")}
 
     @property
     def first_week(self) -> date:
@@ -60,16 +71,15 @@ class Week:
     matured_snapshot: date | None
     matured_auc: float | None
     matured_ece: float | None
+    matured_model: str  # the model version that scored the matured snapshot
     source_alerts: int  # raised by monitoring/source_drift this week
     other_alerts: int  # raised by the drift report against the training reference and by matured performance
     requested: str  # reason of a retraining request, "" if none
     decision: str  # the gate's decision on the run's challenger
     trained_through: str  # newest snapshot the challenger was fitted on
+    trained_from: str  # oldest snapshot it was fitted on
     champion: str
     findings: list[str] = field(default_factory=list)
-
-
-SPLIT = {"train_snapshots": 8, "early_stopping_snapshots": 2, "calibration_snapshots": 2, "validation_snapshots": 2}
 
 
 @contextmanager
@@ -85,14 +95,21 @@ def _environ(**values: str):
                 os.environ.pop(name, None)
 
 
-def modelling_run_config(plan: ScenarioPlan, as_of: date) -> dict:
-    split = {"as_of": as_of.isoformat(), **SPLIT}
+def modelling_run_config(plan: ScenarioPlan, as_of: date, requested: dict | None = None) -> dict:
+    """The replay's modelling config as of a date; `requested` (a run request's config, e.g. a refit's fit_from)
+    is laid over it."""
+    split = {"as_of": as_of.isoformat(), **plan.split}
+    churn_model = {**split, "max_equal_opportunity_difference": 0.5, "min_selection_rate_ratio": 0.2,
+                   "ablation_rows": 20_000}
+    churn_model.update((requested or {}).get("ops", {}).get("models__churn_model", {}).get("config", {}))
     return {"ops": {
         "models__lightgbm_params": {"config": {**split, "n_trials": plan.tuning_trials, "timeout_seconds": 30,
                                                "n_folds": 2, "fold_train_snapshots": 6}},
         # groups at this size are too small for the default fairness limits to tell bias from chance
-        "models__churn_model": {"config": {**split, "max_equal_opportunity_difference": 0.5,
-                                           "min_selection_rate_ratio": 0.2, "ablation_rows": 20_000}},
+        "models__churn_model": {"config": churn_model},
+        # nor is one validation snapshot of ~1,900 rows for a 0.005 ECE difference: ECE's own sampling noise there
+        # is ~0.02 (ece_noise_floor in gold/monitoring_metrics)
+        "models__champion": {"config": {"max_ece_increase": 0.01}},
     }}
 
 
@@ -100,6 +117,11 @@ def _metric(metrics: pl.DataFrame, snapshot: date, metric: str) -> float | None:
     hit = metrics.filter((pl.col("snapshot_date") == snapshot) & (pl.col("metric") == metric)
                          & (pl.col("column") == "*"))
     return float(hit.item(0, "value")) if hit.height else None
+
+
+def _scored_by(metrics: pl.DataFrame, snapshot: date) -> str:
+    hit = metrics.filter((pl.col("snapshot_date") == snapshot) & (pl.col("metric") == "auc"))
+    return hit.item(0, "model_version") if hit.height else ""
 
 
 def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = print) -> list[Week]:
@@ -122,8 +144,10 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
     from orchestration.partitions import daily_partitions, snapshot_partitions
 
     settings = AssaySettings.from_env({"ASSAY_HOME": str(home), "ASSAY_LABEL_HORIZON_DAYS": str(plan.horizon_days)})
+    # the world ends with the replay: later weeks would only cost generation, ingestion and features
+    end = plan.weeks[-1] + timedelta(days=7)
     config = config_for_size(plan.size, drift_kind=plan.kind, drift_onset=plan.onset,
-                             label_horizon_days=plan.horizon_days)
+                             label_horizon_days=plan.horizon_days, end=end)
     generate(config, settings.landing, settings.ground_truth)
     install_synthetic_key(settings.home, config.seed)  # the same replay gives the same tokens, samples and models
     defs = build_definitions(settings)
@@ -147,12 +171,15 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
 
     weeks: list[Week] = []
     # the post-change refit comes when the replay's split (not the default one) first fits on a changed week
-    refit = fit_lag_weeks(plan.horizon_days, SPLIT["validation_snapshots"], SPLIT["early_stopping_snapshots"],
-                          SPLIT["calibration_snapshots"])
-    with DagsterInstance.ephemeral() as instance, _environ(ASSAY_RETRAIN_REFIT_WEEKS=str(refit)):
+    refit = fit_lag_weeks(plan.horizon_days, plan.validation_snapshots, plan.early_stopping_snapshots,
+                          plan.calibration_snapshots)
+    with (DagsterInstance.ephemeral() as instance,
+          _environ(ASSAY_RETRAIN_REFIT_WEEKS=str(refit), ASSAY_RETRAIN_REFIT_SNAPSHOTS=str(plan.refit_snapshots))):
         say(f"scenario {plan.kind} from {plan.onset}: ingesting and building features once over the history")
-        run(AssetSelection.groups("ingestion"), tags=span(daily_partitions.get_partition_keys()))
-        run(AssetSelection.groups("features"), tags=span(snapshot_partitions.get_partition_keys()))
+        run(AssetSelection.groups("ingestion"),
+            tags=span([k for k in daily_partitions.get_partition_keys() if k < end.isoformat()]))
+        run(AssetSelection.groups("features"),
+            tags=span([k for k in snapshot_partitions.get_partition_keys() if k <= plan.weeks[-1].isoformat()]))
         say(f"training the first champion as of {plan.first_week}")
         run(AssetSelection.groups("modeling"), tags={"assay/reason": "scenario-initial-champion"},
             run_config=modelling_run_config(plan, plan.first_week))
@@ -171,7 +198,7 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
             context = build_sensor_context(instance=instance, cursor=retrain_cursor, resources={"lake": lake})
             request = retraining_sensor(context)
             retrain_cursor = context.cursor
-            requested = decision = trained_through = ""
+            requested = decision = trained_through = trained_from = ""
             if not isinstance(request, RunRequest) and plan.monthly_retraining and snapshot.day <= 7:
                 tick = monthly_retraining_schedule.evaluate_tick(build_schedule_context(
                     instance=instance, scheduled_execution_time=datetime.combine(snapshot, time(5), UTC)))
@@ -181,11 +208,12 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
                 say(f"{snapshot}: {requested} ({request.tags.get('assay/trigger_detail', 'schedule')}) → "
                     f"retraining as of {snapshot}")
                 result = run(AssetSelection.groups("modeling"), tags=request.tags,
-                             run_config=modelling_run_config(plan, snapshot))
+                             run_config=modelling_run_config(plan, snapshot, request.run_config))
                 gate = result.asset_materializations_for_node("models__champion")[0].metadata
                 decision = gate["decision"].value
                 challenger = registry.load(gate["challenger_version"].value)
                 trained_through = max(challenger.card["split"]["early_stopping"])
+                trained_from = min(challenger.card["split"]["train"])
                 say(f"{snapshot}: gate {decision}: {'; '.join(gate['reasons'].value)}")
                 rescore = build_sensor_context(instance=instance, cursor=rescore_cursor, resources={"lake": lake})
                 rescore_request = rescore_after_promotion(rescore)
@@ -202,9 +230,10 @@ def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = pr
                 drift_share=_metric(metrics, snapshot, "drift_share"),
                 matured_snapshot=matured if matured >= plan.first_week else None,
                 matured_auc=_metric(metrics, matured, "auc"), matured_ece=_metric(metrics, matured, "ece"),
+                matured_model=_scored_by(metrics, matured),
                 source_alerts=new_alerts.filter(pl.col("source") == "monitoring/source_drift").height,
                 other_alerts=new_alerts.filter(pl.col("source") != "monitoring/source_drift").height,
-                requested=requested, decision=decision, trained_through=trained_through,
+                requested=requested, decision=decision, trained_through=trained_through, trained_from=trained_from,
                 champion=registry.champion_version() or "",
                 findings=sorted({f"{r['column']} {r['metric']} {r['value']:.2f} ({r['severity']})"
                                  for r in new_alerts.filter(pl.col("source") == "monitoring/source_drift")
