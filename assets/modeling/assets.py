@@ -275,6 +275,8 @@ class GateConfig(Config):
     max_metric_loss: float = Field(0.005, description="When the champion breaks `max_ece` on the challenger's "
                                                       "validation rows, a challenger within it replaces the "
                                                       "champion unless it loses more than this on `metric`.")
+    ece_noise_ses: float = Field(2.0, description="An ECE worsening counts beyond `max_ece_increase` plus this many "
+                                                  "bootstrap standard errors of the paired difference.")
     broken_field_null_share: float = Field(0.2, description="A rise of a bronze field's null share at or above "
                                                             "this (monitoring/source_drift) marks its week broken; "
                                                             "a challenger whose data reaches it is refused.")
@@ -285,6 +287,7 @@ class GateConfig(Config):
 def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy: GatePolicy, version: str,
                     actor: str, broken_null_share: float = 0.2, lookback_days: int = 365):
     """Score champion and challenger on the challenger's validation rows and apply the gate; log the decision."""
+    from assets.modeling.calibration import ece_difference_se
     from assets.modeling.evaluation import evaluation_metrics
 
     challenger = registry.load(version)
@@ -296,16 +299,20 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
                                                                                    "churned"),
                   on=["customer_id", "snapshot_date"]).sort(["snapshot_date", "customer_id"]).collect())
     y = rows.get_column("churned").to_numpy()
-    challenger_metrics = evaluation_metrics(y, challenger.pipeline.predict(rows))
-    champion_metrics = None
+    challenger_p = challenger.pipeline.predict(rows)
+    challenger_metrics = evaluation_metrics(y, challenger_p)
+    champion_metrics, ece_se = None, 0.0
     if champion_version is not None and champion_version != version:
-        champion_metrics = evaluation_metrics(y, registry.load(champion_version).pipeline.predict(rows))
+        champion_p = registry.load(champion_version).pipeline.predict(rows)
+        champion_metrics = evaluation_metrics(y, champion_p)
+        ece_se = ece_difference_se(y, challenger_p, champion_p)
     split_dates = [date.fromisoformat(d) for part in challenger.card["split"].values() for d in part]
     broken = (broken_fields(lake.scan("gold", "monitoring_metrics"), broken_null_share, min(split_dates),
                             max(split_dates), lookback_days)
               if lake.exists("gold", "monitoring_metrics") else [])
     decision = decide(policy, version, challenger_metrics, challenger.card.get("fairness_violations", []),
-                      champion_version if champion_metrics else None, champion_metrics, broken_inputs=broken)
+                      champion_version if champion_metrics else None, champion_metrics, broken_inputs=broken,
+                      ece_difference_se=ece_se)
     details = {**decision.to_dict(), "policy": policy.__dict__}
     if decision.promote:
         registry.promote(version, actor, details)
@@ -327,7 +334,7 @@ def champion(context: AssetExecutionContext, config: GateConfig, lake: LakeResou
         raise LookupError("no challenger waiting: materialize models/churn_model first")
     version = challengers.sort("created_at").item(-1, "version")
     policy = GatePolicy(config.metric, config.min_improvement, config.max_ece_increase, config.max_ece,
-                        config.max_metric_loss)
+                        config.max_metric_loss, config.ece_noise_ses)
     decision, challenger_metrics, champion_metrics = gate_challenger(
         registry, lake, policy, version, f"gate:run:{context.run_id}", config.broken_field_null_share,
         config.feature_lookback_days)

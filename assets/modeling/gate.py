@@ -16,6 +16,9 @@ class GatePolicy:
     # under it) is not fit for use: a challenger within the limit replaces it unless it loses more than this on
     # `metric`. AUC alone cannot see a shifted churn rate, and the threshold simulation runs on the probabilities.
     max_metric_loss: float = 0.005
+    # ECE differences are noisy on a few thousand rows: a worsening counts only beyond `max_ece_increase` plus this
+    # many standard errors of the paired difference (`ece_difference_se`, bootstrap on the validation rows)
+    ece_noise_ses: float = 2.0
 
     @property
     def higher_is_better(self) -> bool:
@@ -37,12 +40,13 @@ class GateDecision:
 def decide(
     policy: GatePolicy, challenger_version: str, challenger: dict[str, float], fairness_violations: list[str],
     champion_version: str | None = None, champion: dict[str, float] | None = None,
-    broken_inputs: list[str] | None = None,
+    broken_inputs: list[str] | None = None, ece_difference_se: float = 0.0,
 ) -> GateDecision:
     """`challenger` and `champion` are metrics of both models on the SAME out-of-time rows (the challenger's
     validation snapshots), so the comparison is like for like. `broken_inputs` names data-quality errors in the
     weeks the challenger was trained or validated on: such a model is refused whatever its figures, because its
-    figures are measured on the same broken data."""
+    figures are measured on the same broken data. `ece_difference_se` is the standard error of the challenger's ECE
+    minus the champion's on those rows."""
     reasons: list[str] = []
     ok = True
     if broken_inputs:
@@ -77,8 +81,11 @@ def decide(
         else:
             reasons.append(f"{policy.metric} improves by {gain:+.4f} (required {required:+.4f})")
         ece_increase = challenger["ece"] - champion["ece"]
-        if ece_increase > policy.max_ece_increase:
+        allowed = policy.max_ece_increase + policy.ece_noise_ses * ece_difference_se
+        figures["ece_difference_se"] = ece_difference_se
+        if ece_increase > allowed:
             ok = False
-            reasons.append(f"ECE worsens by {ece_increase:+.4f}, more than {policy.max_ece_increase:.4f}")
+            reasons.append(f"ECE worsens by {ece_increase:+.4f}, more than {policy.max_ece_increase:.4f} + "
+                           f"{policy.ece_noise_ses:g} x {ece_difference_se:.4f} (its standard error)")
     return GateDecision(promote=ok, reasons=reasons, challenger_version=challenger_version,
                         champion_version=champion_version, figures=figures)

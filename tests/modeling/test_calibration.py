@@ -137,3 +137,16 @@ def test_fitting_refuses_one_class_and_unknown_methods():
         fit_calibrator(np.array([0, 1]), np.array([0.2, 0.8]), "beta")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         expected_calibration_error(np.array([0, 1]), np.array([0.2, 1.2]))
+
+
+def test_the_ece_difference_standard_error_is_zero_for_one_model_and_shrinks_with_rows():
+    from assets.modeling.calibration import ece_difference_se
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.0, 1.0, 60_000)
+    y = (rng.random(p.size) < p).astype(np.int8)
+    other = np.clip(p + rng.normal(0.0, 0.05, p.size), 0.0, 1.0)
+    assert ece_difference_se(y, p, p) == 0.0
+    small, large = ece_difference_se(y[:1_900], other[:1_900], p[:1_900]), ece_difference_se(y, other, p)
+    assert 0.003 < small < 0.015 and large < small / 3  # about sqrt(60,000 / 1,900) = 5.6 times smaller
+    assert ece_difference_se(y, other, p) == large  # seeded

@@ -42,10 +42,20 @@ def test_a_calibrated_challenger_replaces_a_champion_that_breaks_the_ece_limit_u
     assert same_ranking.promote
     assert any("above the limit" in r for r in same_ranking.reasons)
     assert not decide(POLICY, "new", {"auc": 0.840, "ece": 0.015}, [], "old", miscalibrated).promote
-    # both beyond the limit: no exception, and the challenger fails the limit itself
-    assert not decide(POLICY, "new", {"auc": 0.848, "ece": 0.060}, [], "old", miscalibrated).promote
+    # both beyond the limit: no exception (and the challenger fails the limit itself)
+    both = decide(POLICY, "new", {"auc": 0.860, "ece": 0.060}, [], "old", miscalibrated)
+    assert not both.promote and not any("the champion's ECE" in r for r in both.reasons)
     # a champion within the limit keeps the usual rule
     assert not decide(POLICY, "new", {"auc": 0.848, "ece": 0.005}, [], "old", CHAMPION).promote
+
+
+def test_an_ece_worsening_within_its_sampling_noise_does_not_block_promotion():
+    challenger = {"auc": 0.860, "ece": 0.018}  # 0.008 worse than the champion
+    assert not decide(POLICY, "new", challenger, [], "old", CHAMPION).promote  # no noise estimate: the plain limit
+    noisy = decide(POLICY, "new", challenger, [], "old", CHAMPION, ece_difference_se=0.004)
+    assert noisy.promote and noisy.figures["ece_difference_se"] == 0.004  # allowed 0.005 + 2 x 0.004
+    assert not decide(POLICY, "new", {"auc": 0.860, "ece": 0.025}, [], "old", CHAMPION,
+                      ece_difference_se=0.004).promote
 
 
 def test_fairness_violation_blocks_promotion():
