@@ -149,21 +149,22 @@ def source_shift_by_snapshot() -> list[dict]:
     relative to its warn limit (how close a quiet week came to a finding)."""
     from datetime import timedelta
 
-    from assets.monitoring.source_drift import SourceShiftLimits, shift_findings, source_shift
+    from assets.monitoring.source_drift import SOURCE_SHIFT_METRICS, SourceShiftLimits, shift_findings, source_shift
     from domain.contract import SOURCES
 
     lake, limits = RESOURCES["lake"], SourceShiftLimits()
     orders = lake.scan("bronze", "orders").select(pl.col("_partition_date").min().alias("first"),
                                                   pl.col("_partition_date").max().alias("last"))
     first, last = orders.collect().row(0)
-    snapshot = first + timedelta(days=(-first.weekday()) % 7 + 35)  # a Monday with a full baseline behind it
+    snapshot = first + timedelta(days=(-first.weekday()) % 7 + 42)  # a Monday with a full baseline (and gap) behind it
     out = []
     while snapshot <= last + timedelta(days=1):
         shift = pl.concat([source_shift(lake.scan("bronze", name), spec, snapshot)
                            for name, spec in SOURCES.items() if lake.exists("bronze", name)])
         found = shift_findings(shift, limits)
-        judged = shift.filter((pl.col("current_rows") >= limits.min_rows) & ~pl.col("column").str.split(".")
-                              .list.first().is_in(list(limits.unjudged_sources)))
+        judged = shift.filter((pl.col("current_rows") >= limits.min_rows)
+                              & pl.col("metric").is_in(SOURCE_SHIFT_METRICS)
+                              & ~pl.col("column").str.split(".").list.first().is_in(list(limits.unjudged_sources)))
         closest = max(judged.iter_rows(named=True), key=lambda r: abs(r["value"]) / limits.limits(r["metric"])[0],
                       default=None)
         out.append({"snapshot_date": snapshot, "fields_past_warn": found.get_column("column").n_unique(),

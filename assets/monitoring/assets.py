@@ -226,6 +226,8 @@ SOURCE_DRIFT_KEY = AssetKey(["monitoring", "source_drift"])
 
 class SourceDriftConfig(Config):
     baseline_weeks: int = Field(4, description="Landing weeks before the snapshot's own week that form the baseline.")
+    gap_weeks: int = Field(1, description="Weeks left out between the baseline and the snapshot's own week, so a "
+                                          "step change is judged against clean weeks twice in a row.")
     null_share_warn: float = Field(0.05, description="Rise of a field's null share over the baseline: warn.")
     null_share_error: float = Field(0.2, description="Rise of a field's null share: error (a broken field; models "
                                                      "trained or validated on such weeks are not promoted).")
@@ -272,7 +274,7 @@ def source_drift(context: AssetExecutionContext, config: SourceDriftConfig, lake
     limits = config.limits()
     frames, found = [], []
     for snapshot in snapshots:
-        shifts = [source_shift(lake.scan("bronze", name), spec, snapshot, config.baseline_weeks)
+        shifts = [source_shift(lake.scan("bronze", name), spec, snapshot, config.baseline_weeks, config.gap_weeks)
                   for name, spec in SOURCES.items() if lake.exists("bronze", name)]
         if not shifts:
             raise LookupError("no bronze table yet: materialize the ingestion assets first")

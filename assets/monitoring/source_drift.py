@@ -6,7 +6,10 @@ and age features grow by construction, so on a world without drift half the colu
 arriving null is averaged away by a 365-day feature, a new sales channel is read by no feature at all, and a
 price rise hides inside zero-inflated revenue deciles. Each of these is plain in bronze the first week it happens.
 
-Per source column of bronze, with the week [T - 7, T) as current and the `baseline_weeks` before it as baseline:
+Per source column of bronze, with the week [T - 7, T) as current and as baseline the `baseline_weeks` before it,
+leaving `gap_weeks` out between them: a step change (a new price level) is then judged against clean weeks in its
+first week and in its second, instead of half-absorbed by the baseline in its second week, so it can meet the
+sensor's 2 consecutive snapshots:
 - `null_share_increase`: missing share now minus in the baseline (a broken upstream field);
 - `mean_change`: relative change of the mean of a numeric column (a price level), and
   `mean_change_beyond_noise`, the same less NOISE_SES standard errors of the current week's mean (the judged one:
@@ -57,19 +60,24 @@ def profiled_columns(spec: SourceSpec, schema: pl.Schema) -> list[str]:
     return [c.name for c in spec.bronze_columns if c.name not in skip and c.name in schema]
 
 
-def _week_windows(snapshot: date, baseline_weeks: int) -> tuple[date, date, date]:
-    return snapshot - timedelta(days=7 * (baseline_weeks + 1)), snapshot - timedelta(days=7), snapshot
+def _week_windows(snapshot: date, baseline_weeks: int, gap_weeks: int) -> tuple[date, date, date, date]:
+    """(baseline start, baseline end, current start, end)."""
+    current_start = snapshot - timedelta(days=7)
+    base_end = current_start - timedelta(days=7 * gap_weeks)
+    return base_end - timedelta(days=7 * baseline_weeks), base_end, current_start, snapshot
 
 
-def source_shift(bronze: pl.LazyFrame, spec: SourceSpec, snapshot: date, baseline_weeks: int = 4) -> pl.DataFrame:
+def source_shift(bronze: pl.LazyFrame, spec: SourceSpec, snapshot: date, baseline_weeks: int = 4,
+                 gap_weeks: int = 1) -> pl.DataFrame:
     """Long rows (metric, column, value, current_rows) comparing landing days [T-7, T) with the baseline weeks
-    before them. Empty when either side has no rows (the first weeks of a history, a source not delivered)."""
-    base_start, current_start, end = _week_windows(snapshot, baseline_weeks)
+    before them (and before the gap). Empty when either side has no rows (the first weeks of a history, a source
+    not delivered)."""
+    base_start, base_end, current_start, end = _week_windows(snapshot, baseline_weeks, gap_weeks)
     columns = profiled_columns(spec, bronze.collect_schema())
     window = (bronze.filter((pl.col(PARTITION_COLUMN) >= base_start) & (pl.col(PARTITION_COLUMN) < end))
               .select(PARTITION_COLUMN, *columns).collect())
     is_current = pl.col(PARTITION_COLUMN) >= current_start
-    current, baseline = window.filter(is_current), window.filter(~is_current)
+    current, baseline = window.filter(is_current), window.filter(pl.col(PARTITION_COLUMN) < base_end)
     if current.height == 0 or baseline.height == 0:
         return pl.DataFrame(schema={"metric": pl.Utf8, "column": pl.Utf8, "value": pl.Float64,
                                     "current_rows": pl.Int64})
