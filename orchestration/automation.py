@@ -25,7 +25,7 @@ from domain.contract import SOURCES
 from orchestration.partitions import daily_partitions, snapshot_partitions
 from resources.assay import AssayResource
 from resources.lake import LakeResource
-from resources.registry import DECISIONS_TABLE
+from resources.registry import DECISIONS_TABLE, REGISTRY_TABLE
 
 ingestion_job = define_asset_job(
     "ingestion_job",
@@ -79,10 +79,13 @@ def retraining_sensor(context: SensorEvaluationContext, lake: LakeResource):
     last = date.fromisoformat(state["last_request"]) if state.get("last_request") else None
     changed = date.fromisoformat(state["changed_since"]) if state.get("changed_since") else None
     metrics = lake.scan("gold", "monitoring_metrics").collect()
-    trigger = retraining_trigger(metrics, policy, last) or refit_trigger(metrics, changed, policy)
+    champions = (lake.scan(*REGISTRY_TABLE).filter(pl.col("status") == "champion").select("version").collect()
+                 if lake.exists(*REGISTRY_TABLE) else pl.DataFrame())
+    champion = champions.item(0, "version") if champions.height else None
+    trigger = retraining_trigger(metrics, policy, last, champion) or refit_trigger(metrics, changed, policy)
     if trigger is None:
         return SkipReason(f"no metric over its limit on {policy.consecutive} consecutive snapshots (or cooling down)"
-                          + (f"; a refit is due {policy.refit_weeks} weeks after {changed}" if changed else ""))
+                          + (f"; a refit is due {policy.refit_due_weeks} weeks after {changed}" if changed else ""))
     if trigger.reason in ("input-drift", "performance-decay") and changed is None:
         changed = trigger.since  # a change already waiting for its refit keeps its first date
     elif trigger.reason == "post-change-refit":

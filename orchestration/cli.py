@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("--fold-snapshots", type=int, default=2,
                           help="snapshots in each of the early-stopping, calibration and validation folds")
     scenario.add_argument("--refit-snapshots", type=int, default=4,
-                          help="snapshots from a change on that the post-change refit fits on")
+                          help="training snapshots from a change on for the post-change refit")
     scenario.add_argument("--tuning-trials", type=int, default=3, help="Optuna trials per retraining")
     scenario.add_argument("--no-monthly", action="store_true", help="leave out the monthly retraining schedule")
     scenario.add_argument("--no-evidently", action="store_true", help="skip the Evidently report per week")

@@ -46,7 +46,7 @@ class ScenarioPlan:
     early_stopping_snapshots: int = 2
     calibration_snapshots: int = 2
     validation_snapshots: int = 2
-    refit_snapshots: int = 4  # snapshots from the change on that the post-change refit fits on
+    refit_snapshots: int = 4  # training snapshots from the change on for the post-change refit
 
     @property
     def split(self) -> dict[str, int]:

@@ -25,12 +25,13 @@ class RetrainPolicy:
     consecutive: int = 2  # snapshots in a row that must cross
     cooldown_days: int = 28  # snapshot days after a request during which no new one is made
     # A model retrained right after a change (in the inputs, or in performance) is fitted on snapshots from before
-    # it: labels take a horizon to mature and the held-out folds are purged. `refit_weeks` is that lag. Once it and
-    # `refit_snapshots` - 1 more weeks have passed since the change was first seen, a second retraining is
-    # requested that fits only on the `refit_snapshots` snapshots from the change on (the old regime would teach
-    # the old relation), early-stopping ones included. refit_weeks 0: no follow-up.
+    # it: labels take a horizon to mature and the held-out folds are purged. `refit_weeks` is that lag (to the
+    # newest training snapshot). Once it and `refit_snapshots` - 1 more weeks have passed since the change was
+    # first seen, a second retraining is requested whose training snapshots are the `refit_snapshots` from the
+    # change on, and only those (the old regime would teach the old relation); its early-stopping snapshots come
+    # after them. refit_weeks 0: no follow-up.
     refit_weeks: int = 0
-    refit_snapshots: int = 8
+    refit_snapshots: int = 4
 
     @property
     def refit_due_weeks(self) -> int:
@@ -41,8 +42,7 @@ class RetrainPolicy:
         """ASSAY_RETRAIN_SOURCE_SHIFT, _AUC_DECAY, _ECE_INCREASE, _DRIFT_SHARE, _CONSECUTIVE, _COOLDOWN_DAYS,
         _REFIT_WEEKS, _REFIT_SNAPSHOTS override the defaults (an empty _ECE_INCREASE turns that trigger off). The
         refit lag defaults to the fit lag of the modelling stage's default split at the label horizon
-        (ASSAY_LABEL_HORIZON_DAYS): 49 weeks at 90 days; the refit fits on the default early-stopping snapshots
-        plus 4 (8)."""
+        (ASSAY_LABEL_HORIZON_DAYS): 49 weeks at 90 days, so the refit comes 52 weeks after a change."""
         from assets.modeling.assets import SplitConfig
         from assets.modeling.training import fit_lag_weeks
 
@@ -59,7 +59,7 @@ class RetrainPolicy:
             drift_share=float(drift_share) if drift_share else None,
             auc_decay=float(env.get("ASSAY_RETRAIN_AUC_DECAY", cls.auc_decay)),
             ece_increase=float(ece) if ece else None,
-            refit_snapshots=int(env.get("ASSAY_RETRAIN_REFIT_SNAPSHOTS", split["early_stopping_snapshots"] + 4)),
+            refit_snapshots=int(env.get("ASSAY_RETRAIN_REFIT_SNAPSHOTS", cls.refit_snapshots)),
             consecutive=int(env.get("ASSAY_RETRAIN_CONSECUTIVE", cls.consecutive)),
             cooldown_days=int(env.get("ASSAY_RETRAIN_COOLDOWN_DAYS", cls.cooldown_days)),
         )
@@ -67,7 +67,7 @@ class RetrainPolicy:
 
 @dataclass(frozen=True)
 class Trigger:
-    snapshot: date  # the newest snapshot of the crossing run
+    snapshot: date  # the newest monitored snapshot when it fired (the monitoring clock the cooldown runs on)
     reason: str  # "input-drift", "drift", "performance-decay" or "post-change-refit"
     detail: str
     since: date | None = None  # the first snapshot of the crossing run
@@ -83,10 +83,23 @@ def _crossed(metrics: pl.DataFrame, metric: str, limit: float, consecutive: int)
     return newest.get_column("snapshot_date").to_list() if (newest.get_column("value") >= limit).all() else None
 
 
-def retraining_trigger(metrics: pl.DataFrame, policy: RetrainPolicy, last_request: date | None) -> Trigger | None:
+PERFORMANCE_METRICS = ("auc_decay", "ece_increase")
+
+
+def retraining_trigger(metrics: pl.DataFrame, policy: RetrainPolicy, last_request: date | None,
+                       champion: str | None = None) -> Trigger | None:
     """A trigger when source shift, AUC decay, calibration decay or (if enabled) drift share crossed on the newest
-    `consecutive` snapshots that have it, and the newest of them is past the cooldown of the last request. For
-    performance the snapshots are the matured ones (a horizon behind the newest scored snapshot)."""
+    `consecutive` snapshots that have it, once the newest monitored snapshot is past the cooldown of the last
+    request. For performance the snapshots are the matured ones (a horizon behind the newest monitored one), and
+    with `champion` given only those it scored count: after a promotion, the decay of the model it replaced is
+    no reason to retrain again."""
+    if metrics.height == 0:
+        return None
+    now = metrics.get_column("snapshot_date").max()
+    if last_request is not None and now < last_request + timedelta(days=policy.cooldown_days):
+        return None
+    if champion is not None and "model_version" in metrics.columns:
+        metrics = metrics.filter(~pl.col("metric").is_in(PERFORMANCE_METRICS) | (pl.col("model_version") == champion))
     signals = (("source_shifted_columns", policy.source_shift, "input-drift"),
                ("auc_decay", policy.auc_decay, "performance-decay"),
                ("ece_increase", policy.ece_increase, "performance-decay"),
@@ -97,9 +110,7 @@ def retraining_trigger(metrics: pl.DataFrame, policy: RetrainPolicy, last_reques
         run = _crossed(metrics, metric, limit, policy.consecutive)
         if run is None:
             continue
-        if last_request is not None and run[-1] < last_request + timedelta(days=policy.cooldown_days):
-            continue
-        return Trigger(run[-1], reason, f"{metric} >= {limit} on {', '.join(d.isoformat() for d in run)}", run[0])
+        return Trigger(now, reason, f"{metric} >= {limit} on {', '.join(d.isoformat() for d in run)}", run[0])
     return None
 
 
@@ -115,7 +126,7 @@ def refit_trigger(metrics: pl.DataFrame, changed_since: date | None, policy: Ret
         return None
     return Trigger(newest, "post-change-refit",
                    f"{policy.refit_due_weeks} weeks after the change first seen on {changed_since.isoformat()}; "
-                   f"fits on the {policy.refit_snapshots} snapshots from it", changed_since)
+                   f"trains on the {policy.refit_snapshots} snapshots from it", changed_since)
 
 
 def refit_run_config(trigger: Trigger) -> dict:

@@ -162,9 +162,21 @@ def test_calibration_decay_triggers_and_opens_a_change_for_the_refit(tmp_path, m
         first = retraining_sensor(context)
         assert first.tags["assay/reason"] == "monitoring-performance-decay"
         # the change dates from the first decayed matured snapshot (week 2): the refit is due 1 + 2 - 1 weeks on
-        assert refit_trigger(monitored, weeks[2], RetrainPolicy(refit_weeks=1, refit_snapshots=2)) is not None
+        due = RetrainPolicy(refit_weeks=1, refit_snapshots=2)
+        assert refit_trigger(monitored.head(4), weeks[2], due) is None  # week 3: one week early
+        assert refit_trigger(monitored.head(5), weeks[2], due).snapshot == weeks[4]
         lake.overwrite("gold", "monitoring_metrics", pl.concat([monitored, decayed]))
         context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=context.cursor)
         refit = retraining_sensor(context)
         assert refit.tags["assay/reason"] == "monitoring-post-change-refit"
         assert refit.run_config["ops"]["models__churn_model"]["config"]["fit_from"] == weeks[2].isoformat()
+
+
+def test_performance_decay_of_a_replaced_champion_is_no_reason_to_retrain():
+    decayed = _metrics("auc_decay", [0.0, 0.05, 0.06]).with_columns(pl.lit("old").alias("model_version"))
+    assert retraining_trigger(decayed, POLICY, None, champion="old") is not None
+    assert retraining_trigger(decayed, POLICY, None, champion="new") is None
+    # the source monitor's rows carry no model version and always count
+    shifted = _metrics("source_shifted_columns", [0.0, 2.0, 1.0]).with_columns(
+        pl.lit(None, dtype=pl.Utf8).alias("model_version"))
+    assert retraining_trigger(shifted, RetrainPolicy(), None, champion="new").reason == "input-drift"
