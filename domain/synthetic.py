@@ -38,7 +38,8 @@ Ground truth (in `ground_truth_dir`, never in `landing_dir`)
   oracle given the latent state at T, and an approximation of the true label probability because z keeps moving
   (and campaigns still move it) after T. Read it with `pl.scan_parquet(path)`.
 * `bad_rows.parquet`: source, kind, n_rows.
-* `generation.json`: config, row counts, bad-row counts, extra-column info, latent parameters, seconds.
+* `generation.json`: config (drift kind and onset included), row counts, bad-row counts, extra-column info, latent
+  parameters, drift-scenario parameters, seconds.
 
 Landing layout and deliberate defects
 -------------------------------------

@@ -1,6 +1,7 @@
 """Drift scenarios replayed week by week through the real monitoring assets, retraining sensor, re-scoring sensor
 and gate in one Dagster instance (orchestration/scenario.py; `assay scenario` runs the same replay):
-- churn_process: a competitor opens in the home market; nothing in the inputs moves, the matured calibration does.
+- churn_process: a competitor opens in the home market; no input field's distribution moves, the matured
+  calibration does.
   The sensor asks for a retraining, then for a refit on post-onset snapshots only, and performance recovers;
 - broken_field: an upstream field starts arriving null; a data-quality alert, and no model trained on it goes live.
 """
@@ -35,7 +36,7 @@ def _replay(tmp_path_factory, plan: ScenarioPlan, cooldown_days: int | None = No
 
 @pytest.fixture(scope="module")
 def churn_process(tmp_path_factory):
-    # 1-week labels and one-snapshot folds keep the fit lag at 4 weeks, so the post-change refit (fitted on the 4
+    # 1-week labels and one-snapshot folds keep the fit lag at 4 weeks, so the post-change refit (trained on the 4
     # snapshots from the change) comes 7 weeks after it and its matured performance 1 week later; the same replay
     # as `assay scenario --kind churn_process --horizon-days 7 --fold-snapshots 1 --train-snapshots 6
     # --pre-weeks 8 --post-weeks 10 --no-evidently --no-monthly --tuning-trials 1`

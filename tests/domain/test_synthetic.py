@@ -314,6 +314,28 @@ def test_churn_process_drift_moves_the_oracle_and_is_recorded(drift_runs):
     assert mean_p(drifted, "before") < mean_p(base, "before") + 0.05  # before the onset only horizons reach it
     meta = json.loads((drifted.truth / "generation.json").read_text())
     assert (meta["config"]["drift_kind"], meta["config"]["drift_onset"]) == ("churn_process", ONSET.isoformat())
+    assert meta["drift"]["competitor_country"] == "GB"
+
+
+def test_churn_process_drift_hits_the_home_market_only(drift_runs):
+    def after_onset(run: Run) -> pl.DataFrame:
+        country = pl.read_parquet(run.landing / "customers" / "*" / "*.parquet").select("customer_id", "country")
+        truth = pl.read_parquet(run.truth / "churn_probability.parquet").filter(pl.col("snapshot_date") >= ONSET)
+        orders = good_orders(run).filter(pl.col("order_ts") >= ONSET_TS).group_by("customer_id").len("orders")
+        return (truth.join(country, on="customer_id")
+                .with_columns((pl.col("country") == "GB").alias("home")).group_by("home")
+                .agg(pl.col("p_churn").mean(), pl.col("customer_id").unique().len().alias("customers"))
+                .join(orders.join(country, on="customer_id").with_columns((pl.col("country") == "GB").alias("home"))
+                      .group_by("home").agg(pl.col("orders").sum()), on="home"))
+
+    base = after_onset(drift_runs[None]).sort("home")
+    drifted = after_onset(drift_runs["churn_process"]).sort("home")
+    abroad, home = (drifted.row(k, named=True) for k in range(2))
+    abroad_base, home_base = (base.row(k, named=True) for k in range(2))
+    assert home["p_churn"] > home_base["p_churn"] + 0.05
+    assert abs(abroad["p_churn"] - abroad_base["p_churn"]) < 0.02
+    assert home["orders"] < 0.6 * home_base["orders"]  # fewer buy, and those who stay buy 0.3x as often
+    assert abroad["orders"] > 0.8 * abroad_base["orders"]
 
 
 def test_a_drift_needs_a_known_kind_and_an_onset():
