@@ -11,9 +11,11 @@ leaving `gap_weeks` out between them: a step change (a new price level) is then 
 first week and in its second, instead of half-absorbed by the baseline in its second week, so it can meet the
 sensor's 2 consecutive snapshots:
 - `null_share_increase`: missing share now minus in the baseline (a broken upstream field);
-- `mean_change`: relative change of the mean of a numeric column (a price level), and
-  `mean_change_beyond_noise`, the same less NOISE_SES standard errors of the current week's mean (the judged one:
-  an order amount is heavy-tailed, and at a few hundred orders a week its mean moves 10 % in a quiet week);
+- `mean_change`: relative change of the mean of a numeric column (a price level), stored for reading, and
+  `mean_change_beyond_noise`, the judged one: for a positive field the relative change of its geometric mean
+  (a price level multiplies every amount; one large order moves the arithmetic mean of a few hundred orders by
+  10 % in a quiet week, the mean of the logs hardly), in either case less NOISE_SES standard errors of the
+  current week's (log-)mean;
 - `category_psi` and `new_category_share`: for low-cardinality text and boolean columns (a new channel);
 - `volume_change`: relative change of rows per landing day, per source (column "<source>.*").
 Columns are named "<source>.<column>". Pure polars over lazy scans; nothing here knows Dagster.
@@ -31,7 +33,7 @@ from assets.monitoring.metrics import ALL_COLUMNS, psi_categorical
 from domain.contract import PARTITION_COLUMN, SourceSpec
 
 MAX_CATEGORIES = 50  # text columns with more distinct baseline values are free text or keys: null share only
-NOISE_SES = 3.0
+NOISE_SES = 2.0
 # the metrics shift_findings judges (mean_change is stored for reading; its noise-discounted twin is judged)
 SOURCE_SHIFT_METRICS = ("null_share_increase", "mean_change_beyond_noise", "category_psi", "new_category_share",
                         "volume_change")
@@ -67,6 +69,22 @@ def _week_windows(snapshot: date, baseline_weeks: int, gap_weeks: int) -> tuple[
     return base_end - timedelta(days=7 * baseline_weeks), base_end, current_start, snapshot
 
 
+def _mean_change_beyond_noise(base: pl.Series, cur: pl.Series) -> float:
+    """Relative change of the (geometric, for a positive field) mean, shrunk towards 0 by NOISE_SES standard errors
+    of the current week's (log-)mean."""
+    base, cur = base.cast(pl.Float64).drop_nulls(), cur.cast(pl.Float64).drop_nulls()
+    if cur.len() < 2:
+        return 0.0
+    if base.min() > 0 and cur.min() > 0:
+        base_log, cur_log = base.log(), cur.log()
+        shift = float(cur_log.mean()) - float(base_log.mean())
+        beyond = math.copysign(max(0.0, abs(shift) - NOISE_SES * float(cur_log.std()) / cur.len() ** 0.5), shift)
+        return math.exp(beyond) - 1.0
+    change = float(cur.mean()) / float(base.mean()) - 1.0
+    noise = NOISE_SES * float(cur.std()) / cur.len() ** 0.5 / abs(float(base.mean()))
+    return math.copysign(max(0.0, abs(change) - noise), change)
+
+
 def source_shift(bronze: pl.LazyFrame, spec: SourceSpec, snapshot: date, baseline_weeks: int = 4,
                  gap_weeks: int = 1) -> pl.DataFrame:
     """Long rows (metric, column, value, current_rows) comparing landing days [T-7, T) with the baseline weeks
@@ -94,11 +112,8 @@ def source_shift(bronze: pl.LazyFrame, spec: SourceSpec, snapshot: date, baselin
         if dtype.is_numeric():
             base_mean, cur_mean = base.cast(pl.Float64).mean(), cur.cast(pl.Float64).mean()
             if base_mean is not None and cur_mean is not None and base_mean != 0:
-                change = float(cur_mean) / float(base_mean) - 1.0
-                values = cur.cast(pl.Float64).drop_nulls()
-                noise = NOISE_SES * float(values.std() or 0.0) / values.len() ** 0.5 / abs(float(base_mean))
-                rows += [("mean_change", name, change),
-                         ("mean_change_beyond_noise", name, math.copysign(max(0.0, abs(change) - noise), change))]
+                rows += [("mean_change", name, float(cur_mean) / float(base_mean) - 1.0),
+                         ("mean_change_beyond_noise", name, _mean_change_beyond_noise(base, cur))]
         elif dtype in (pl.Utf8, pl.Boolean) and base.drop_nulls().n_unique() <= MAX_CATEGORIES:
             known = base.drop_nulls().cast(pl.Utf8).unique()
             present = cur.drop_nulls().cast(pl.Utf8)

@@ -63,22 +63,26 @@ def test_each_kind_of_break_is_named_in_the_week_it_lands():
     assert {"category_psi", "new_category_share"} <= set(shift_findings(channel, limits).get_column("metric"))
 
 
-def test_a_mean_change_within_the_noise_of_a_heavy_tailed_week_is_not_a_finding():
-    def orders(current: tuple[float, float]) -> pl.LazyFrame:
-        days = [SNAPSHOT - timedelta(days=d) for d in range(35, 0, -1)]
-        amounts = [v for d in days for v in ((90.0, 110.0) if d < ONSET else current) * 40]  # 80 rows a day
-        return pl.LazyFrame({"amount": amounts,
+def test_one_large_order_is_not_a_price_level_but_every_order_dearer_is():
+    rng = np.random.default_rng(5)
+    days = [SNAPSHOT - timedelta(days=d) for d in range(42, 0, -1)]
+    amounts = rng.lognormal(4.0, 0.8, 80 * len(days))  # 80 orders a day, heavy-tailed
+
+    def orders(amount: np.ndarray) -> pl.LazyFrame:
+        return pl.LazyFrame({"amount": amount,
                              "_partition_date": pl.Series([d for d in days for _ in range(80)], dtype=pl.Date)})
 
     spec = SOURCES["orders"]
-    # both weeks' means are 12 % above the baseline's 100: one with a spread of 100, one with a spread of 5
-    noisy = source_shift(orders((12.0, 212.0)), spec, SNAPSHOT)
-    steady = source_shift(orders((107.0, 117.0)), spec, SNAPSHOT)
-    assert _value(noisy, "mean_change", "orders.amount") == _value(steady, "mean_change", "orders.amount")
-    assert _value(noisy, "mean_change_beyond_noise", "orders.amount") == 0.0  # 3 SEs of 560 rows: 0.127
-    assert shift_findings(noisy, SourceShiftLimits()).height == 0
-    assert shift_findings(steady, SourceShiftLimits()).select("metric", "severity").rows() == [
-        ("mean_change_beyond_noise", "warn")]
+    current = np.array([d >= ONSET for d in days]).repeat(80)
+    outlier = amounts.copy()
+    outlier[np.flatnonzero(current)[0]] = 0.2 * amounts[current].sum()  # one order worth a fifth of the week
+    one_order = source_shift(orders(outlier), spec, SNAPSHOT)
+    assert _value(one_order, "mean_change", "orders.amount") > 0.15  # the arithmetic mean jumps
+    assert shift_findings(one_order, SourceShiftLimits()).height == 0
+    dearer = source_shift(orders(np.where(current, amounts * 1.25, amounts)), spec, SNAPSHOT)
+    assert shift_findings(dearer, SourceShiftLimits()).select("metric").to_series().to_list() == [
+        "mean_change_beyond_noise"]
+    assert 0.1 < _value(dearer, "mean_change_beyond_noise", "orders.amount") < 0.25
 
 
 def test_small_weeks_and_calendar_driven_sources_are_profiled_but_not_judged():
