@@ -82,7 +82,7 @@ class Challenger:
     params: dict
     evaluation: dict
     metrics: dict[str, float]  # the calibrated model's validation metrics (the registry's headline figures)
-    reference: pl.DataFrame  # a sample of training rows in model-input form, for drift
+    reference: pl.DataFrame  # a sample of validation rows in model-input form, for drift
     fairness_violations: list[str]
 
 
@@ -259,7 +259,10 @@ def build_challenger(
                      "train_rows": chosen_model.validation_metrics["train_rows"]})
     if oracle:
         headline.update({"oracle_auc": oracle, "normalised_auc": evaluation["normalised_auc"]})
-    reference = train_rows.sample(n=min(20_000, train_rows.height), seed=settings.seed)
+    # The drift reference is the out-of-time validation rows: the newest data the model was judged on, and the only
+    # rows whose predictions are out of sample like the monitored ones. Training rows lie a year further back
+    # (lifetime and age features drift from them by construction) and carry in-sample, sharper predictions.
+    reference = validation.sample(n=min(20_000, validation.height), seed=settings.seed)
     return Challenger(pipeline=pipeline, params=chosen_model.params, evaluation=evaluation, metrics=headline,
                       reference=reference.select([c for c in feature_columns(reference.columns) if c != BGNBD_FEATURE]),
                       fairness_violations=violations)

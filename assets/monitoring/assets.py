@@ -81,7 +81,8 @@ class DriftConfig(Config):
         AssetCheckSpec("prediction_shift_below_threshold", asset=DRIFT_KEY,
                        description="Mean p_churn within prediction_shift_warn/error of the reference."),
     ],
-    description="Evidently data drift of features and scores against the champion's training reference.",
+    description="Evidently data drift of features and scores against the champion's reference: a sample of its "
+                "out-of-time validation rows.",
 )
 def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: AssayResource, lake: LakeResource,
                   registry: ModelRegistryResource, alerts: AlertsResource):

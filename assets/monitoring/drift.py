@@ -1,4 +1,4 @@
-"""Input and prediction drift of one snapshot against the model's training reference, with Evidently."""
+"""Input and prediction drift of one snapshot against the model's reference (its validation rows), with Evidently."""
 
 from __future__ import annotations
 

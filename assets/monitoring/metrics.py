@@ -1,4 +1,4 @@
-"""Monitoring figures of one snapshot against the champion's training reference, as long rows
+"""Monitoring figures of one snapshot against the champion's reference (its validation rows), as long rows
 (metric, column, value): population stability, data quality, prediction shift and, once labels mature,
 performance. Thresholds turn them into warn/error findings. Pure polars/numpy; no Evidently here (it runs
 beside this for the HTML report and its own drift tests).
