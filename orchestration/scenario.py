@@ -4,14 +4,14 @@ The world is generated with a drift kind and onset; ingestion and the dbt featur
 history (a feature for snapshot T reads only data before T, so computing it early changes nothing). Then each
 simulated week N, in one Dagster instance:
 1. score N with the current champion, profile the sources (monitoring/source_drift) and, optionally, run the
-   Evidently drift report against the champion's training reference;
+   Evidently drift report against the champion's reference;
 2. measure the matured performance of the snapshot whose labels complete at N (N - horizon);
 3. tick the retraining sensor; a request becomes a run of the modelling assets trained `as_of` N, so it sees only
    labels matured by then; the gate decides;
 4. on the first snapshot of a month, tick the monthly retraining schedule (unless the sensor just asked);
 5. tick the re-scoring sensor; after a promotion it re-scores N with the new champion.
 The timeline keeps, per week: the source shift, the drift share, the matured AUC and ECE, the alerts raised by the
-source monitor and by the rest (drift against the training reference, performance), runs requested (and why), the
+source monitor and by the rest (drift against the champion's reference, performance), runs requested (and why), the
 gate's decision, the newest snapshot the challenger was fitted on, and the champion.
 """
 
@@ -73,7 +73,7 @@ class Week:
     matured_ece: float | None
     matured_model: str  # the model version that scored the matured snapshot
     source_alerts: int  # raised by monitoring/source_drift this week
-    other_alerts: int  # raised by the drift report against the training reference and by matured performance
+    other_alerts: int  # raised by the drift report against the champion's reference and by matured performance
     requested: str  # reason of a retraining request, "" if none
     decision: str  # the gate's decision on the run's challenger
     trained_through: str  # newest snapshot the challenger was fitted on

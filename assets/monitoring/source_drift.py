@@ -1,10 +1,11 @@
 """Shift of the raw sources in the week before a snapshot against the weeks before that (a rolling baseline).
 
-Feature drift against the champion's training reference cannot carry a retraining trigger on its own: lifetime
-and age features grow by construction, so on a world without drift half the columns test as drifted (measured in
-`gold/monitoring_metrics` after `make demo`). And some breaks never reach a feature quickly: a field that starts
-arriving null is averaged away by a 365-day feature, a new sales channel is read by no feature at all, and a
-price rise hides inside zero-inflated revenue deciles. Each of these is plain in bronze the first week it happens.
+Feature drift against the champion's reference cannot carry a retraining trigger on its own: lifetime and age
+features grow by construction, so on a world without drift some columns always test as drifted, more the older the
+champion (measured in `gold/monitoring_metrics` after `make demo`). And some breaks never reach a feature quickly:
+a field that starts arriving null is averaged away by a 365-day feature, a new sales channel is read by no feature
+at all, and a price rise hides inside zero-inflated revenue deciles. Each of these is plain in bronze the first
+week it happens.
 
 Per source column of bronze, with the week [T - 7, T) as current and as baseline the `baseline_weeks` before it,
 leaving `gap_weeks` out between them: a step change (a new price level) is then judged against clean weeks in its
