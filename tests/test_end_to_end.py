@@ -127,6 +127,25 @@ def test_drift_reports_and_analyst_views(pipeline):
     con.close()
 
 
+def test_the_drift_report_does_not_alarm_on_unscored_customers_or_on_ages(pipeline):
+    settings, _, _, snapshots = pipeline
+    metrics = pl.read_delta(str(settings.lake / "gold" / "monitoring_metrics")).filter(pl.col("source") == "drift")
+    scores = pl.read_delta(str(settings.lake / "gold" / "customer_scores")).filter(
+        pl.col("snapshot_date").cast(pl.Utf8) == snapshots[-1])
+    features = pl.read_delta(str(settings.lake / "gold" / "customer_features")).filter(
+        pl.col("snapshot_date").cast(pl.Utf8) == snapshots[-1])
+    assert scores.height < features.height  # customers without profiling consent are not scored
+    newest = metrics.filter(pl.col("snapshot_date").cast(pl.Utf8) == snapshots[-1])
+    p_churn = {m: v for m, c, v in newest.select("metric", "column", "value").iter_rows() if c == "p_churn"}
+    # the reference leaves the same customers unscored, so p_churn's missing share does not rise
+    assert p_churn["missing_share"] > 0.02 and abs(p_churn["missing_share_increase"]) < 0.02
+    assert newest.filter((pl.col("column") == "first_order_age_days") & (pl.col("metric") == "psi")).height == 1
+    alerts = pl.read_delta(str(settings.lake / "gold" / "alerts")).filter(
+        pl.col("source") == "monitoring/drift_summary")
+    assert alerts.filter(pl.col("column").is_in(["first_order_age_days", "tenure_days"])).height == 0
+    assert alerts.filter((pl.col("column") == "p_churn") & (pl.col("metric") == "missing_share_increase")).height == 0
+
+
 def test_monitoring_metrics_cover_drift_of_new_snapshots_and_performance_of_matured_ones(pipeline):
     settings, _, results, snapshots = pipeline
     metrics = pl.read_delta(str(settings.lake / "gold" / "monitoring_metrics"))

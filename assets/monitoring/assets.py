@@ -53,6 +53,9 @@ class DriftConfig(Config):
     missing_increase_error: float = Field(0.2, description="Rise of a column's missing share: error.")
     prediction_shift_warn: float = Field(0.03, description="Shift of mean p_churn against the reference.")
     prediction_shift_error: float = Field(0.08, description="Shift of mean p_churn: error.")
+    unjudged_columns: list[str] = Field(["first_order_age_days", "tenure_days"],
+                                        description="Features that grow with the calendar by construction (ages): "
+                                                    "their figures are stored but not judged.")
 
     def thresholds(self) -> dict[str, list[Threshold]]:
         """Thresholds per asset check."""
@@ -91,6 +94,11 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     model = registry.load()
     reference = sample_rows(pl.read_parquet(model.reference_path), config.sample_cap, config.seed)
     reference = reference.with_columns(pl.Series("p_churn", model.pipeline.predict(reference)))
+    if "consent_profiling" in reference.columns:
+        # customers without profiling consent are never scored: their p_churn is missing in every snapshot, so it
+        # is missing in the reference too, or the missing share and PSI of p_churn would alarm every week
+        reference = reference.with_columns(pl.when(pl.col("consent_profiling").eq(False)).then(None)
+                                           .otherwise(pl.col("p_churn")).alias("p_churn"))
     in_window = (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end)
     features = lake.scan("gold", "customer_features").filter(in_window)
     scores = lake.scan("gold", "customer_scores").filter(in_window).select("customer_id", "snapshot_date", "p_churn")
@@ -125,7 +133,8 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     lake.replace_window("gold", "monitoring_metrics", metrics, "snapshot_date", start, end, where=("source", "drift"))
     checks = {**config.thresholds(),
               "drift_share_below_threshold": [Threshold("drift_share", config.warn_share, config.error_share)]}
-    found = {name: findings(metrics, limits) for name, limits in checks.items()}
+    judged = metrics.filter(~pl.col("column").is_in(config.unjudged_columns))
+    found = {name: findings(judged, limits) for name, limits in checks.items()}
     raised = alerts.raise_alerts(pl.concat(list(found.values())), "monitoring/drift_summary", context.run_id,
                                  context.log)
     latest = rows[-1] if rows else None
