@@ -241,8 +241,8 @@ class SourceDriftConfig(Config):
     null_share_warn: float = Field(0.05, description="Rise of a field's null share over the baseline: warn.")
     null_share_error: float = Field(0.2, description="Rise of a field's null share: error (a broken field; models "
                                                      "trained or validated on such weeks are not promoted).")
-    mean_change_warn: float = Field(0.1, description="Relative change of a numeric field's mean, beyond 3 "
-                                                          "standard errors of the week's mean: warn.")
+    mean_change_warn: float = Field(0.1, description="Relative change of a numeric field's mean (geometric for a "
+                                                          "positive field), beyond 2 standard errors: warn.")
     mean_change_error: float = Field(0.2, description="The same: error.")
     category_psi_warn: float = Field(0.1, description="PSI of a categorical field's mix: warn.")
     category_psi_error: float = Field(0.25, description="PSI of a categorical field's mix: error.")
