@@ -3,6 +3,7 @@ they read the generator's ground truth.
 
     .venv/bin/python bench/diagnose.py oracle-gap         # where the model loses to the oracle: alive vs dead
     .venv/bin/python bench/diagnose.py feature-ideas      # ratio and exponentially decayed features, refit
+    .venv/bin/python bench/diagnose.py information-ceiling  # refit told who has left / the true probability
     .venv/bin/python bench/diagnose.py reasons-threads    # TreeSHAP rows/s with 1 and 2 threads
     .venv/bin/python bench/diagnose.py rolling-psi        # per snapshot: feature PSI against 4 weeks earlier
     .venv/bin/python bench/diagnose.py source-shift       # per snapshot: bronze fields past a source-drift limit
@@ -38,7 +39,10 @@ SETTINGS = AssaySettings.from_env()
 
 
 def _champion_split():
-    model = RESOURCES["registry"].load()
+    """The champion and its split; the newest registered model when none was promoted (e.g. a fairness limit)."""
+    registry = RESOURCES["registry"]
+    version = registry.champion_version() or registry.rows().get_column("version").item(-1)
+    model = registry.load(version)
     split = {k: [date.fromisoformat(d) for d in v] for k, v in model.card["split"].items()}
     return model, SnapshotSplit(**split)
 
@@ -100,6 +104,44 @@ def feature_ideas() -> dict:
     for name, frame in variants.items():
         trained = train_churn_model(frame, split, default_params(7, 1), 600, 50)
         out[name] = {"validation_auc": trained.validation_metrics["auc"], "rounds": trained.best_iteration}
+    return out
+
+
+def information_ceiling() -> dict:
+    """How much of the oracle's knowledge the data lets a model recover. The champion's recipe (its split, its
+    parameters, its BG/NBD feature) is refitted three times: as it is; given the generator's flag of customers who
+    have already left (the oracle's p_churn is exactly 1 for them); given the oracle's probability itself. The
+    second bounds what better features of the same data could reach on departures: activity can only suggest a
+    departure, never show it. Validation AUC and normalised AUC of each, on the champion's validation rows."""
+    from assets.modeling.challenger import ChallengerSettings
+    from assets.modeling.pipeline import with_bgnbd_feature
+    from domain.metrics import normalised_auc
+
+    model, split = _champion_split()
+    truth = with_tokens(pl.scan_parquet(SETTINGS.ground_truth / "churn_probability.parquet"), "customer_id",
+                        pseudonym_key(SETTINGS.home))
+    truth = truth.select("customer_id", pl.col("snapshot_date").cast(pl.Date), "p_churn").filter(
+        pl.col("snapshot_date").is_in(split.all)).collect()
+    data = _labelled(split.all).sort("customer_id", "snapshot_date")  # the trainer's row order
+    if model.pipeline.bgnbd is not None:
+        data = with_bgnbd_feature(data, model.pipeline.bgnbd)
+    data = data.join(truth, on=["customer_id", "snapshot_date"], how="left", maintain_order="left")
+    validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
+    oracle = roc_auc_score(validation["churned"].to_numpy(), validation["p_churn"].to_numpy())
+    variants = {
+        "as_is": data.drop("p_churn"),
+        "told_who_has_left": data.with_columns(has_left=(pl.col("p_churn") >= 1.0).cast(pl.Int8)).drop("p_churn"),
+        "told_the_true_probability": data.rename({"p_churn": "true_p_churn"}),
+    }
+    settings = ChallengerSettings()
+    params = {k: v for k, v in model.card["params"].items() if k != "num_iterations"}
+    out = {"model_version": model.version, "validation_rows": validation.height, "oracle_auc": round(oracle, 4),
+           "left_share_of_validation": round(float((validation["p_churn"] >= 1.0).mean()), 4)}
+    for name, frame in variants.items():
+        trained = train_churn_model(frame, split, params, settings.max_rounds, settings.early_stopping_rounds)
+        auc = trained.validation_metrics["auc"]
+        out[name] = {"auc": round(auc, 4), "normalised_auc": round(normalised_auc(auc, oracle), 4),
+                     "rounds": trained.best_iteration}
     return out
 
 
@@ -176,7 +218,8 @@ def source_shift_by_snapshot() -> list[dict]:
 
 
 if __name__ == "__main__":
-    commands = {"oracle-gap": oracle_gap, "feature-ideas": feature_ideas, "reasons-threads": reasons_threads,
+    commands = {"oracle-gap": oracle_gap, "feature-ideas": feature_ideas, "information-ceiling": information_ceiling,
+                "reasons-threads": reasons_threads,
                 "rolling-psi": rolling_psi, "source-shift": source_shift_by_snapshot}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         raise SystemExit(f"usage: diagnose.py {{{'|'.join(commands)}}}")

@@ -87,7 +87,7 @@ RATE_SHAPE = 1.5
 RATE_MEAN = 0.215  # weekly orders at z = 0
 GAMMA_ORDERS = 0.6
 DELTA_EVENTS = 0.5
-EVENTS_PER_WEEK = 0.33  # times engagement; tuned for ~1.5 events per order
+EVENTS_PER_WEEK = 0.33  # default of SyntheticConfig.events_per_week; ~1.5 events per order
 # Share of a customer's events that are help-centre visits: sigmoid(SUPPORT_A + SUPPORT_B·z). Unhappy customers
 # look for help (returns, complaints, how to cancel); at z = 0 about 1 event in 10, at z = −1 almost half.
 SUPPORT_A = -2.2
@@ -181,12 +181,18 @@ class SyntheticConfig:
     extra_column_from: date | None = None  # default: midpoint of [start, end)
     drift_kind: str | None = None  # one of DRIFT_KINDS; None: the world does not change
     drift_onset: date | None = None  # first day the drift applies (required with drift_kind)
+    # Clickstream density: browsing events per week at z = 0, times engagement. Events are the densest view of the
+    # latent state (their rate, their help-centre share, their silence after a customer leaves), so this sets how
+    # much of the oracle's knowledge any model can recover (`bench/diagnose.py information-ceiling`).
+    events_per_week: float = EVENTS_PER_WEEK
 
     def __post_init__(self) -> None:
         if (self.drift_kind is None) != (self.drift_onset is None):
             raise ValueError("drift_kind and drift_onset go together")
         if self.drift_kind is not None and self.drift_kind not in DRIFT_KINDS:
             raise ValueError(f"unknown drift_kind {self.drift_kind!r}; choose one of {DRIFT_KINDS}")
+        if not self.events_per_week > 0:
+            raise ValueError(f"events_per_week must be positive, got {self.events_per_week}")
 
     @property
     def extra_from(self) -> date:
@@ -849,7 +855,7 @@ class _Simulation:
         for kind, count in counts.items():
             self.bad["orders"][kind] += count
 
-        event_mean = EVENTS_PER_WEEK * pop.engagement[who] * np.exp(DELTA_EVENTS * state.z[who]) * frac[who]
+        event_mean = self.config.events_per_week * pop.engagement[who] * np.exp(DELTA_EVENTS * state.z[who]) * frac[who]
         browsing = _poisson_rows(self.rng_evt, who, event_mean)
         leaving = state.death_week == week  # died at the start of this week
         leavers = np.flatnonzero(leaving & (frac > 0) & (self.rng_evt.random(pop.size) < LEAVER_SUPPORT_VISIT))

@@ -14,6 +14,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
 
 
+def _float_env(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else None
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from domain.pseudonym import install_synthetic_key
     from domain.settings import AssaySettings
@@ -26,6 +31,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         end=settings.end_date, snapshot_start=settings.snapshot_start, label_horizon_days=settings.label_horizon_days,
         drift_kind=args.drift or os.environ.get("ASSAY_DRIFT_KIND") or None,
         drift_onset=date.fromisoformat(onset) if onset else None,
+        events_per_week=args.events_per_week or _float_env("ASSAY_EVENTS_PER_WEEK"),
     )
     summary = generate(config, settings.landing, settings.ground_truth)
     if install_synthetic_key(settings.home, config.seed):
@@ -55,6 +61,11 @@ def _range_tags(keys: list[str]) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
 
 
+def chunks(keys: list[str], size: int) -> list[list[str]]:
+    """Consecutive runs of at most `size` partition keys, in order."""
+    return [keys[i:i + size] for i in range(0, len(keys), size)]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Materialize the whole graph: every landing day, every snapshot, a model, scores, drift, views."""
     from dagster import AssetKey, AssetSelection, DagsterInstance
@@ -69,9 +80,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def step(name: str, selection, keys: list[str] | None):
         started = time.perf_counter()
-        _materialize(defs, selection, instance, tags=_range_tags(keys) if keys else None)
+        # features run in chunks of snapshots, as a backfill from the UI would (the dbt assets' backfill policy)
+        runs = chunks(keys, settings.feature_snapshots_per_run) if keys and name == "features" else [keys]
+        for run_keys in runs:
+            _materialize(defs, selection, instance, tags=_range_tags(run_keys) if run_keys else None)
         timings[name] = round(time.perf_counter() - started, 1)
-        print(f"[assay] {name}: {timings[name]}s", flush=True)
+        print(f"[assay] {name}: {timings[name]}s" + (f" ({len(runs)} runs)" if len(runs) > 1 else ""), flush=True)
 
     days = daily_partitions.get_partition_keys()
     snapshots = snapshot_partitions.get_partition_keys()
@@ -292,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--drift", choices=list(DRIFT_KINDS), default=None,
                      help="simulate a change in the world from --drift-onset on (ASSAY_DRIFT_KIND)")
     gen.add_argument("--drift-onset", default=None, help="YYYY-MM-DD (ASSAY_DRIFT_ONSET)")
+    gen.add_argument("--events-per-week", type=float, default=None,
+                     help="clickstream density: browsing events per customer-week at average satisfaction "
+                          "(ASSAY_EVENTS_PER_WEEK; default 0.33)")
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize the whole graph over all partitions")
     run.add_argument("--drift-snapshots", type=int, default=8,

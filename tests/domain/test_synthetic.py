@@ -338,6 +338,21 @@ def test_churn_process_drift_hits_the_home_market_only(drift_runs):
     assert abroad["orders"] > 0.8 * abroad_base["orders"]
 
 
+def test_a_denser_clickstream_triples_events_and_leaves_orders_and_truth_alone(tmp_path: Path) -> None:
+    config = config_for_size("tiny", end=date(2024, 7, 1), snapshot_start=date(2024, 3, 4))
+    sparse = Run(config, tmp_path / "sparse")
+    dense = Run(replace(config, events_per_week=3 * config.events_per_week), tmp_path / "dense")
+    assert 2.6 < dense.summary.rows["events"] / sparse.summary.rows["events"] < 3.4
+    # events draw from their own random stream and do not feed back into the latent state
+    assert dense.read("orders").equals(sparse.read("orders"))
+    truth = [pl.read_parquet(r.truth / "churn_probability.parquet") for r in (sparse, dense)]
+    assert truth[0].equals(truth[1])
+    meta = json.loads((dense.truth / "generation.json").read_text())
+    assert meta["config"]["events_per_week"] == pytest.approx(3 * config.events_per_week)
+    with pytest.raises(ValueError, match="events_per_week must be positive"):
+        replace(config, events_per_week=0.0)
+
+
 def test_a_drift_needs_a_known_kind_and_an_onset():
     with pytest.raises(ValueError, match="go together"):
         config_for_size("tiny", drift_kind="price_level")
