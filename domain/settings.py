@@ -32,7 +32,15 @@ class AssaySettings:
     synthetic_size: str = "demo"
     seed: int = 7
     lgbm_threads: int = 1
+    # Snapshots per dbt feature run (CLI steps and UI backfills): customer_features holds per-customer lists in a
+    # DuckDB aggregate that cannot spill, so its memory grows with the snapshots of a run (dbt_project/README.md).
+    feature_snapshots_per_run: int = 52
     lake_root: str | None = None  # a local path or an object-store URI
+
+    def __post_init__(self) -> None:
+        if self.feature_snapshots_per_run < 1:
+            raise ValueError("ASSAY_FEATURE_SNAPSHOTS_PER_RUN must be at least 1, "
+                             f"got {self.feature_snapshots_per_run}")
 
     @property
     def landing(self) -> Path:
@@ -82,6 +90,7 @@ class AssaySettings:
             synthetic_size=env.get("ASSAY_SIZE", "demo"),
             seed=int(env.get("ASSAY_SEED", "7")),
             lgbm_threads=int(env.get("ASSAY_LGBM_THREADS", "1")),
+            feature_snapshots_per_run=int(env.get("ASSAY_FEATURE_SNAPSHOTS_PER_RUN", "52")),
             lake_root=env.get("ASSAY_LAKE_ROOT") or None,
         )
 

@@ -68,7 +68,7 @@ def build_definitions(settings: AssaySettings) -> Definitions:
         assets=[
             *landing_specs,
             *ingestion_assets,
-            build_dbt_feature_assets(settings.end_date),
+            build_dbt_feature_assets(settings.end_date, settings.feature_snapshots_per_run),
             gold_customer_features,
             gold_churn_labels,
             lightgbm_params,

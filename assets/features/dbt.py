@@ -71,12 +71,13 @@ def dbt_manifest() -> dict[str, Any]:
     return json.loads(MANIFEST_PATH.read_text())
 
 
-def build_dbt_feature_assets(data_end: date | None):
+def build_dbt_feature_assets(data_end: date | None, snapshots_per_run: int):
     @dbt_assets(
         manifest=dbt_manifest(),
         partitions_def=snapshot_partitions,
         dagster_dbt_translator=AssayDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-        backfill_policy=BackfillPolicy.single_run(),
+        # a backfill of many snapshots runs in chunks: customer_features' memory grows with a run's snapshots
+        backfill_policy=BackfillPolicy.multi_run(snapshots_per_run),
         pool=WAREHOUSE_POOL,
     )
     def dbt_feature_models(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayResource,

@@ -302,6 +302,23 @@ def test_rerun_replaces_and_other_snapshots_are_kept(workspace) -> None:
     }
 
 
+def test_snapshots_built_in_chunks_equal_one_run(make_workspace) -> None:
+    """Long backfills run in chunks of snapshots (ASSAY_FEATURE_SNAPSHOTS_PER_RUN): the marts must not depend on
+    how the snapshots were grouped into runs."""
+    snapshots = ["2024-12-01", "2024-12-15", T]
+    marts = "select * from marts.{} order by all"
+    whole, chunked = make_workspace("whole"), make_workspace("chunked")
+    for workspace in (whole, chunked):
+        workspace.write(base_tables())
+    whole.dbt("run", snapshots, data_end="2025-06-01")
+    chunked.dbt("run", snapshots[:2], data_end="2025-06-01")
+    chunked.dbt("run", snapshots[2:], data_end="2025-06-01")
+    for mart in ("customer_features", "churn_labels"):
+        rows = whole.query(marts.format(mart))
+        assert {str(r["snapshot_date"]) for r in rows} == set(snapshots)
+        assert chunked.query(marts.format(mart)) == rows
+
+
 REFERENCE_FEATURES = """
 with
 snapshots as (select unnest(cast($snapshots as timestamptz[])) as t),

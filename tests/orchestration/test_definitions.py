@@ -68,6 +68,22 @@ def test_snapshot_vars_are_sorted_iso_dates_with_the_window_settings():
         snapshot_vars([], 90, 365, None)
 
 
+def test_feature_backfills_and_the_cli_run_in_chunks_of_snapshots():
+    from dagster import BackfillPolicy
+
+    from domain.settings import AssaySettings
+    from orchestration.cli import chunks
+
+    per_run = AssaySettings.from_env().feature_snapshots_per_run
+    policy = defs.resolve_asset_graph().get(AssetKey(["marts", "customer_features"])).backfill_policy
+    assert policy == BackfillPolicy.multi_run(per_run)
+    keys = [f"k{i:02d}" for i in range(7)]
+    assert chunks(keys, 3) == [["k00", "k01", "k02"], ["k03", "k04", "k05"], ["k06"]]
+    assert chunks(keys, 7) == [keys] and chunks([], 3) == []
+    with pytest.raises(ValueError, match="at least 1"):
+        AssaySettings.from_env({"ASSAY_FEATURE_SNAPSHOTS_PER_RUN": "0"})
+
+
 def test_dagster_definitions_validate_passes(tmp_path):
     dagster = Path(sys.executable).parent / "dagster"
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}  # an instance of its own, whatever the caller exported
