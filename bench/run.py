@@ -105,7 +105,6 @@ def bench_size(size: str, results: dict, stages_wanted: list[str]) -> dict:
     entry.update({"rows": generation.get("rows", {}), "drift_snapshots": drift_snapshots})
     if "model" in stages_wanted:
         entry["model"] = _newest_model_metrics(home)
-    # reads an analyst view: a home whose warehouse stage never ran (large, re-measuring a few stages) has none
     if "warehouse" in stages:  # the count reads the analyst view, which the warehouse stage creates
         entry["snapshots"] = _count_snapshots(env)
     return entry

@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
-    from domain.synthetic import DRIFT_KINDS
+    from domain.synthetic import DRIFT_KINDS, EVENTS_PER_WEEK
 
     parser = argparse.ArgumentParser(prog="assay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--drift-onset", default=None, help="YYYY-MM-DD (ASSAY_DRIFT_ONSET)")
     gen.add_argument("--events-per-week", type=float, default=None,
                      help="clickstream density: browsing events per customer-week at average satisfaction "
-                          "(ASSAY_EVENTS_PER_WEEK; default 0.33)")
+                          f"(ASSAY_EVENTS_PER_WEEK; default {EVENTS_PER_WEEK})")
     gen.set_defaults(func=cmd_generate)
     run = sub.add_parser("run", help="materialize the whole graph over all partitions")
     run.add_argument("--drift-snapshots", type=int, default=8,
