@@ -38,12 +38,13 @@ def export_mart(
     return sum(per_snapshot.values()), result.version, per_snapshot
 
 
-def _gold_asset(mart: str, description: str):
+def _gold_asset(mart: str, description: str, snapshots_per_run: int):
     @asset(
         key=AssetKey(["gold", mart]),
         deps=[AssetKey(["marts", mart])],
         partitions_def=snapshot_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
+        # the same chunks as the dbt models it exports (one backfill policy for the whole features group)
+        backfill_policy=BackfillPolicy.multi_run(snapshots_per_run),
         group_name="features",
         kinds={"delta", "duckdb"},
         pool=WAREHOUSE_POOL,
@@ -67,9 +68,10 @@ def _gold_asset(mart: str, description: str):
     return _export
 
 
-gold_customer_features = _gold_asset(
-    "customer_features", "Point-in-time customer features per snapshot date (Delta feature store)."
-)
-gold_churn_labels = _gold_asset(
-    "churn_labels", "Churn labels per matured snapshot: no order in [snapshot_date, snapshot_date + horizon)."
-)
+def build_gold_feature_assets(snapshots_per_run: int) -> list:
+    return [
+        _gold_asset("customer_features", "Point-in-time customer features per snapshot date (Delta feature store).",
+                    snapshots_per_run),
+        _gold_asset("churn_labels", "Churn labels per matured snapshot: no order in [snapshot_date, snapshot_date + "
+                    "horizon).", snapshots_per_run),
+    ]
