@@ -12,7 +12,7 @@ from dagster import Definitions  # noqa: E402
 from dagster_dbt import DbtCliResource  # noqa: E402
 
 from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_feature_assets  # noqa: E402
-from assets.features.gold import build_gold_feature_assets  # noqa: E402
+from assets.features.gold import gold_churn_labels, gold_customer_features  # noqa: E402
 from assets.governance.assets import (  # noqa: E402
     dsar_processing,
     retention,
@@ -69,7 +69,8 @@ def build_definitions(settings: AssaySettings) -> Definitions:
             *landing_specs,
             *ingestion_assets,
             build_dbt_feature_assets(settings.end_date, settings.feature_snapshots_per_run),
-            *build_gold_feature_assets(settings.feature_snapshots_per_run),
+            gold_customer_features,
+            gold_churn_labels,
             lightgbm_params,
             churn_model,
             champion,

@@ -38,13 +38,12 @@ def export_mart(
     return sum(per_snapshot.values()), result.version, per_snapshot
 
 
-def _gold_asset(mart: str, description: str, snapshots_per_run: int):
+def _gold_asset(mart: str, description: str):
     @asset(
         key=AssetKey(["gold", mart]),
         deps=[AssetKey(["marts", mart])],
         partitions_def=snapshot_partitions,
-        # the same chunks as the dbt models it exports (one backfill policy for the whole features group)
-        backfill_policy=BackfillPolicy.multi_run(snapshots_per_run),
+        backfill_policy=BackfillPolicy.single_run(),
         group_name="features",
         kinds={"delta", "duckdb"},
         pool=WAREHOUSE_POOL,
@@ -68,10 +67,9 @@ def _gold_asset(mart: str, description: str, snapshots_per_run: int):
     return _export
 
 
-def build_gold_feature_assets(snapshots_per_run: int) -> list:
-    return [
-        _gold_asset("customer_features", "Point-in-time customer features per snapshot date (Delta feature store).",
-                    snapshots_per_run),
-        _gold_asset("churn_labels", "Churn labels per matured snapshot: no order in [snapshot_date, snapshot_date + "
-                    "horizon).", snapshots_per_run),
-    ]
+gold_customer_features = _gold_asset(
+    "customer_features", "Point-in-time customer features per snapshot date (Delta feature store)."
+)
+gold_churn_labels = _gold_asset(
+    "churn_labels", "Churn labels per matured snapshot: no order in [snapshot_date, snapshot_date + horizon)."
+)
