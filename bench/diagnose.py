@@ -56,10 +56,15 @@ def _labelled(snapshots: list[date] | None = None) -> pl.DataFrame:
                          on=["customer_id", "snapshot_date"]).collect()
 
 
+def _truth() -> pl.LazyFrame:
+    """The generator's churn probabilities, keyed by the home's pseudonym tokens like the lake."""
+    return with_tokens(pl.scan_parquet(SETTINGS.ground_truth / "churn_probability.parquet"), "customer_id",
+                       pseudonym_key(SETTINGS.home))
+
+
 def oracle_gap() -> dict:
     model, split = _champion_split()
-    truth = with_tokens(pl.scan_parquet(SETTINGS.ground_truth / "churn_probability.parquet"), "customer_id",
-                        pseudonym_key(SETTINGS.home)).collect()
+    truth = _truth().collect()
     rows = _labelled(split.validation).join(truth, on=["customer_id", "snapshot_date"])
     y, p, oracle = rows["churned"].to_numpy(), model.pipeline.predict(rows), rows["p_churn"].to_numpy()
     alive = oracle < 1.0  # the generator's p_churn is exactly 1 for customers already gone
@@ -118,9 +123,7 @@ def information_ceiling() -> dict:
     from domain.metrics import normalised_auc
 
     model, split = _champion_split()
-    truth = with_tokens(pl.scan_parquet(SETTINGS.ground_truth / "churn_probability.parquet"), "customer_id",
-                        pseudonym_key(SETTINGS.home))
-    truth = truth.select("customer_id", pl.col("snapshot_date").cast(pl.Date), "p_churn").filter(
+    truth = _truth().select("customer_id", pl.col("snapshot_date").cast(pl.Date), "p_churn").filter(
         pl.col("snapshot_date").is_in(split.all)).collect()
     data = _labelled(split.all).sort("customer_id", "snapshot_date")  # the trainer's row order
     if model.pipeline.bgnbd is not None:
