@@ -14,6 +14,7 @@ from assets.ingestion.landing import read_landing
 from assets.ingestion.pseudonymise import protect_quarantined, pseudonymise_valid
 from assets.ingestion.validation import empty_quarantine, validate_batch
 from domain.contract import PARTITION_COLUMN, VAULT_TABLE, SourceSpec
+from domain.pseudonym import Tokeniser
 from resources.lake import LakeResource
 
 
@@ -54,12 +55,13 @@ def ingest_window(
     A long backfill is processed `chunk_days` at a time, each chunk replacing its own days, so memory is bounded
     by a chunk whatever the window (a two-year window of 30M events held at once needs over 20 GB)."""
     summary = IngestionSummary()
+    tokens = Tokeniser(key)  # one per window: a customer met in every chunk is hashed once
     for chunk_start, chunk_end in day_chunks(start, end, chunk_days):
         batch = read_landing(landing_dir, spec.name, chunk_start, chunk_end, mapping)
         landing_rows, n_erased = drop_erased(batch.frame, spec.customer_column, key, erased or set())
         result = validate_batch(landing_rows, spec, run_id, ingested_at,
-                                protect=lambda rows: protect_quarantined(rows, spec, key))
-        split = pseudonymise_valid(result.valid, spec, key)
+                                protect=lambda rows: protect_quarantined(rows, spec, tokens))
+        split = pseudonymise_valid(result.valid, spec, tokens)
         bronze = lake.replace_window("bronze", spec.name, split.bronze, PARTITION_COLUMN, chunk_start, chunk_end,
                                      partition_by=[PARTITION_COLUMN])
         if split.vault is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from domain.contract import LINEAGE_COLUMNS, TIMESTAMP, VAULT_SOURCE_ID, SourceSpec
-from domain.pseudonym import check_collisions, tokenise, tokenise_columns
+from domain.pseudonym import Tokeniser, check_collisions
 
 VAULT_SCHEMA: dict[str, pl.DataType] = {
     "customer_id": pl.Utf8, VAULT_SOURCE_ID: pl.Utf8, "email": pl.Utf8, "phone": pl.Utf8, "full_name": pl.Utf8,
@@ -28,10 +28,10 @@ class Pseudonymised:
     vault: pl.DataFrame | None  # None for a source without contact details
 
 
-def pseudonymise_valid(valid: pl.DataFrame, spec: SourceSpec, key: bytes) -> Pseudonymised:
+def pseudonymise_valid(valid: pl.DataFrame, spec: SourceSpec, tokens: Tokeniser) -> Pseudonymised:
     """Bronze rows (identifiers tokenised, contact details removed) and, for a source with contact details, the
     vault rows that keep them: one per bronze row, so a re-landed record updates the vault like it updates bronze."""
-    bronze = tokenise_columns(valid, spec.pseudonymised_columns, key).drop(spec.vaulted_columns, strict=False)
+    bronze = tokens.columns(valid, spec.pseudonymised_columns).drop(spec.vaulted_columns, strict=False)
     if not spec.vaulted_columns:
         return Pseudonymised(bronze=bronze, vault=None)
     if valid.height == 0:
@@ -40,7 +40,7 @@ def pseudonymise_valid(valid: pl.DataFrame, spec: SourceSpec, key: bytes) -> Pse
         raise ValueError(f"{spec.name} has contact details but no customer column to key them by")
     raw_ids = valid.get_column(spec.customer_column).cast(pl.Utf8)
     vault = valid.select(
-        tokenise(raw_ids, key).alias("customer_id"), raw_ids.alias(VAULT_SOURCE_ID),
+        tokens(raw_ids).alias("customer_id"), raw_ids.alias(VAULT_SOURCE_ID),
         *spec.vaulted_columns, *LINEAGE_COLUMNS,
     )
     check_collisions(vault, "customer_id", VAULT_SOURCE_ID)
@@ -56,8 +56,8 @@ def empty_vault() -> pl.DataFrame:
     return pl.DataFrame(schema=VAULT_SCHEMA)
 
 
-def protect_quarantined(raw: pl.DataFrame, spec: SourceSpec, key: bytes) -> pl.DataFrame:
+def protect_quarantined(raw: pl.DataFrame, spec: SourceSpec, tokens: Tokeniser) -> pl.DataFrame:
     """Quarantined raw records with every pii column tokenised, contact details included: an operator can still
     see which rows failed and why, and compare values between rows, but reads the clear value only in the landing
     file the row names."""
-    return tokenise_columns(raw, [c.name for c in spec.columns if c.tag == "pii"], key)
+    return tokens.columns(raw, [c.name for c in spec.columns if c.tag == "pii"])

@@ -11,8 +11,18 @@ from dagster import AssetKey, materialize
 
 from assets.ingestion.assets import ingestion_assets
 from assets.ingestion.pseudonymise import protect_quarantined, pseudonymise_valid
+from domain import pseudonym
 from domain.contract import CUSTOMERS, EVENTS, VAULT_TABLE
-from domain.pseudonym import TOKEN_LENGTH, TokenCollision, check_collisions, pseudonym_key, token, tokenise, with_tokens
+from domain.pseudonym import (
+    TOKEN_LENGTH,
+    TokenCollision,
+    Tokeniser,
+    check_collisions,
+    pseudonym_key,
+    token,
+    tokenise,
+    with_tokens,
+)
 from resources.assay import AssayResource
 from resources.lake import LakeResource
 
@@ -27,6 +37,19 @@ def test_tokens_are_keyed_stable_and_short():
     assert tokens[2] is None
     assert {len(t) for t in tokens.drop_nulls()} == {TOKEN_LENGTH}
     assert tokenise(values, b"another key")[0] != tokens[0]  # without the key, a guessed id gives nothing
+
+
+def test_a_tokeniser_hashes_each_value_once_across_batches(monkeypatch):
+    hashed = []
+    monkeypatch.setattr(pseudonym, "token", lambda key, value: hashed.append(value) or token(key, value))
+    tokens = Tokeniser(KEY)
+    first = tokens(pl.Series("customer_id", ["C1", "C2", None]))
+    second = tokens(pl.Series("device_id", ["C2", None, "C3", "C1", "C3"]))
+    assert sorted(hashed) == ["C1", "C2", "C3"]
+    assert first.name == "customer_id" and second.name == "device_id"
+    assert first.to_list() == [token(KEY, "C1"), token(KEY, "C2"), None]
+    assert second.to_list() == [token(KEY, "C2"), None, token(KEY, "C3"), token(KEY, "C1"), token(KEY, "C3")]
+    assert tokens(pl.Series("x", [None, None], pl.Utf8)).to_list() == [None, None]
 
 
 def test_with_tokens_rekeys_a_lazy_frame():
@@ -59,7 +82,7 @@ def _customer(customer_id: str, email: str, phone: str | None = "+44 20 7946 000
 def test_valid_rows_split_into_bronze_and_vault():
     lineage = {"_partition_date": DAY, "_source_file": "f", "_run_id": "r", "_ingested_at": datetime.now(UTC)}
     valid = pl.DataFrame([{**_customer("C1", "a@x.com"), **lineage}, {**_customer("C2", "b@x.com"), **lineage}])
-    split = pseudonymise_valid(valid, CUSTOMERS, KEY)
+    split = pseudonymise_valid(valid, CUSTOMERS, Tokeniser(KEY))
     assert not {"email", "phone", "full_name"} & set(split.bronze.columns)
     assert split.bronze.get_column("customer_id").to_list() == [token(KEY, "C1"), token(KEY, "C2")]
     assert split.vault.select("customer_id", "source_customer_id", "email").rows() == [
@@ -69,7 +92,7 @@ def test_valid_rows_split_into_bronze_and_vault():
 
 def test_quarantined_records_carry_no_clear_personal_data():
     raw = pl.DataFrame([_customer("C9", "not-an-email")])
-    protected = protect_quarantined(raw, CUSTOMERS, KEY)
+    protected = protect_quarantined(raw, CUSTOMERS, Tokeniser(KEY))
     assert protected.row(0, named=True)["email"] == token(KEY, "not-an-email")
     assert protected.row(0, named=True)["customer_id"] == token(KEY, "C9")
     assert protected.row(0, named=True)["country"] == "GB"
