@@ -2,7 +2,7 @@
 they read the generator's ground truth.
 
     .venv/bin/python bench/diagnose.py oracle-gap         # where the model loses to the oracle: alive vs dead
-    .venv/bin/python bench/diagnose.py feature-ideas      # ratio and exponentially decayed features, refit
+    .venv/bin/python bench/diagnose.py feature-ideas      # ratio, decayed and departure features, refit
     .venv/bin/python bench/diagnose.py information-ceiling  # refit told who has left / the true probability
     .venv/bin/python bench/diagnose.py reasons-threads    # TreeSHAP rows/s with 1 and 2 threads
     .venv/bin/python bench/diagnose.py rolling-psi        # per snapshot: feature PSI against 4 weeks earlier
@@ -78,6 +78,19 @@ def oracle_gap() -> dict:
     }
 
 
+def _activity_p_alive(frame: pl.DataFrame, train: list[date]) -> pl.Series:
+    """BG/NBD probability alive with any active day (an order or an event) as a transaction, fitted on the training
+    snapshots: browsing is denser than ordering, so silence should say more about a departure."""
+    from assets.modeling.bgnbd import fit_bgnbd, p_alive
+
+    big_t = frame["first_active_age"].fill_null(0).to_numpy().astype(float) / 7
+    x = np.clip(frame["active_days"].fill_null(0).to_numpy().astype(float) - 1, 0, None)
+    t_x = np.clip(big_t - frame["days_since_active"].fill_null(0).to_numpy().astype(float) / 7, 0, None)
+    fit = frame["snapshot_date"].is_in(train).to_numpy() & (big_t > 0)
+    params = fit_bgnbd(x[fit], t_x[fit], big_t[fit])
+    return pl.Series("activity_p_alive", np.where(big_t > 0, p_alive(params, x, t_x, np.maximum(big_t, 1e-9)), np.nan))
+
+
 def feature_ideas() -> dict:
     """Refit the production trainer on the champion's split with extra columns; validation AUC of each."""
     _, split = _champion_split()
@@ -98,12 +111,29 @@ def feature_ideas() -> dict:
         from intermediate.int_snapshots s join intermediate.int_customer_daily_activity a
           on a.activity_date < s.snapshot_date and a.activity_date >= s.snapshot_date - 365
         group by all""").pl()
+    # A leaver's last trace is often a help-centre visit: the support visit followed by silence
+    departure = con.sql("""
+        select s.snapshot_date, a.customer_id,
+            s.snapshot_date - max(a.activity_date) filter (where a.n_support > 0) as days_since_last_support,
+            count(*) filter (where a.n_orders + a.n_events > 0) as active_days,
+            s.snapshot_date - min(a.activity_date) filter (where a.n_orders + a.n_events > 0) as first_active_age,
+            s.snapshot_date - max(a.activity_date) filter (where a.n_orders + a.n_events > 0) as days_since_active
+        from intermediate.int_snapshots s join intermediate.int_customer_daily_activity a
+          on a.activity_date < s.snapshot_date
+        group by s.snapshot_date, a.customer_id""").pl()
     con.close()
+    departure = departure.join(data.select("snapshot_date", "customer_id"), on=["snapshot_date", "customer_id"])
+    departure = departure.with_columns(_activity_p_alive(departure, split.train))
     variants = {
         "base": data,
         "with_ratios": data.with_columns(**ratios),
         "with_ratios_and_decay": data.join(decayed, on=["snapshot_date", "customer_id"], how="left")
                                      .with_columns(**ratios),
+        "with_days_since_last_support": data.join(departure.select("snapshot_date", "customer_id",
+                                                                   "days_since_last_support"),
+                                                  on=["snapshot_date", "customer_id"], how="left"),
+        "with_activity_p_alive": data.join(departure.select("snapshot_date", "customer_id", "activity_p_alive"),
+                                           on=["snapshot_date", "customer_id"], how="left"),
     }
     out = {}
     for name, frame in variants.items():
