@@ -42,7 +42,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _materialize(defs, selection, instance, tags=None, partition_key=None):
+def _materialize(defs, selection, instance, tags=None, partition_key=None, run_config=None):
     from dagster import materialize
 
     assets = list(defs.assets)
@@ -50,7 +50,7 @@ def _materialize(defs, selection, instance, tags=None, partition_key=None):
     quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get("ASSAY_LOG_LEVEL", "WARNING")}}}}
     result = materialize(
         assets, selection=selection, instance=instance, resources=defs.resources, tags=tags or {},
-        partition_key=partition_key, run_config=quiet,
+        partition_key=partition_key, run_config={**quiet, **(run_config or {})},
     )
     if not result.success:
         raise SystemExit(f"materialization of {selection} failed")
@@ -66,6 +66,12 @@ def chunks(keys: list[str], size: int) -> list[list[str]]:
     return [keys[i:i + size] for i in range(0, len(keys), size)]
 
 
+def tuning_run_config(n_trials: int | None, timeout_seconds: float | None) -> dict:
+    """Run config of the tuning step for the budget given on the command line (the asset's defaults otherwise)."""
+    budget = {k: v for k, v in {"n_trials": n_trials, "timeout_seconds": timeout_seconds}.items() if v is not None}
+    return {"ops": {"models__lightgbm_params": {"config": budget}}} if budget else {}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Materialize the whole graph: every landing day, every snapshot, a model, scores, drift, views."""
     from dagster import AssetKey, AssetSelection, DagsterInstance
@@ -78,12 +84,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     instance = DagsterInstance.get()
     timings: dict[str, float] = {}
 
+    run_configs = {"tuning": tuning_run_config(args.tuning_trials, args.tuning_timeout)}
+
     def step(name: str, selection, keys: list[str] | None):
         started = time.perf_counter()
         # features run in chunks of snapshots, as a backfill from the UI would (the dbt assets' backfill policy)
         runs = chunks(keys, settings.feature_snapshots_per_run) if keys and name == "features" else [keys]
         for run_keys in runs:
-            _materialize(defs, selection, instance, tags=_range_tags(run_keys) if run_keys else None)
+            _materialize(defs, selection, instance, tags=_range_tags(run_keys) if run_keys else None,
+                         run_config=run_configs.get(name))
         timings[name] = round(time.perf_counter() - started, 1)
         print(f"[assay] {name}: {timings[name]}s" + (f" ({len(runs)} runs)" if len(runs) > 1 else ""), flush=True)
 
@@ -317,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,tuning,model,"
                      "scores,drift,sources,performance,simulation,governance,warehouse,retention "
                      "(default: all but retention, then the summary)")
+    run.add_argument("--tuning-trials", type=int, default=None,
+                     help="Optuna trials of the tuning step (default: the models/lightgbm_params config, 8)")
+    run.add_argument("--tuning-timeout", type=float, default=None,
+                     help="wall-clock cap of the tuning search in seconds (default: its config, 45)")
     run.set_defaults(func=cmd_run)
     model = sub.add_parser("model", help="list model versions; promote or roll back to a version")
     model.add_argument("action", choices=["list", "promote", "rollback"])

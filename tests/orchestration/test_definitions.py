@@ -84,6 +84,21 @@ def test_feature_backfills_and_the_cli_run_in_chunks_of_snapshots():
         AssaySettings.from_env({"ASSAY_FEATURE_SNAPSHOTS_PER_RUN": "0"})
 
 
+def test_the_cli_tuning_budget_is_valid_run_config_of_the_tuning_asset():
+    from dagster import validate_run_config
+
+    from orchestration.cli import main, tuning_run_config
+
+    job = defs.resolve_implicit_job_def_def_for_assets([AssetKey(["models", "lightgbm_params"])])
+    validated = validate_run_config(job, tuning_run_config(30, 600.0))
+    tuning = validated["ops"]["models__lightgbm_params"]["config"]
+    assert (tuning["n_trials"], tuning["timeout_seconds"]) == (30, 600.0)
+    assert tuning_run_config(None, 90.0) == {"ops": {"models__lightgbm_params": {"config": {"timeout_seconds": 90.0}}}}
+    assert tuning_run_config(None, None) == {}  # the asset's own defaults
+    with pytest.raises(SystemExit):  # a budget that is not a number is refused before anything runs
+        main(["run", "--steps", "tuning", "--tuning-trials", "many"])
+
+
 def test_dagster_definitions_validate_passes(tmp_path):
     dagster = Path(sys.executable).parent / "dagster"
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}  # an instance of its own, whatever the caller exported
