@@ -69,8 +69,8 @@ def token(key: bytes, value: str) -> str:
 
 class Tokeniser:
     """Tokens under one key, remembering every value already hashed. Ingestion meets the same customers and devices
-    in every chunk of a backfill; hashing them again in each chunk (one HMAC in Python per value) doubled the
-    ingestion time of the large bench."""
+    in every chunk of a backfill; hashing them again in each chunk (one HMAC in Python per value) cost about a tenth
+    of the large size's ingestion (525 s against 477 s on the same files)."""
 
     def __init__(self, key: bytes) -> None:
         self.key = key
