@@ -81,11 +81,10 @@ def oracle_gap() -> dict:
 def _activity_p_alive(frame: pl.DataFrame, train: list[date]) -> pl.Series:
     """BG/NBD probability alive with any active day (an order or an event) as a transaction, fitted on the training
     snapshots: browsing is denser than ordering, so silence should say more about a departure."""
-    from assets.modeling.bgnbd import fit_bgnbd, p_alive
+    from assets.modeling.bgnbd import bgnbd_inputs, fit_bgnbd, p_alive
 
-    big_t = frame["first_active_age"].fill_null(0).to_numpy().astype(float) / 7
-    x = np.clip(frame["active_days"].fill_null(0).to_numpy().astype(float) - 1, 0, None)
-    t_x = np.clip(big_t - frame["days_since_active"].fill_null(0).to_numpy().astype(float) / 7, 0, None)
+    x, t_x, big_t = bgnbd_inputs(frame.select(orders_lifetime="active_days", recency_days="days_since_active",
+                                              first_order_age_days="first_active_age"))
     fit = frame["snapshot_date"].is_in(train).to_numpy() & (big_t > 0)
     params = fit_bgnbd(x[fit], t_x[fit], big_t[fit])
     return pl.Series("activity_p_alive", np.where(big_t > 0, p_alive(params, x, t_x, np.maximum(big_t, 1e-9)), np.nan))
