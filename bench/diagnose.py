@@ -48,12 +48,14 @@ def _champion_split():
 
 
 def _labelled(snapshots: list[date] | None = None) -> pl.DataFrame:
+    """Feature rows with their labels, in the trainer's row order: a refit depends on the order of its rows (bagging),
+    and a join's output order is not fixed, so an unsorted frame gave figures that moved between runs."""
     lake = RESOURCES["lake"]
     features = lake.scan("gold", "customer_features")
     if snapshots is not None:
         features = features.filter(pl.col("snapshot_date").is_in(snapshots))
     return features.join(lake.scan("gold", "churn_labels").select("customer_id", "snapshot_date", "churned"),
-                         on=["customer_id", "snapshot_date"]).collect()
+                         on=["customer_id", "snapshot_date"]).sort("customer_id", "snapshot_date").collect()
 
 
 def _truth() -> pl.LazyFrame:
@@ -121,18 +123,20 @@ def feature_ideas() -> dict:
           on a.activity_date < s.snapshot_date
         group by s.snapshot_date, a.customer_id""").pl()
     con.close()
-    departure = departure.join(data.select("snapshot_date", "customer_id"), on=["snapshot_date", "customer_id"])
+    keys = ["snapshot_date", "customer_id"]
+    # the BG/NBD fit sees rows in a fixed order, as the refits do
+    departure = departure.join(data.select(keys), on=keys).sort("customer_id", "snapshot_date")
     departure = departure.with_columns(_activity_p_alive(departure, split.train))
+
+    def joined(extra: pl.DataFrame) -> pl.DataFrame:  # left joins keep the trainer's row order
+        return data.join(extra, on=keys, how="left", maintain_order="left")
+
     variants = {
         "base": data,
         "with_ratios": data.with_columns(**ratios),
-        "with_ratios_and_decay": data.join(decayed, on=["snapshot_date", "customer_id"], how="left")
-                                     .with_columns(**ratios),
-        "with_days_since_last_support": data.join(departure.select("snapshot_date", "customer_id",
-                                                                   "days_since_last_support"),
-                                                  on=["snapshot_date", "customer_id"], how="left"),
-        "with_activity_p_alive": data.join(departure.select("snapshot_date", "customer_id", "activity_p_alive"),
-                                           on=["snapshot_date", "customer_id"], how="left"),
+        "with_ratios_and_decay": joined(decayed).with_columns(**ratios),
+        "with_days_since_last_support": joined(departure.select(*keys, "days_since_last_support")),
+        "with_activity_p_alive": joined(departure.select(*keys, "activity_p_alive")),
     }
     out = {}
     for name, frame in variants.items():
@@ -154,7 +158,7 @@ def information_ceiling() -> dict:
     model, split = _champion_split()
     truth = _truth().select("customer_id", pl.col("snapshot_date").cast(pl.Date), "p_churn").filter(
         pl.col("snapshot_date").is_in(split.all)).collect()
-    data = _labelled(split.all).sort("customer_id", "snapshot_date")  # the trainer's row order
+    data = _labelled(split.all)
     if model.pipeline.bgnbd is not None:
         data = with_bgnbd_feature(data, model.pipeline.bgnbd)
     data = data.join(truth, on=["customer_id", "snapshot_date"], how="left", maintain_order="left")
