@@ -1,0 +1,95 @@
+"""The local instance's event log (orchestration/event_log.py) keeps Dagster's records while keeping connections."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DailyPartitionsDefinition, asset, materialize
+
+from orchestration.event_log import PooledSqliteEventLogStorage
+
+ROOT = Path(__file__).resolve().parents[2]
+DAYS = DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-04")
+
+
+@asset(partitions_def=DAYS)
+def daily_rows(context) -> int:
+    return int(context.partition_key[-2:])
+
+
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_yaml: str = "") -> Path:
+    home = tmp_path / "dagster"
+    home.mkdir()
+    shutil.copy(ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    if extra_yaml:
+        with (home / "dagster.yaml").open("a") as yaml:
+            yaml.write(extra_yaml)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def _materialize_each_day(instance: DagsterInstance) -> list[str]:
+    run_ids = []
+    for day in DAYS.get_partition_keys():
+        result = materialize([daily_rows], instance=instance, partition_key=day)
+        assert result.success
+        run_ids.append(result.run_id)
+    return run_ids
+
+
+def test_the_shipped_instance_stores_every_event_where_a_fresh_instance_reads_it(tmp_path, monkeypatch):
+    home = _home(tmp_path, monkeypatch)
+    with DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        run_ids = _materialize_each_day(instance)
+        written = {run_id: len(instance.all_logs(run_id)) for run_id in run_ids}
+
+    # Dagster's own files and place: history/runs/<run>.db plus the cross-run index.
+    assert {p.stem for p in (home / "history" / "runs").glob("*.db")} == {*run_ids, "index"}
+    with DagsterInstance.get() as reopened:
+        assert reopened.get_materialized_partitions(daily_rows.key) == set(DAYS.get_partition_keys())
+        for run_id in run_ids:
+            logs = reopened.all_logs(run_id)
+            assert len(logs) == written[run_id]
+            assert [e.dagster_event_type for e in logs if e.is_dagster_event][-1] == DagsterEventType.RUN_SUCCESS
+        latest = reopened.get_latest_materialization_event(daily_rows.key)
+        assert latest is not None and latest.run_id == run_ids[-1]
+
+
+def test_run_databases_beyond_the_limit_are_closed_and_reopen_on_demand(tmp_path, monkeypatch):
+    _home(tmp_path, monkeypatch, "  config:\n    max_open_run_shards: 2\n")
+    with DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+
+        def open_runs() -> list[str]:
+            return [shard for shard in storage.open_shards if shard != "index"]
+
+        run_ids = _materialize_each_day(instance)  # three runs, three run databases
+        assert open_runs() == run_ids[-2:]  # the least recently used were closed
+        first_run = instance.all_logs(run_ids[0])  # and reopen when read
+        assert DagsterEventType.ASSET_MATERIALIZATION in {e.dagster_event_type for e in first_run}
+        assert open_runs() == [run_ids[-1], run_ids[0]]
+
+
+def test_a_forked_process_opens_connections_of_its_own(tmp_path, monkeypatch):
+    _home(tmp_path, monkeypatch)
+    with DagsterInstance.get() as instance:
+        run_ids = _materialize_each_day(instance)  # the parent holds open connections
+        expected = len(instance.all_logs(run_ids[0]))
+        child = os.fork()
+        if child == 0:  # SQLite connections must not cross a fork: the child starts with none
+            ok = False
+            try:
+                storage = instance.event_log_storage
+                ok = len(instance.all_logs(run_ids[0])) == expected and storage.open_shards == [run_ids[0]]
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert len(instance.all_logs(run_ids[0])) == expected  # and the parent's still work
+
+
+def test_a_limit_below_one_open_run_database_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="max_open_run_shards"):
+        PooledSqliteEventLogStorage(str(tmp_path), max_open_run_shards=0)
