@@ -107,7 +107,8 @@ def bench_size(size: str, results: dict, stages_wanted: list[str]) -> dict:
     entry.update({"rows": generation.get("rows", {}), "drift_snapshots": drift_snapshots})
     if "model" in stages_wanted:
         entry["model"] = _newest_model_metrics(home)
-    if "warehouse" in stages:  # the count reads the analyst view, which the warehouse stage creates
+    # The snapshots the features stage built; the count reads the analyst view, which the warehouse stage creates.
+    if "features" in stages_wanted and "warehouse" in stages:
         entry["snapshots"] = _count_snapshots(env)
     return entry
 
