@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from dagster import DagsterEventType, DagsterInstance, DailyPartitionsDefinition, asset, materialize
 
 from orchestration.event_log import PooledSqliteEventLogStorage
@@ -88,6 +89,16 @@ def test_a_forked_process_opens_connections_of_its_own(tmp_path, monkeypatch):
         _, status = os.waitpid(child, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert len(instance.all_logs(run_ids[0])) == expected  # and the parent's still work
+
+
+def test_table_lookups_answer_as_the_database_does(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path))
+    assert storage.has_table("event_logs") and storage.has_table("event_logs")
+    assert not storage.has_table("added_later")
+    with storage.index_connection() as conn:  # as a migration would
+        conn.execute(sqlalchemy.text("CREATE TABLE added_later (id INTEGER)"))
+    assert storage.has_table("added_later")  # a missing table is looked up again
+    storage.dispose()
 
 
 def test_a_limit_below_one_open_run_database_is_refused(tmp_path):
