@@ -118,6 +118,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._tables_found.add(table_name)
         return found
 
+    def wipe(self) -> None:
+        with self._db_lock:  # Dagster deletes the run databases: their open connections must not outlive the files
+            for name in [shard for shard in self._engines if shard != INDEX_SHARD_NAME]:
+                self._engines.pop(name).dispose()
+        super().wipe()
+
     def dispose(self) -> None:
         with self._db_lock:
             for engine in self._engines.values():

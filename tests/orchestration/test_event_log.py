@@ -91,6 +91,19 @@ def test_a_forked_process_opens_connections_of_its_own(tmp_path, monkeypatch):
         assert len(instance.all_logs(run_ids[0])) == expected  # and the parent's still work
 
 
+def test_a_wiped_instance_forgets_its_runs(tmp_path, monkeypatch):
+    _home(tmp_path, monkeypatch)
+    with DagsterInstance.get() as instance:
+        run_ids = _materialize_each_day(instance)
+        instance.wipe()  # `dagster instance wipe`
+        assert instance.all_logs(run_ids[-1]) == []  # not read through a connection to the deleted file
+        assert instance.get_materialized_partitions(daily_rows.key) == set()
+        rerun = materialize([daily_rows], instance=instance, partition_key=DAYS.get_partition_keys()[0])
+    with DagsterInstance.get() as reopened:
+        assert reopened.get_materialized_partitions(daily_rows.key) == {DAYS.get_partition_keys()[0]}
+        assert reopened.all_logs(rerun.run_id)
+
+
 def test_table_lookups_answer_as_the_database_does(tmp_path):
     storage = PooledSqliteEventLogStorage(str(tmp_path))
     assert storage.has_table("event_logs") and storage.has_table("event_logs")
