@@ -24,10 +24,17 @@ from typing import Any
 
 import sqlalchemy as db
 from dagster import Field, IntSource, StringSource
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.event_log.base import EventHandlerFn
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+    SqliteEventLogStorageWatchdog,
+)
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
+from watchdog.events import FileSystemEvent
+from watchdog.observers import Observer
 
 
 def default_base_dir() -> str:
@@ -40,6 +47,21 @@ def default_base_dir() -> str:
 
 def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+class _RunLogWatchdog(SqliteEventLogStorageWatchdog):
+    """Dagster's watcher of one run's log (the UI streams a running run's events with it), also woken by the run's
+    WAL file: with connections kept open a commit only appends to `<run>.db-wal`, and the database file itself
+    changes at a checkpoint, which can be megabytes later."""
+
+    def __init__(self, storage: SqliteEventLogStorage, run_id: str, callback: EventHandlerFn, cursor: str | None):
+        super().__init__(storage, run_id, callback, cursor)
+        self._paths = (self._log_path, f"{self._log_path}-wal")
+        self._patterns = list(self._paths)  # watchdog's PatternMatchingEventHandler reads its patterns from here
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        if event.src_path in self._paths:
+            self._process_log()
 
 
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
@@ -117,6 +139,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         if found:
             self._tables_found.add(table_name)
         return found
+
+    def watch(self, run_id: str, cursor: str | None, callback: EventHandlerFn) -> None:
+        # Dagster's own body, with the watcher above.
+        if not self._obs:
+            self._obs = Observer()
+            self._obs.start()
+        watchdog = _RunLogWatchdog(self, run_id, callback, cursor)
+        self._watchers[run_id][callback] = (watchdog, self._obs.schedule(watchdog, self._base_dir, recursive=True))
 
     def wipe(self) -> None:
         with self._db_lock:  # Dagster deletes the run databases: their open connections must not outlive the files

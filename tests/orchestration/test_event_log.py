@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,26 @@ def test_a_forked_process_opens_connections_of_its_own(tmp_path, monkeypatch):
         _, status = os.waitpid(child, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert len(instance.all_logs(run_ids[0])) == expected  # and the parent's still work
+
+
+def test_a_watcher_receives_a_running_run_s_events_while_the_writer_keeps_its_connection(tmp_path, monkeypatch):
+    # How the UI streams a run's log: another process (here another instance) watches the run's database.
+    _home(tmp_path, monkeypatch)
+    with DagsterInstance.get() as writer, DagsterInstance.get() as watcher:
+        run_id = _materialize_each_day(writer)[0]
+        assert watcher.all_logs(run_id)  # the watcher holds a connection of its own to the run's database too
+        arrived = threading.Event()
+
+        def on_event(entry, _cursor):
+            if entry.is_dagster_event and entry.dagster_event.message == "written while watched":
+                arrived.set()
+
+        watcher.watch_event_logs(run_id, None, on_event)
+        try:
+            writer.report_engine_event("written while watched", writer.get_run_by_id(run_id))
+            assert arrived.wait(timeout=30)  # without waiting for a checkpoint or for the writer to close
+        finally:
+            watcher.end_watch_event_logs(run_id, on_event)
 
 
 def test_a_wiped_instance_forgets_its_runs(tmp_path, monkeypatch):
