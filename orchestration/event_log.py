@@ -96,14 +96,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         """Shards with an open engine, least recently used first."""
         return list(self._engines)
 
-    def _engine(self, shard: str) -> Engine:
+    def _own_engines(self) -> OrderedDict[str, Engine]:
+        """This process's engines: a forked child must not use (or close) the parent's SQLite connections."""
         if self._engines_pid != os.getpid():
-            # A forked child must not use (or close) the parent's SQLite connections.
             for inherited in self._engines.values():
                 inherited.dispose(close=False)
             self._engines = OrderedDict()
             self._engines_pid = os.getpid()
-        engine = self._engines.get(shard)
+        return self._engines
+
+    def _engine(self, shard: str) -> Engine:
+        engine = self._own_engines().get(shard)
         if engine is not None:
             self._engines.move_to_end(shard)
             return engine
@@ -119,7 +122,10 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
         with self._db_lock:  # as in Dagster: one caller at a time, so one pooled connection per shard suffices
-            if shard not in self._initialized_dbs:
+            if shard not in self._initialized_dbs:  # first use, or the first since a wipe deleted the files
+                stale = self._own_engines().pop(shard, None)
+                if stale is not None:
+                    stale.dispose()
                 # Schema creation inspects the database on a second connection; it runs once per shard, so it keeps
                 # Dagster's throwaway engine.
                 init_engine = db.create_engine(self.conn_string_for_shard(shard), poolclass=db.pool.NullPool,
@@ -150,13 +156,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def wipe(self) -> None:
         with self._db_lock:  # Dagster deletes the run databases: their open connections must not outlive the files
-            for name in [shard for shard in self._engines if shard != INDEX_SHARD_NAME]:
-                self._engines.pop(name).dispose()
+            engines = self._own_engines()
+            for name in [shard for shard in engines if shard != INDEX_SHARD_NAME]:
+                engines.pop(name).dispose()
         super().wipe()
 
     def dispose(self) -> None:
+        super().dispose()  # stops the watchers first, which read through these engines
         with self._db_lock:
-            for engine in self._engines.values():
+            engines = self._own_engines()
+            for engine in engines.values():
                 engine.dispose()
-            self._engines.clear()
-        super().dispose()
+            engines.clear()
