@@ -9,9 +9,10 @@ this one (README, "Benchmarks").
 
 This subclass keeps one engine per shard, for the index and the most recently used run shards, sets WAL's usual
 `synchronous=NORMAL` (a commit is not fsynced; a power cut can lose the last events, never corrupt the database),
-and remembers which tables exist (Dagster asks for every asset event).
-Everything else, from the schema and its migrations to the per-run sharding, the watchers the UI uses and the
-lock that serialises access, is Dagster's own. Production deployments use Postgres instance storage (`docker/`).
+remembers which tables exist (Dagster asks for every asset event), and lets the watcher that streams a run's log to
+the UI wake on the run's WAL file, where kept-open connections commit. Everything else, from the schema and its
+migrations to the per-run sharding and the lock that serialises access, is Dagster's own. Production deployments
+use Postgres instance storage (`docker/`).
 """
 
 from __future__ import annotations
