@@ -106,13 +106,16 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._engines_pid = os.getpid()
         return self._engines
 
+    def _new_engine(self, shard: str, **pool: Any) -> Engine:
+        timeout = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        return db.create_engine(self.conn_string_for_shard(shard), connect_args=timeout, **pool)
+
     def _engine(self, shard: str) -> Engine:
         engine = self._own_engines().get(shard)
         if engine is not None:
             self._engines.move_to_end(shard)
             return engine
-        engine = db.create_engine(self.conn_string_for_shard(shard), pool_size=1, max_overflow=0,
-                                  connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        engine = self._new_engine(shard, pool_size=1, max_overflow=0)
         db.event.listen(engine, "connect", _set_pragmas)
         self._engines[shard] = engine
         run_shards = [name for name in self._engines if name != INDEX_SHARD_NAME]
@@ -123,14 +126,15 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
         with self._db_lock:  # as in Dagster: one caller at a time, so one pooled connection per shard suffices
-            if shard not in self._initialized_dbs:  # first use, or the first since a wipe deleted the files
+            # First use, or the first since a wipe deleted the run files (Dagster then forgets which it initialised):
+            # a connection kept from before must not outlive its file.
+            if shard not in self._initialized_dbs:
                 stale = self._own_engines().pop(shard, None)
                 if stale is not None:
                     stale.dispose()
                 # Schema creation inspects the database on a second connection; it runs once per shard, so it keeps
                 # Dagster's throwaway engine.
-                init_engine = db.create_engine(self.conn_string_for_shard(shard), poolclass=db.pool.NullPool,
-                                               connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+                init_engine = self._new_engine(shard, poolclass=db.pool.NullPool)
                 self._initdb(init_engine)
                 init_engine.dispose()
                 self._initialized_dbs.add(shard)
@@ -154,13 +158,6 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             self._obs.start()
         watchdog = _RunLogWatchdog(self, run_id, callback, cursor)
         self._watchers[run_id][callback] = (watchdog, self._obs.schedule(watchdog, self._base_dir, recursive=True))
-
-    def wipe(self) -> None:
-        with self._db_lock:  # Dagster deletes the run databases: their open connections must not outlive the files
-            engines = self._own_engines()
-            for name in [shard for shard in engines if shard != INDEX_SHARD_NAME]:
-                engines.pop(name).dispose()
-        super().wipe()
 
     def dispose(self) -> None:
         super().dispose()  # stops the watchers first, which read through these engines
