@@ -44,6 +44,12 @@ run: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/assay run
 
 demo: install manifest $(DAGSTER_HOME)/dagster.yaml
+	@if [ -n "$${ASSAY_LANDING_DIR:-}" ] && [ -z "$${ASSAY_SOURCE:-}" ]; then \
+		echo "make demo: ASSAY_LANDING_DIR is set but ASSAY_SOURCE is not, so the demo would generate synthetic" \
+			"files into $$ASSAY_LANDING_DIR. Set ASSAY_SOURCE=files to run on your own files there, or" \
+			"ASSAY_SOURCE=synthetic to generate into it on purpose." >&2; \
+		exit 1; \
+	fi
 	@if [ "$${ASSAY_SOURCE:-synthetic}" = "synthetic" ]; then $(BIN)/assay generate; fi
 	$(BIN)/assay run
 

@@ -38,8 +38,20 @@ Ground truth (in `ground_truth_dir`, never in `landing_dir`)
   oracle given the latent state at T, and an approximation of the true label probability because z keeps moving
   (and campaigns still move it) after T. Read it with `pl.scan_parquet(path)`.
 * `bad_rows.parquet`: source, kind, n_rows.
-* `generation.json`: config (drift kind and onset included), row counts, bad-row counts, extra-column info, latent
-  parameters, drift-scenario parameters, seconds.
+* `generation.json`: config (drift kind and onset included), landed_until, row counts, bad-row counts, extra-column
+  info, latent parameters, drift-scenario parameters, seconds.
+
+All three describe the world landed so far, [start, landed_until): snapshots before landed_until, rows and bad rows
+of the landed days.
+
+Landing a world a piece at a time
+---------------------------------
+The config defines the world up to its horizon `end`; `generate(..., land_from, land_until)` writes only the landing
+days in [land_from, land_until) and simulates only the weeks that reach a day before land_until. The simulation is
+causal (streams read in week order, nothing about a week drawn from later ones), so landing [start, X) and then
+[X, Y) gives the same files as landing [start, Y) at once. `landing_dir/.assay-synthetic.json` records the world's
+config and landed_until; only with it does a full regeneration delete anything, and then only the generator's own
+source folders. `extend_world` lands the next days of the world recorded there.
 
 Landing layout and deliberate defects
 -------------------------------------
@@ -63,10 +75,9 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -166,6 +177,10 @@ DRIFT_HAZARD_SHIFT = 2.0
 DRIFT_ORDER_FACTOR = 0.3
 DRIFT_COMPETITOR_COUNTRY = "GB"  # the home market: half the customers
 PART_FILE = "part-00000.parquet"
+DAY_PREFIX = "date="
+# Written into the landing folder by every generation: the world's config and how far it has landed. Its presence
+# is what allows a later generation to delete (only) the generator's own source folders there.
+MARKER_FILE = ".assay-synthetic.json"
 WRITE_THREADS = 4  # file creation/unlink latency dominates small writes; threads overlap it
 
 
@@ -201,9 +216,11 @@ class SyntheticConfig:
 
 @dataclass
 class GenerationSummary:
-    rows: dict[str, int]  # rows written per source, bad rows included
-    bad_rows: dict[str, dict[str, int]]  # source -> kind -> count
+    rows: dict[str, int]  # rows written per source by this call, bad rows included
+    bad_rows: dict[str, dict[str, int]]  # source -> kind -> count written by this call
     seconds: float
+    land_from: date | None = None  # the days written, [land_from, land_until); None: nothing to land
+    land_until: date | None = None
 
 
 def config_for_size(size: str, **overrides: object) -> SyntheticConfig:
@@ -354,18 +371,20 @@ def _draw_population(config: SyntheticConfig, rng: np.random.Generator) -> _Popu
     )
 
 
-def _malform_emails(emails: np.ndarray, rng: np.random.Generator, rate: float) -> tuple[np.ndarray, int]:
-    """Break the email of about `rate` of customers (at least one when rate > 0)."""
+def _malform_emails(emails: np.ndarray, rng: np.random.Generator, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Break the email of about `rate` of customers (at least one when rate > 0); returns the emails and which rows
+    were broken."""
     n = emails.shape[0]
     n_bad = max(1, int(rng.binomial(n, rate))) if rate > 0 else 0
     rows = rng.choice(n, size=min(n_bad, n), replace=False)
     for k, row in enumerate(rows):
         local = emails[row].split("@")[0]
         emails[row] = (f"{local}#example", "@@", f"{local}example.com")[k % 3]
-    return emails, int(rows.shape[0])
+    return emails, rows
 
 
-def _customers_frame(pop: _Population, rng: np.random.Generator, rate: float) -> tuple[pl.DataFrame, int]:
+def _customers_frame(pop: _Population, rng: np.random.Generator, rate: float) -> tuple[pl.DataFrame, np.ndarray]:
+    """All customers of the world and each row's bad-kind index (-1: good; 0: malformed_email)."""
     n = pop.size
     first = rng.integers(0, len(FIRST_NAMES), n)
     last = rng.integers(0, len(LAST_NAMES), n)
@@ -379,7 +398,7 @@ def _customers_frame(pop: _Population, rng: np.random.Generator, rate: float) ->
         ).alias("email"),
         pl.concat_str(pl.col("first"), pl.lit(" "), pl.col("last")).alias("full_name"),
     )  # fmt: skip
-    emails, n_bad = _malform_emails(frame["email"].to_numpy().astype(object), rng, rate)
+    emails, broken = _malform_emails(frame["email"].to_numpy().astype(object), rng, rate)
     phone = _id_series("phone", "+44 7700 900", rng.integers(0, 1000, n), 3)
     result = pl.DataFrame(
         [
@@ -394,7 +413,9 @@ def _customers_frame(pop: _Population, rng: np.random.Generator, rate: float) ->
             _timestamps("signup_ts", pop.signup_us),
         ]
     )
-    return result, n_bad
+    kind = np.full(n, -1, dtype=np.int64)
+    kind[broken] = 0
+    return result, kind
 
 
 # ----------------------------------------------------------------------------------------------- weekly rows
@@ -423,8 +444,9 @@ def _orders_frame(
     rate: float,
     start_us: int,
     drift: tuple[str, int] | None = None,
-) -> tuple[pl.DataFrame, np.ndarray, dict[str, int]]:
-    """Good orders of one week plus injected bad rows; returns the frame, each row's day index and bad counts.
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Good orders of one week plus injected bad rows; returns the frame, each row's day index and bad-kind index
+    (-1: good, else an index into BAD_KINDS["orders"]).
     `drift` (kind, onset in µs) applies an orders drift scenario to the orders from the onset on."""
     order = np.argsort(ts, kind="stable")
     cust, ts = cust[order], ts[order]
@@ -475,7 +497,7 @@ def _orders_frame(
     frame = _null_where(frame, "coupon_code", coupon[pick] < 0)
     if drift is not None and drift[0] == "broken_field":
         frame = _null_where(frame, "n_items", drifted[pick])
-    return frame, day[pick], counts
+    return frame, day[pick], kind
 
 
 def _event_types(rng: np.random.Generator, z: np.ndarray) -> np.ndarray:
@@ -494,8 +516,9 @@ def _events_frame(
     counters: _Counters,
     rate: float,
     start_us: int,
-) -> tuple[pl.DataFrame, np.ndarray, dict[str, int]]:
-    """Events of one week plus copies with a null event_id; returns the frame, day index per row and bad counts.
+) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+    """Events of one week plus copies with a null event_id; returns the frame, day index per row and bad-kind index
+    (-1: good, 0: null_key).
 
     `z` is the latent satisfaction behind each event (aligned with `cust`); it sets the event type mix."""
     order = np.argsort(ts, kind="stable")
@@ -537,38 +560,54 @@ def _events_frame(
     )
     frame = frame.with_columns(page.alias("page")).drop("_product", "_etype")
     frame = _null_where(_null_where(frame, "customer_id", ~logged_in[pick]), "event_id", is_bad)
-    return frame, day[pick], {"null_key": n_bad}
+    return frame, day[pick], np.where(is_bad, 0, -1)
 
 
 # ----------------------------------------------------------------------------------------------- writing
 
 
 class _Landing:
-    """Writes day partitions of the landing sources, a few files at a time (the disk, not the CPU, is the limit)."""
+    """Writes day partitions of the landing sources, a few files at a time (the disk, not the CPU, is the limit).
 
-    def __init__(self, root: Path, start: date, pool: ThreadPoolExecutor) -> None:
+    Only day indices in `window` = [lo, hi) are written. Rows before `landed_hi` are counted as the landed world,
+    which the ground truth describes; rows written are counted for the summary of this call.
+    """
+
+    def __init__(
+        self, root: Path, start: date, pool: ThreadPoolExecutor, window: tuple[int, int], landed_hi: int
+    ) -> None:
         self.root = root
         self.start = start
         self.pool = pool
-        self.rows = {name: 0 for name in SOURCES}
+        self.lo, self.hi = window
+        self.landed_hi = landed_hi
+        self.rows = {name: 0 for name in SOURCES}  # written by this call
+        self.landed = {name: 0 for name in SOURCES}  # in the landed world [start, landed_hi)
+
+    def written(self, day: np.ndarray) -> np.ndarray:
+        return (day >= self.lo) & (day < self.hi)
+
+    def landed_rows(self, day: np.ndarray) -> np.ndarray:
+        return day < self.landed_hi
 
     def clear(self) -> None:
-        """Remove previous output of our sources (only those folders, other files under root stay)."""
-        for source in SOURCES:
-            folder = self.root / source
-            if not folder.exists():
-                continue
-            files = [p for p in folder.rglob("*") if not p.is_dir()]
-            list(self.pool.map(Path.unlink, files))
-            dirs = sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
-            list(self.pool.map(Path.rmdir, dirs))
-            shutil.rmtree(folder)
+        """Remove the generator's previous output: its source folders and nothing else under root. Everything is
+        checked before anything is deleted, so a folder holding a file the generator does not write stays whole."""
+        owned = [_generator_output(self.root, source) for source in SOURCES]
+        list(self.pool.map(Path.unlink, [path for files, _ in owned for path in files]))
+        for _, folders in owned:
+            for folder in folders:  # day folders, then the source folder
+                folder.rmdir()
 
     def write(self, source: str, frame: pl.DataFrame, day: np.ndarray, optional: tuple[str, int] | None = None) -> None:
-        """Write rows (grouped by ascending day index) to <source>/date=YYYY-MM-DD/part-00000.parquet.
+        """Write rows (grouped by ascending day index) of the window to <source>/date=YYYY-MM-DD/part-00000.parquet.
 
         `optional` = (column, first day index): the column is only kept in files from that day on.
         """
+        self.landed[source] += int(self.landed_rows(day).sum())
+        keep = self.written(day)
+        if not keep.all():
+            frame, day = frame.filter(pl.Series(keep)), day[keep]
         if frame.height == 0:
             return
         cuts = np.flatnonzero(np.diff(day)) + 1
@@ -579,10 +618,59 @@ class _Landing:
             part = frame.slice(lo, hi - lo)
             if optional is not None and int(day[lo]) < optional[1]:
                 part = part.drop(optional[0])
-            folder = self.root / source / f"date={(self.start + timedelta(days=int(day[lo]))).isoformat()}"
-            parts.append((part, folder))
+            parts.append((part, self.root / source / _day_folder_name(self.start + timedelta(days=int(day[lo])))))
         list(self.pool.map(_write_part, parts))
         self.rows[source] += frame.height
+
+
+def _day_folder_name(day: date) -> str:
+    return f"{DAY_PREFIX}{day.isoformat()}"
+
+
+def _folder_day(name: str) -> date | None:
+    """The day of a `date=YYYY-MM-DD` folder name; None for any other name."""
+    if not name.startswith(DAY_PREFIX):
+        return None
+    try:
+        return date.fromisoformat(name.removeprefix(DAY_PREFIX))
+    except ValueError:
+        return None
+
+
+def _foreign_files(folder: Path) -> ValueError:
+    return ValueError(f"{folder} holds files Assay did not create; it will not touch them (move them away, or "
+                      "generate synthetic data into an empty folder)")
+
+
+def _generator_output(root: Path, source: str) -> tuple[list[Path], list[Path]]:
+    """Files and folders the generator writes under root/source (day folders first, the source folder last).
+
+    Raises ValueError if anything else is there: it is not the generator's to delete. Links count as foreign, so a
+    deletion never follows one out of the folder."""
+    folder = root / source
+    if not folder.exists() and not folder.is_symlink():
+        return [], []
+    if folder.is_symlink() or not folder.is_dir():
+        raise _foreign_files(root)
+    files: list[Path] = []
+    days: list[Path] = []
+    for child in folder.iterdir():
+        if child.is_symlink() or not child.is_dir() or _folder_day(child.name) is None:
+            raise _foreign_files(folder)
+        for item in child.iterdir():
+            if item.name != PART_FILE or item.is_symlink() or not item.is_file():
+                raise _foreign_files(folder)
+            files.append(item)
+        days.append(child)
+    return files, [*days, folder]
+
+
+def _day_folders(root: Path, source: str) -> list[date]:
+    """Days that have a folder under root/source."""
+    folder = root / source
+    if not folder.is_dir():
+        return []
+    return sorted(day for day in (_folder_day(child.name) for child in folder.iterdir()) if day is not None)
 
 
 def _write_part(item: tuple[pl.DataFrame, Path]) -> None:
@@ -786,25 +874,40 @@ class _Simulation:
         self.start_us, self.end_us = _us(config.start), _us(config.end)
         self.extra_day = (config.extra_from - config.start).days
         self.counters = _Counters()
-        self.bad = {source: {kind: 0 for kind in kinds} for source, kinds in BAD_KINDS.items()}
+        self.bad = {source: {kind: 0 for kind in kinds} for source, kinds in BAD_KINDS.items()}  # written now
+        self.bad_landed = {source: {kind: 0 for kind in kinds} for source, kinds in BAD_KINDS.items()}
         self.snapshots = {_us(d): d for d in snapshot_dates(config.snapshot_start, config.end)}
         self.drift = None if config.drift_kind is None else (config.drift_kind, _us(config.drift_onset))
         self.targeted = np.zeros(pop.size, dtype=bool)  # the churn_process segment, known once countries are drawn
         self.state, signup_consents = _signup_consents(pop, self.rng_cns, self.start_us)
         self.consent_rows = [signup_consents]
 
-    def run(self) -> None:
-        customers, self.bad["customers"]["malformed_email"] = _customers_frame(
-            self.pop, self.rng_cust, self.config.bad_row_rate
-        )
+    def run(self, until_us: int) -> None:
+        """Simulate the weeks that can land a day before `until_us` (<= the world's end).
+
+        Later weeks cannot change what earlier days hold: each stream is read in week order and a week's draws
+        depend only on the state it starts from, so stopping early leaves every earlier draw as it was. What is
+        drawn for the whole world up front (population, customers, signup consents) is drawn in full either way."""
+        customers, kind = _customers_frame(self.pop, self.rng_cust, self.config.bad_row_rate)
+        self._tally("customers", kind, self.pop.landing_day)
         self.landing.write("customers", customers, self.pop.landing_day)
         if self.drift is not None and self.drift[0] == "churn_process":
             self.targeted = (customers.get_column("country") == DRIFT_COMPETITOR_COUNTRY).to_numpy()
         week0 = self.start_us - self.config.start.weekday() * DAY_US  # Monday on or before start
-        for week in range(-BURN_IN_WEEKS, math.ceil((self.end_us - week0) / WEEK_US)):
+        for week in range(-BURN_IN_WEEKS, math.ceil((min(until_us, self.end_us) - week0) / WEEK_US)):
             self._step(week, week0 + week * WEEK_US)
+        # Consent ids number the rows in time order, so the rows before `until_us` get the same ids in a shorter run:
+        # the weeks left out only add rows at or after `until_us`.
         consents, consent_day = _consents_frame(self.consent_rows, self.pop, self.start_us)
         self.landing.write("consents", consents, consent_day)
+
+    def _tally(self, source: str, kind: np.ndarray, day: np.ndarray) -> None:
+        """Count bad rows by kind: those written now (the summary) and those in the landed world (ground truth)."""
+        written, landed = self.landing.written(day), self.landing.landed_rows(day)
+        for index, name in enumerate(BAD_KINDS[source]):
+            hit = kind == index
+            self.bad[source][name] += int((hit & written).sum())
+            self.bad_landed[source][name] += int((hit & landed).sum())
 
     def _step(self, week: int, w_us: int) -> None:
         pop, state = self.pop, self.state
@@ -849,11 +952,10 @@ class _Simulation:
         cust = _poisson_rows(self.rng_ord, who,
                              pop.rate[who] * buying * np.exp(GAMMA_ORDERS * state.z[who]) * frac[who])
         ts = _uniform_in(self.rng_ord, lo[cust], np.full(cust.shape[0], hi_week, dtype=np.int64))
-        frame, day, counts = _orders_frame(self.rng_ord, cust, ts, state.z, pop, self.counters, rate, self.start_us,
-                                           self.drift)
+        frame, day, kind = _orders_frame(self.rng_ord, cust, ts, state.z, pop, self.counters, rate, self.start_us,
+                                         self.drift)
+        self._tally("orders", kind, day)
         self.landing.write("orders", frame, day, optional=(EXTRA_COLUMN[1], self.extra_day))
-        for kind, count in counts.items():
-            self.bad["orders"][kind] += count
 
         event_mean = self.config.events_per_week * pop.engagement[who] * np.exp(DELTA_EVENTS * state.z[who]) * frac[who]
         browsing = _poisson_rows(self.rng_evt, who, event_mean)
@@ -864,9 +966,9 @@ class _Simulation:
         # its event type "support" for certain
         row_z = np.concatenate([state.z[browsing], np.full(leavers.shape[0], -np.inf)])
         ts = _uniform_in(self.rng_evt, lo[cust], np.full(cust.shape[0], hi_week, dtype=np.int64))
-        frame, day, counts = _events_frame(self.rng_evt, cust, ts, row_z, pop, self.counters, rate, self.start_us)
+        frame, day, kind = _events_frame(self.rng_evt, cust, ts, row_z, pop, self.counters, rate, self.start_us)
+        self._tally("events", kind, day)
         self.landing.write("events", frame, day)
-        self.bad["events"]["null_key"] += counts["null_key"]
 
         changes = _consent_changes(self.rng_cns, state, pop, lo_week, hi_week, leaving=leaving)
         frames, sent, clicked = _campaigns(
@@ -881,24 +983,164 @@ class _Simulation:
         return clicked
 
 
-def generate(config: SyntheticConfig, landing_dir: Path, ground_truth_dir: Path) -> GenerationSummary:
-    """Simulate the population and write landing files plus ground truth (see module docstring)."""
+def generate(
+    config: SyntheticConfig,
+    landing_dir: Path,
+    ground_truth_dir: Path,
+    *,
+    land_from: date | None = None,
+    land_until: date | None = None,
+) -> GenerationSummary:
+    """Simulate the world of `config` and write its landing days in [land_from, land_until) (default: the whole
+    world, [config.start, config.end)) plus the ground truth of the world landed so far (see module docstring).
+
+    From config.start it is a full regeneration: the generator's earlier output is replaced, which needs its marker
+    file in `landing_dir` (a folder holding anything else is refused). From a later day it extends the world landed
+    there (same config, no gap) by new day folders only, and refuses to overwrite a day. Each day holds the same rows
+    however the world was landed: an extension replays the simulation from the start and writes only its days.
+    """
     if config.end <= config.start or config.n_customers <= 0:
         raise ValueError("need start < end and n_customers > 0")
+    land_from, land_until = land_from or config.start, land_until or config.end
+    _check_window(config, land_from, land_until)
     began = time.perf_counter()
-    ground_truth_dir = Path(ground_truth_dir)
+    landing_dir, ground_truth_dir = Path(landing_dir), Path(ground_truth_dir)
+    marker = _read_marker(landing_dir)
+    if marker is None and landing_dir.is_dir() and any(landing_dir.iterdir()):
+        raise _foreign_files(landing_dir)
+    full = land_from == config.start
+    landed = land_until if full else _extended_until(landing_dir, config, marker, land_from, land_until)
     ground_truth_dir.mkdir(parents=True, exist_ok=True)
-    pop = _draw_population(config, np.random.default_rng(np.random.SeedSequence([config.seed, 0])))
-    truth = _TruthWriter(ground_truth_dir / "churn_probability.parquet", pop.ids)
+    landing_dir.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(WRITE_THREADS) as pool:
-        landing = _Landing(Path(landing_dir), config.start, pool)
-        landing.clear()
+        window = ((land_from - config.start).days, (land_until - config.start).days)
+        landing = _Landing(landing_dir, config.start, pool, window, (landed - config.start).days)
+        if full:
+            landing.clear()
+            _write_marker(landing_dir, config, config.start)  # claims the folder before its first file lands
+        pop = _draw_population(config, np.random.default_rng(np.random.SeedSequence([config.seed, 0])))
+        truth = _TruthWriter(ground_truth_dir / "churn_probability.parquet", pop.ids)
         sim = _Simulation(config, landing, truth, pop)
-        sim.run()
+        sim.run(_us(landed))
     truth.close()
-    summary = GenerationSummary(rows=landing.rows, bad_rows=sim.bad, seconds=round(time.perf_counter() - began, 3))
-    _write_ground_truth_meta(config, summary, truth, ground_truth_dir)
+    summary = GenerationSummary(rows=landing.rows, bad_rows=sim.bad, seconds=round(time.perf_counter() - began, 3),
+                                land_from=land_from, land_until=land_until)
+    _write_ground_truth_meta(config, landing.landed, sim.bad_landed, summary.seconds, truth, ground_truth_dir, landed)
+    _write_marker(landing_dir, config, landed)
     return summary
+
+
+def extend_world(landing_dir: Path, ground_truth_dir: Path, until: date) -> GenerationSummary:
+    """Land the days [landed_until, until) of the world already in `landing_dir`, as its marker file describes it.
+
+    `until` at or before what is landed changes nothing (a summary with zero rows)."""
+    marker = _read_marker(Path(landing_dir))
+    if marker is None:
+        raise ValueError(f"{landing_dir} holds no synthetic world to extend (no {MARKER_FILE}); "
+                         "generate one first (assay generate)")
+    config, landed = marker
+    if until > config.end:
+        raise _beyond_horizon(until, config)
+    if until <= landed:
+        return GenerationSummary(rows={name: 0 for name in SOURCES},
+                                 bad_rows={source: {kind: 0 for kind in kinds} for source, kinds in BAD_KINDS.items()},
+                                 seconds=0.0)
+    return generate(config, landing_dir, ground_truth_dir, land_from=landed, land_until=until)
+
+
+def world_config(landing_dir: Path) -> SyntheticConfig | None:
+    """The config of the synthetic world in `landing_dir` (None: no marker file there)."""
+    marker = _read_marker(Path(landing_dir))
+    return None if marker is None else marker[0]
+
+
+def landed_until(landing_dir: Path) -> date | None:
+    """First day not yet landed of the synthetic world in `landing_dir` (None: no marker file there)."""
+    marker = _read_marker(Path(landing_dir))
+    return None if marker is None else marker[1]
+
+
+def _beyond_horizon(until: date, config: SyntheticConfig) -> ValueError:
+    return ValueError(f"{until} is beyond this world's horizon {config.end} (exclusive); generate a longer world "
+                      "(assay generate --world-end)")
+
+
+def _check_window(config: SyntheticConfig, land_from: date, land_until: date) -> None:
+    if land_until > config.end:
+        raise _beyond_horizon(land_until, config)
+    if not config.start <= land_from < land_until:
+        raise ValueError(f"need {config.start} <= land_from < land_until, got [{land_from}, {land_until})")
+
+
+def _extended_until(
+    landing_dir: Path, config: SyntheticConfig, marker: tuple[SyntheticConfig, date] | None, land_from: date,
+    land_until: date,
+) -> date:
+    """Check that [land_from, land_until) extends the world landed in `landing_dir`; return the new landed_until."""
+    if marker is None:
+        raise ValueError(f"{landing_dir} holds no synthetic world to extend; land from the world's start "
+                         f"({config.start}) first")
+    world, landed = marker
+    if world != config:
+        raise ValueError(f"{landing_dir} holds another synthetic world (other settings); extend it with its own "
+                         "(extend_world) or regenerate it in full")
+    if land_from > landed:
+        raise ValueError(f"landing from {land_from} would leave a gap: the world in {landing_dir} is landed up to "
+                         f"{landed} (exclusive)")
+    clashes = sorted((day, source) for source in SOURCES for day in _day_folders(landing_dir, source)
+                     if land_from <= day < land_until)
+    if clashes:
+        day, source = clashes[0]
+        raise ValueError(f"{landing_dir / source} already holds day {day}; an extension never overwrites a landed "
+                         "day (regenerate the world in full to rewrite it)")
+    return max(landed, land_until)
+
+
+def mark_landed(landing_dir: Path, until: date) -> None:
+    """Record that the world's days before `until` are in `landing_dir` (a feed moved them there from a folder the
+    generator ran ahead into)."""
+    marker = _read_marker(landing_dir)
+    if marker is None:
+        raise ValueError(f"{landing_dir} holds no synthetic world (no {MARKER_FILE})")
+    config, landed = marker
+    if until > config.end:
+        raise ValueError(f"{until} is beyond this world's horizon {config.end} (exclusive)")
+    _write_marker(landing_dir, config, max(landed, until))
+
+
+def _config_json(config: SyntheticConfig) -> dict[str, object]:
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(config).items()}
+
+
+def _write_marker(landing_dir: Path, config: SyntheticConfig, landed: date) -> None:
+    # One line of JSON: a reader that takes every *.json under the landing folder as JSON lines (the DSAR erasure
+    # does) sees one row without personal data instead of failing.
+    values = {**_config_json(config), "landed_until": landed.isoformat()}
+    (landing_dir / MARKER_FILE).write_text(json.dumps(values) + "\n")
+
+
+def _read_marker(landing_dir: Path) -> tuple[SyntheticConfig, date] | None:
+    """The world config and landed_until recorded in `landing_dir` (None: no marker file)."""
+    path = landing_dir / MARKER_FILE
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text())
+        landed = date.fromisoformat(values.pop("landed_until"))
+        return _config_from_json(values), landed
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path} is not a readable Assay marker file") from error
+
+
+def _config_from_json(values: dict[str, object]) -> SyntheticConfig:
+    """Inverse of `_config_json`; unknown keys are refused (a world this version cannot rebuild exactly)."""
+    names = {f.name: str(f.type) for f in fields(SyntheticConfig)}
+    if set(values) - set(names):
+        raise ValueError("unknown config fields")
+    return SyntheticConfig(**{  # type: ignore[arg-type]
+        key: date.fromisoformat(value) if names[key].startswith("date") and isinstance(value, str) else value
+        for key, value in values.items()
+    })
 
 
 def _apply_consent_changes(state: _State, changes: dict[str, np.ndarray]) -> None:
@@ -908,20 +1150,20 @@ def _apply_consent_changes(state: _State, changes: dict[str, np.ndarray]) -> Non
 
 
 def _write_ground_truth_meta(
-    config: SyntheticConfig, summary: GenerationSummary, truth: _TruthWriter, out_dir: Path
+    config: SyntheticConfig, rows: dict[str, int], bad_rows: dict[str, dict[str, int]], seconds: float,
+    truth: _TruthWriter, out_dir: Path, landed: date,
 ) -> None:
+    """Describe the landed world [config.start, landed): the same however it was landed, bar the timing fields."""
     pl.DataFrame(
-        [
-            {"source": source, "kind": kind, "n_rows": count}
-            for source, kinds in summary.bad_rows.items()
-            for kind, count in kinds.items()
-        ],
+        [{"source": source, "kind": kind, "n_rows": count} for source, kinds in bad_rows.items()
+         for kind, count in kinds.items()],
         schema={"source": pl.Utf8, "kind": pl.Utf8, "n_rows": pl.Int64},
     ).write_parquet(out_dir / "bad_rows.parquet")
     meta = {
-        "config": {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(config).items()},
-        "rows": summary.rows,
-        "bad_rows": summary.bad_rows,
+        "config": _config_json(config),
+        "landed_until": landed.isoformat(),
+        "rows": rows,
+        "bad_rows": bad_rows,
         "extra_column": {"source": EXTRA_COLUMN[0], "column": EXTRA_COLUMN[1], "from": config.extra_from.isoformat()},
         "churn_probability": {"path": "churn_probability.parquet", "snapshots": truth.snapshots, "rows": truth.rows},
         "latent": {
@@ -944,6 +1186,6 @@ def _write_ground_truth_meta(
                   "competitor_country": DRIFT_COMPETITOR_COUNTRY, "hazard_shift": DRIFT_HAZARD_SHIFT,
                   "order_factor": DRIFT_ORDER_FACTOR},
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": summary.seconds,
+        "seconds": seconds,
     }
     (out_dir / "generation.json").write_text(json.dumps(meta, indent=2))

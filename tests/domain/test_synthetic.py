@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,11 +15,15 @@ import pytest
 from domain.contract import EMAIL_PATTERN, SOURCES
 from domain.synthetic import (
     BAD_KINDS,
+    MARKER_FILE,
     GenerationSummary,
     SyntheticConfig,
     config_for_size,
+    extend_world,
     generate,
+    landed_until,
     snapshot_dates,
+    world_config,
 )
 
 SNAPSHOT = date(2025, 1, 6)  # mid-period Monday with a full 90-day label window after it
@@ -183,7 +187,7 @@ def test_bad_rows_are_in_the_files_as_counted(tiny: Run) -> None:
 
 def test_ground_truth_is_apart_and_covers_snapshots(tiny: Run) -> None:
     assert not tiny.truth.is_relative_to(tiny.landing)
-    assert {p.name for p in tiny.landing.iterdir()} == set(SOURCES)
+    assert {p.name for p in tiny.landing.iterdir()} == set(SOURCES) | {MARKER_FILE}
     truth = pl.read_parquet(tiny.truth / "churn_probability.parquet")
     assert dict(truth.schema) == {"customer_id": pl.Utf8, "snapshot_date": pl.Date, "p_churn": pl.Float64}
     expected = snapshot_dates(tiny.config.snapshot_start, tiny.config.end)
@@ -358,3 +362,152 @@ def test_a_drift_needs_a_known_kind_and_an_onset():
         config_for_size("tiny", drift_kind="price_level")
     with pytest.raises(ValueError, match="unknown drift_kind"):
         config_for_size("tiny", drift_kind="alien_invasion", drift_onset=ONSET)
+
+
+# --- landing a world a piece at a time; never deleting what the generator did not write ---
+
+PIECE_CONFIG = config_for_size("tiny", end=date(2024, 5, 6), snapshot_start=date(2024, 2, 5))
+CUT = date(2024, 2, 14)  # a Wednesday: the week it falls in is written partly by each piece
+assert CUT.weekday() == 2
+
+
+def _contents(folder: Path) -> dict[Path, bytes]:
+    """Every file under a folder (hidden ones included) with its bytes."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _parquet_frames(folder: Path) -> dict[Path, pl.DataFrame]:
+    return {p.relative_to(folder): pl.read_parquet(p) for p in sorted(folder.rglob("*.parquet"))}
+
+
+def _generation_meta(truth: Path) -> dict:
+    meta = json.loads((truth / "generation.json").read_text())
+    return {key: value for key, value in meta.items() if key not in ("generated_at", "seconds")}
+
+
+def _added(*summaries: GenerationSummary) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    rows = {source: sum(s.rows[source] for s in summaries) for source in SOURCES}
+    bad = {source: {kind: sum(s.bad_rows[source][kind] for s in summaries) for kind in kinds}
+           for source, kinds in BAD_KINDS.items()}
+    return rows, bad
+
+
+@pytest.mark.parametrize(
+    ("drift_kind", "until"),
+    [(None, date(2024, 4, 11)), ("churn_process", PIECE_CONFIG.end)],  # a Thursday; the world's horizon
+)
+def test_landing_in_pieces_gives_the_files_of_landing_at_once(tmp_path: Path, drift_kind: str | None,
+                                                                until: date) -> None:
+    config = replace(PIECE_CONFIG, drift_kind=drift_kind, drift_onset=date(2024, 3, 4) if drift_kind else None)
+    once = generate(config, tmp_path / "once" / "landing", tmp_path / "once" / "truth", land_until=until)
+    pieces = tmp_path / "pieces"
+    first = generate(config, pieces / "landing", pieces / "truth", land_until=CUT)
+    days = {f.parent.name for f in (pieces / "landing").rglob("*.parquet")}
+    assert max(days) < f"date={CUT}" and f"date={CUT - timedelta(days=1)}" in days  # up to the cut, not beyond
+    second = extend_world(pieces / "landing", pieces / "truth", until)
+
+    frames = _parquet_frames(tmp_path / "once")
+    assert set(frames) == set(_parquet_frames(pieces))  # same day folders and ground-truth files
+    assert len(frames) > 300
+    for path, frame in _parquet_frames(pieces).items():
+        assert frame.equals(frames[path]), path  # same rows, same values, same order
+    assert _generation_meta(pieces / "truth") == _generation_meta(tmp_path / "once" / "truth")
+    assert _added(first, second) == (once.rows, once.bad_rows)
+    assert (first.land_from, first.land_until, second.land_from, second.land_until) == (
+        config.start, CUT, CUT, until)
+    assert landed_until(pieces / "landing") == until and world_config(pieces / "landing") == config
+
+
+def test_the_marker_records_the_world_and_how_far_it_landed(tmp_path: Path) -> None:
+    config = replace(PIECE_CONFIG, drift_kind="price_level", drift_onset=date(2024, 3, 4), events_per_week=0.5)
+    landing, truth = tmp_path / "landing", tmp_path / "truth"
+    assert world_config(landing) is None and landed_until(landing) is None  # nothing there yet
+    generate(config, landing, truth, land_until=CUT)
+    marker = json.loads((landing / MARKER_FILE).read_text())
+    assert set(marker) == {f.name for f in fields(SyntheticConfig)} | {"landed_until"}
+    assert (marker["start"], marker["drift_onset"], marker["landed_until"]) == ("2024-01-01", "2024-03-04",
+                                                                                  CUT.isoformat())
+    assert marker["events_per_week"] == 0.5 and marker["extra_column_from"] is None
+    assert world_config(landing) == config and landed_until(landing) == CUT
+    assert json.loads((truth / "generation.json").read_text())["landed_until"] == CUT.isoformat()
+    extend_world(landing, truth, date(2024, 3, 1))
+    assert landed_until(landing) == date(2024, 3, 1)
+    assert json.loads((truth / "generation.json").read_text())["landed_until"] == "2024-03-01"
+
+
+def test_a_folder_without_the_marker_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    layouts = {
+        "inside a source folder": ["orders/date=2024-01-02/part-00000.parquet"],  # looks like ours, is not
+        "beside the source folders": ["notes.txt"],
+        "both": ["customers/date=2024-01-01/export.csv", "README"],
+    }
+    for name, files in layouts.items():
+        landing = tmp_path / name.replace(" ", "_") / "landing"
+        for relative in files:
+            (landing / relative).parent.mkdir(parents=True, exist_ok=True)
+            (landing / relative).write_bytes(b"their own data " + relative.encode())
+        before = _contents(landing)
+        for land_from in (None, CUT):  # a full generation and an extension
+            with pytest.raises(ValueError, match="holds files Assay did not create") as refused:
+                generate(PIECE_CONFIG, landing, landing.parent / "truth", land_from=land_from)
+            assert str(refused.value).startswith(str(landing)), name
+            assert all(Path(f).name not in str(refused.value) for f in files), name  # no file names
+        assert _contents(landing) == before, name  # byte for byte, nothing added
+        assert not (landing.parent / "truth").exists(), name
+
+
+def test_regeneration_removes_only_the_generators_own_files(tmp_path: Path) -> None:
+    landing, truth = tmp_path / "landing", tmp_path / "truth"
+    generate(PIECE_CONFIG, landing, truth)
+    (landing / "notes.txt").write_text("mine")
+    (landing / "exports" / "orders").mkdir(parents=True)
+    (landing / "exports" / "orders" / "part-00000.parquet").write_bytes(b"not the generator's")
+    theirs = {p: b for p, b in _contents(landing).items() if p.parts[0] in ("notes.txt", "exports")}
+
+    other = replace(PIECE_CONFIG, seed=8, end=date(2024, 4, 1))  # a different, shorter world
+    generate(other, landing, truth)
+    fresh = tmp_path / "fresh"
+    generate(other, fresh / "landing", fresh / "truth")
+    after = _contents(landing)
+    assert {p: b for p, b in after.items() if p in theirs} == theirs  # kept byte for byte
+    ours = {p: b for p, b in after.items() if p not in theirs}
+    assert set(ours) == set(_contents(fresh / "landing"))  # the old world's days are all gone
+    for path, frame in _parquet_frames(fresh / "landing").items():
+        assert pl.read_parquet(landing / path).equals(frame), path
+
+    # with the marker, a stranger's file inside a source folder still stops the regeneration before any deletion
+    (landing / "orders" / "date=2024-01-03" / "their_export.csv").write_text("id\n1\n")
+    before = _contents(landing)
+    with pytest.raises(ValueError, match="holds files Assay did not create"):
+        generate(other, landing, truth)
+    assert _contents(landing) == before
+
+
+def test_an_extension_beyond_the_horizon_is_refused(tmp_path: Path) -> None:
+    landing, truth = tmp_path / "landing", tmp_path / "truth"
+    with pytest.raises(ValueError, match="no synthetic world to extend"):
+        extend_world(landing, truth, CUT)
+    generate(PIECE_CONFIG, landing, truth, land_until=CUT)
+    before = _contents(landing)
+    beyond = PIECE_CONFIG.end + timedelta(days=1)
+    with pytest.raises(ValueError, match=r"beyond this world's horizon 2024-05-06.*assay generate --world-end"):
+        extend_world(landing, truth, beyond)
+    with pytest.raises(ValueError, match="beyond this world's horizon"):
+        generate(PIECE_CONFIG, landing, truth, land_from=CUT, land_until=beyond)
+    nothing = extend_world(landing, truth, CUT - timedelta(days=3))  # already landed: a no-op
+    assert set(nothing.rows.values()) == {0} and nothing.land_from is None
+    assert _contents(landing) == before and landed_until(landing) == CUT
+
+
+def test_an_extension_never_overwrites_a_landed_day(tmp_path: Path) -> None:
+    landing, truth = tmp_path / "landing", tmp_path / "truth"
+    until = date(2024, 3, 1)
+    generate(PIECE_CONFIG, landing, truth, land_until=until)
+    before = _contents(landing)
+    with pytest.raises(ValueError, match="already holds day 2024-02-14; an extension never overwrites"):
+        generate(PIECE_CONFIG, landing, truth, land_from=CUT, land_until=date(2024, 3, 8))
+    with pytest.raises(ValueError, match="would leave a gap"):
+        generate(PIECE_CONFIG, landing, truth, land_from=date(2024, 3, 4), land_until=date(2024, 3, 8))
+    with pytest.raises(ValueError, match="another synthetic world"):
+        generate(replace(PIECE_CONFIG, seed=8), landing, truth, land_from=until, land_until=date(2024, 3, 8))
+    assert _contents(landing) == before and landed_until(landing) == until
