@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from assets.modeling.pipeline import load_model  # noqa: E402
 from assets.modeling.training import SnapshotSplit, default_params, to_model_frame, train_churn_model  # noqa: E402
 from domain.pseudonym import pseudonym_key, with_tokens  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
@@ -42,7 +43,7 @@ def _champion_split():
     """The champion and its split; the newest registered model when none was promoted (e.g. a fairness limit)."""
     registry = RESOURCES["registry"]
     version = registry.champion_version() or registry.rows().get_column("version").item(-1)
-    model = registry.load(version)
+    model = load_model(registry, version)
     split = {k: [date.fromisoformat(d) for d in v] for k, v in model.card["split"].items()}
     return model, SnapshotSplit(**split)
 
@@ -182,7 +183,7 @@ def information_ceiling() -> dict:
 
 
 def reasons_threads(rows: int = 4_000) -> dict:
-    model = RESOURCES["registry"].load()
+    model = load_model(RESOURCES["registry"])
     features = RESOURCES["lake"].scan("gold", "customer_features")
     newest = features.select(pl.col("snapshot_date").max()).collect().item()
     frame = model.pipeline.prepare(features.filter(pl.col("snapshot_date") == newest).collect().head(rows))

@@ -60,22 +60,16 @@ class LakeResource(ConfigurableResource):
         start: date,
         end: date,
         partition_by: list[str] | None = None,
-        where: tuple[str, str] | None = None,
     ) -> WriteResult:
-        """Replace rows with `start <= column < end` by `frame` (which must lie inside that window). `where`
-        (column, value) narrows the replaced rows further, so two writers can share a table: each replaces only
-        its own rows (e.g. drift and performance figures in one metrics table)."""
+        """Replace rows with `start <= column < end` by `frame` (which must lie inside that window). One asset
+        writes a table: a window replaced here holds only that asset's rows."""
         from deltalake import write_deltalake
 
         if frame.height:
             outside = frame.filter((pl.col(column) < start) | (pl.col(column) >= end)).height
             if outside:
                 raise ValueError(f"{outside} rows of {layer}/{name} fall outside [{start}, {end}) on {column}")
-            if where and frame.filter(pl.col(where[0]) != where[1]).height:
-                raise ValueError(f"rows of {layer}/{name} must all have {where[0]} = {where[1]!r}")
         predicate = window_predicate(column, start, end)
-        if where:
-            predicate += f" AND {where[0]} = '{where[1]}'"
         uri = self.uri(layer, name)
         options = self.storage_options or None
         if not self.exists(layer, name):

@@ -3,16 +3,19 @@
 Statuses: `challenger` (trained, waiting for the gate), `champion` (exactly one; scoring uses it), `archived`
 (a former champion, or a challenger the gate refused). Every status change is appended to gold/model_decisions
 with who or what made it, so the registry's history can be audited and any version can be rolled back to.
+
+The registry stores and hands back artifacts (a version's folder and its JSON card); it knows no model class.
+A model registers itself through `ModelArtifacts.save`, and the modelling stage rebuilds its pipeline from what
+`load` returns (assets/modeling/pipeline.py), so resources never import assets.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 from dagster import ConfigurableResource
@@ -23,43 +26,34 @@ from resources.lake import LakeResource
 
 REGISTRY_TABLE = ("gold", "model_registry")
 DECISIONS_TABLE = ("gold", "model_decisions")
-REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL_FILE = "model.txt"  # the model's own file inside a version's folder; promote refuses a version without it
 
 
-def trainer_code_version() -> str:
-    """Hash of the modelling code (and the git commit when there is one): what produced a version."""
-    digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "assets" / "modeling").glob("*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    code = f"src:{digest.hexdigest()[:12]}"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                text=True, timeout=5, check=True).stdout.strip()
-        return f"{code} git:{commit}"
-    except (OSError, subprocess.SubprocessError):
-        return code
+class ModelArtifacts(Protocol):
+    """What the registry needs of a model: its feature list, and a way to write itself to disk."""
 
+    features: list[str]
 
-def dbt_manifest_hash(manifest_path: Path) -> str:
-    """Hash of the dbt models' own checksums (the manifest's timestamps change on every parse, the SQL does not)."""
-    if not manifest_path.exists():
-        return "unknown"
-    nodes = json.loads(manifest_path.read_text()).get("nodes", {})
-    checksums = sorted((uid, node.get("checksum", {}).get("checksum", "")) for uid, node in nodes.items()
-                       if node.get("resource_type") == "model")
-    return hashlib.sha256(json.dumps(checksums).encode()).hexdigest()[:16]
+    def save(self, model_file: Path) -> dict:
+        """Write the model to `model_file`; return the card fields that rebuild it from that file."""
+        ...
 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A registered version as stored: its folder and card. The modelling stage turns it into a pipeline."""
+
     version: str
-    pipeline: object  # assets.modeling.pipeline.ChurnPipeline
     card: dict
     path: Path
 
     @property
     def features(self) -> list[str]:
-        return self.pipeline.features
+        return self.card["features"]
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
 
     @property
     def reference_path(self) -> Path:
@@ -75,20 +69,12 @@ class ModelRegistryResource(ConfigurableResource):
     models_dir: str = Field(description="Folder holding one sub-folder of artifacts per model version.")
     lake: LakeResource
 
-    def register(self, version: str, pipeline, card: dict, evaluation: dict, reference: pl.DataFrame) -> Path:
+    def register(self, version: str, model: ModelArtifacts, card: dict, evaluation: dict,
+                 reference: pl.DataFrame) -> Path:
         """Write a challenger's artifacts and its registry row; the gate decides its status later."""
         path = Path(self.models_dir) / version
         path.mkdir(parents=True, exist_ok=True)
-        pipeline.booster.save_model(str(path / "model.txt"), num_iteration=pipeline.best_iteration)
-        card = {
-            **card,
-            "version": version,
-            "features": pipeline.features,
-            "categories": pipeline.categories,
-            "best_iteration": pipeline.best_iteration,
-            "calibrator": pipeline.calibrator.to_dict(),
-            "bgnbd": pipeline.bgnbd.to_dict() if pipeline.bgnbd is not None else None,
-        }
+        card = {**card, **model.save(path / MODEL_FILE), "version": version, "features": model.features}
         (path / "model.json").write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
         (path / "evaluation.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True, default=str))
         reference.write_parquet(path / "reference.parquet")
@@ -150,7 +136,7 @@ class ModelRegistryResource(ConfigurableResource):
         rows = self.rows()
         if rows.height == 0 or version not in rows.get_column("version").to_list():
             raise LookupError(f"unknown model version {version!r}")
-        if not (Path(self.models_dir) / version / "model.txt").exists():
+        if not (Path(self.models_dir) / version / MODEL_FILE).exists():
             raise FileNotFoundError(f"artifacts of {version} are missing under {self.models_dir}")
         table = DeltaTable(self.lake.uri(*REGISTRY_TABLE))
         table.update(updates={"status": "'archived'"}, predicate=f"status = 'champion' and version != '{version}'")
@@ -173,19 +159,7 @@ class ModelRegistryResource(ConfigurableResource):
         return self.lake.scan(*DECISIONS_TABLE).sort("decided_at").collect()
 
     def load(self, version: str | None = None) -> LoadedModel:
-        import lightgbm as lgb
-
-        from assets.modeling.baselines import BgNbdBaseline
-        from assets.modeling.calibration import Calibrator
-        from assets.modeling.pipeline import ChurnPipeline
-
+        """A version's artifacts (the champion's by default); `assets.modeling.pipeline.load_model` scores with it."""
         version = version or self.require_champion()
         path = Path(self.models_dir) / version
-        card = json.loads((path / "model.json").read_text())
-        pipeline = ChurnPipeline(
-            booster=lgb.Booster(model_file=str(path / "model.txt")), features=card["features"],
-            categories=card["categories"], best_iteration=card["best_iteration"],
-            calibrator=Calibrator.from_dict(card["calibrator"]),
-            bgnbd=BgNbdBaseline.from_dict(card["bgnbd"]) if card.get("bgnbd") else None,
-        )
-        return LoadedModel(version=version, pipeline=pipeline, card=card, path=path)
+        return LoadedModel(version=version, card=json.loads((path / "model.json").read_text()), path=path)

@@ -1,1 +1,2 @@
-"""Consent enforcement, audience exports, k-anonymous reports and the audit log."""
+"""Audience exports, k-anonymous reports, retention and data-subject requests (the consent rules they apply live in
+assets/consent.py, shared with scoring)."""

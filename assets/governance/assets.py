@@ -2,23 +2,22 @@
 the audit table."""
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from assets.consent import current_consents, split_by_consent
 from assets.features.dbt import WAREHOUSE_POOL
 from assets.governance.anonymity import is_k_anonymous
-from assets.governance.consent import current_consents, split_by_consent
 from assets.governance.dsar import DsarContext, audit_outcomes, process_pending, requests
 from assets.governance.exports import build_audience, risk_by_segment, with_source_ids
 from assets.governance.retention import DEFAULT_POLICY, apply_retention
 from assets.ingestion.pseudonymise import empty_vault
-from assets.modeling.assets import markdown_table
-from assets.scoring.assets import latest_scores
+from assets.markdown import markdown_table
+from assets.scoring.scoring import latest_scores
 from domain.contract import VAULT_SOURCE_ID, VAULT_TABLE
-from orchestration.partitions import daily_partitions
 from resources.assay import AssayResource
 from resources.audit import record
 from resources.lake import LakeResource
@@ -105,8 +104,8 @@ class RetentionConfig(Config):
         "", description='Overrides of the default policy as JSON, {"bronze/events": 395, ...} (days kept); '
                         "see DEFAULT_POLICY in assets/governance/retention.py.")
     as_of: str = Field(
-        "", description="Date retention is measured from (YYYY-MM-DD). Empty: today, or the last daily partition "
-                        "when the partitions end earlier (a replayed history such as the demo).")
+        "", description="Date retention is measured from (YYYY-MM-DD). Empty: today. The monthly schedule sets it to "
+                        "the day it fired for.")
     purge_landing: bool = Field(True, description="Also delete landing day folders older than a bronze cutoff.")
 
 
@@ -120,8 +119,7 @@ class RetentionConfig(Config):
 def retention(context: AssetExecutionContext, config: RetentionConfig, assay: AssayResource,
               lake: LakeResource) -> MaterializeResult:
     policy = effective_policy(config.policy_json)
-    as_of = date.fromisoformat(config.as_of) if config.as_of else min(
-        date.today(), date.fromisoformat(daily_partitions.get_partition_keys()[-1]))
+    as_of = date.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC).date()
     outcomes = []
     for table, (column, days) in policy.items():
         outcome = apply_retention(lake, table, column, days, as_of,

@@ -11,8 +11,6 @@ re-ingestion of old landing days from bringing the person back.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -24,14 +22,14 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.governance.consent import CONSENT_OVERRIDES_TABLE
+from assets.consent import CONSENT_OVERRIDES_TABLE
+from assets.erasure import TOMBSTONES_TABLE, tombstone_hash
 from assets.ingestion.landing import SUPPORTED_SUFFIXES, read_landing_file, write_landing_file
 from domain.contract import VAULT_TABLE
 from domain.pseudonym import pseudonym_key, token
 from resources.audit import AUDIT_TABLE, record
 
 REQUESTS_TABLE = ("governance", "dsar_requests")
-TOMBSTONES_TABLE = ("governance", "erasure_tombstones")
 KINDS = ("access", "erasure", "opt_out")
 DEADLINE_DAYS = 30  # GDPR art. 12(3): one month
 REQUEST_SCHEMA = {
@@ -39,11 +37,6 @@ REQUEST_SCHEMA = {
     "deadline": pl.Datetime("us", "UTC"), "status": pl.Utf8, "completed_at": pl.Datetime("us", "UTC"),
     "subject_hash": pl.Utf8, "result": pl.Utf8,
 }
-
-
-def tombstone_hash(key: bytes, customer_id: str) -> str:
-    """Keyed hash of an erased customer id. Its own domain ("erased:") so it never equals a pseudonym token."""
-    return hmac.new(key, f"erased:{customer_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def new_request(customer_id: str, kind: str, requested_at: datetime | None = None) -> pl.DataFrame:
@@ -232,26 +225,6 @@ def erase_from_warehouse(warehouse_path: Path, subject: Subject) -> int:
     os.replace(compact, warehouse_path)
     Path(f"{warehouse_path}.wal").unlink(missing_ok=True)
     return removed
-
-
-def tombstones(lake) -> set[str]:
-    if not lake.exists(*TOMBSTONES_TABLE):
-        return set()
-    return set(lake.scan(*TOMBSTONES_TABLE).select("subject_hash").collect().get_column("subject_hash").to_list())
-
-
-def drop_erased(frame: pl.DataFrame, customer_column: str | None, key: bytes,
-                erased: set[str]) -> tuple[pl.DataFrame, int]:
-    """Landing rows of erased customers, removed before validation (a tombstone outlives the landing file a
-    source may send again). Hashes each distinct id once."""
-    if not erased or frame.height == 0 or not customer_column or customer_column not in frame.columns:
-        return frame, 0
-    ids = frame.get_column(customer_column).cast(pl.Utf8).drop_nulls().unique().to_list()
-    gone = [i for i in ids if tombstone_hash(key, i) in erased]
-    if not gone:
-        return frame, 0
-    is_gone = pl.col(customer_column).cast(pl.Utf8).is_in(gone).fill_null(False)
-    return frame.filter(~is_gone), frame.filter(is_gone).height
 
 
 @dataclass(frozen=True)

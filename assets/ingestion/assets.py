@@ -12,6 +12,7 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     Config,
+    DailyPartitionsDefinition,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -20,11 +21,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.governance.dsar import tombstones
+from assets.erasure import tombstones
 from assets.ingestion.ingest import count_window, ingest_window
+from assets.partitions import AssayPartitions
 from domain.contract import SOURCES, VAULT_TABLE, SourceSpec
 from domain.pseudonym import pseudonym_key
-from orchestration.partitions import daily_partitions
 from resources.assay import AssayResource
 from resources.audit import record
 from resources.lake import LakeResource
@@ -78,7 +79,7 @@ def _window(context: AssetExecutionContext) -> tuple[date, date]:
     return window.start.date(), window.end.date()
 
 
-def build_ingestion_asset(spec: SourceSpec):
+def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
     bronze_key = AssetKey(["bronze", spec.name])
     quarantine_key = AssetKey(["quarantine", spec.name])
 
@@ -111,7 +112,7 @@ def build_ingestion_asset(spec: SourceSpec):
                             "customers (tombstoned, not ingested), for the partition.",
             )
         ],
-        partitions_def=daily_partitions,
+        partitions_def=daily,
         # A backfill of many days runs as one step: one read, one validation, one Delta commit per table.
         backfill_policy=BackfillPolicy.single_run(),
     )
@@ -180,4 +181,7 @@ def build_ingestion_asset(spec: SourceSpec):
 
 
 landing_specs = [landing_spec(spec) for spec in SOURCES.values()]
-ingestion_assets = [build_ingestion_asset(spec) for spec in SOURCES.values()]
+
+
+def build_ingestion_assets(partitions: AssayPartitions) -> list:
+    return [build_ingestion_asset(spec, partitions.daily) for spec in SOURCES.values()]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from assets.governance.dsar import drop_erased
+from assets.erasure import drop_erased
 from assets.ingestion.landing import read_landing
 from assets.ingestion.pseudonymise import protect_quarantined, pseudonymise_valid
 from assets.ingestion.validation import empty_quarantine, validate_batch

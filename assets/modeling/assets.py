@@ -17,10 +17,13 @@ from dagster import (
 from pydantic import Field
 
 from assets.features.dbt import MANIFEST_PATH
+from assets.markdown import markdown_table
 from assets.modeling.challenger import ChallengerSettings, build_challenger
 from assets.modeling.fairness import FairnessLimits
-from assets.modeling.gate import GatePolicy, decide
+from assets.modeling.gate import GatePolicy, broken_fields, decide
 from assets.modeling.model_card import render_model_card
+from assets.modeling.pipeline import load_model
+from assets.modeling.provenance import dbt_manifest_hash, trainer_code_version
 from assets.modeling.training import (
     SnapshotSplit,
     default_params,
@@ -29,19 +32,28 @@ from assets.modeling.training import (
     split_snapshots,
     training_frame,
 )
-from assets.modeling.tuning import TuningBudget, fit_budget_to_history, rolling_origin_folds, tune_lightgbm
-from assets.monitoring.source_drift import broken_fields
+from assets.modeling.tuning import (
+    TUNING_RESULTS,
+    TuningBudget,
+    fit_budget_to_history,
+    newest_tuning,
+    rolling_origin_folds,
+    tune_lightgbm,
+    tuning_record,
+)
 from domain.contract import tagged_columns
 from domain.pseudonym import pseudonym_key, with_tokens
 from resources.assay import AssayResource
 from resources.lake import LakeResource
-from resources.registry import ModelRegistryResource, dbt_manifest_hash, trainer_code_version
+from resources.registry import ModelRegistryResource
 
 FEATURES_KEY = AssetKey(["gold", "customer_features"])
 LABELS_KEY = AssetKey(["gold", "churn_labels"])
 TUNING_KEY = AssetKey(["models", "lightgbm_params"])
 CHALLENGER_KEY = AssetKey(["models", "churn_model"])
 CHAMPION_KEY = AssetKey(["models", "champion"])
+# the gate refuses a challenger whose data a broken source field reached: it reads that asset's own table
+SOURCE_DRIFT_KEY = AssetKey(["monitoring", "source_drift"])
 
 
 class SplitConfig(Config):
@@ -68,28 +80,10 @@ def _labelled(config: SplitConfig, labels: pl.LazyFrame, horizon_days: int) -> d
     return {snapshot: n for snapshot, n in counts.items() if snapshot <= cutoff}
 
 
-def markdown_table(rows: list[dict], digits: int = 4) -> str:
-    """A Markdown table for asset metadata (Dagster renders it in the UI)."""
-    if not rows:
-        return "(none)"
-    headers = list(rows[0])
-
-    def cell(value) -> str:
-        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(r.get(h)) for h in headers) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _split(config: SplitConfig, counts: dict[date, int], horizon_days: int) -> SnapshotSplit:
     return split_snapshots(sorted(counts), horizon_days, config.train_snapshots, config.validation_snapshots,
                            config.early_stopping_snapshots, config.calibration_snapshots,
                            date.fromisoformat(config.fit_from) if config.fit_from else None)
-
-
-def _tuning_dir(assay: AssayResource) -> Path:
-    return assay.models_path / "tuning"
 
 
 class TuningConfig(SplitConfig):
@@ -105,7 +99,9 @@ class TuningConfig(SplitConfig):
 @asset(
     key=TUNING_KEY, deps=[FEATURES_KEY, LABELS_KEY], group_name="modeling", kinds={"optuna", "lightgbm"},
     description="Bayesian (TPE) search of LightGBM parameters and class-imbalance handling, on rolling-origin "
-                "folds that end before the calibration and validation snapshots; under a trial and time budget.",
+                "folds that end before the calibration and validation snapshots; under a trial and time budget. "
+                "Appends its outcome to gold/tuning_results (what models/churn_model trains with) and its trials "
+                "to gold/tuning_trials.",
 )
 def lightgbm_params(context: AssetExecutionContext, config: TuningConfig, assay: AssayResource,
                     lake: LakeResource) -> MaterializeResult:
@@ -119,7 +115,7 @@ def lightgbm_params(context: AssetExecutionContext, config: TuningConfig, assay:
     held_out = (split.calibration or split.validation)[0]
     fitted = fit_budget_to_history(sorted(counts), assay.label_horizon_days, budget, before=held_out)
     if fitted is None:
-        return _untuned(context, assay, budget, held_out)
+        return _untuned(context, assay, lake, budget, held_out)
     if fitted != budget:
         context.log.warning(f"labelled history before {held_out} is short: tuning with {fitted.n_folds} fold(s) of "
                             f"{fitted.train_snapshots} training snapshots instead of {budget.n_folds} of "
@@ -131,17 +127,9 @@ def lightgbm_params(context: AssetExecutionContext, config: TuningConfig, assay:
     data = training_frame(lake.scan("gold", "customer_features"), labels, fold_split,
                           sum(counts[d] for d in dates), config.max_fold_train_rows * config.n_folds, config.seed)
     result = tune_lightgbm(data, folds, default_params(config.seed, assay.lgbm_threads), budget)
-    summary = {
-        "tuned_at": datetime.now(UTC).isoformat(), "best_params": result.best_params, "best_score": result.best_score,
-        "default_score": result.default_score, "imbalance": result.imbalance,
-        "n_trials_completed": result.n_trials_completed, "n_trials_pruned": result.n_trials_pruned,
-        "elapsed_seconds": result.elapsed_seconds, "stopped_by": result.stopped_by,
-        "folds": [{"train": [str(d) for d in f.train], "validation": [str(d) for d in f.validation]} for f in folds],
-    }
-    out = _tuning_dir(assay)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(summary, indent=2, default=str))
-    trials = result.trials.with_columns(pl.lit(summary["tuned_at"]).alias("tuned_at"))
+    tuned_at = datetime.now(UTC)
+    recorded = lake.append(*TUNING_RESULTS, tuning_record(tuned_at, context.run_id, result.best_params, result, folds))
+    trials = result.trials.with_columns(pl.lit(tuned_at.isoformat()).alias("tuned_at"))
     written = lake.append("gold", "tuning_trials", trials)
     return MaterializeResult(metadata={
         "best_mean_auc": result.best_score, "default_mean_auc": result.default_score,
@@ -150,30 +138,29 @@ def lightgbm_params(context: AssetExecutionContext, config: TuningConfig, assay:
         "stopped_by": result.stopped_by, "best_params": MetadataValue.json(result.best_params),
         "trials": MetadataValue.md(markdown_table(result.trials.select("number", "state", "value", "duration_s")
                                                   .to_dicts())),
-        "delta_version": written.version,
+        "delta_version": written.version, "tuning_results_version": recorded.version,
     })
 
 
-def _untuned(context: AssetExecutionContext, assay: AssayResource, budget, held_out) -> MaterializeResult:
+def _untuned(context: AssetExecutionContext, assay: AssayResource, lake: LakeResource, budget,
+             held_out) -> MaterializeResult:
     """Not enough labelled history before the calibration fold for even one rolling-origin fold: the challenger
     trains with the defaults, and says so."""
     reason = (f"not one rolling-origin fold of {budget.fold_snapshots} validation + 4 training snapshots fits the "
               f"labelled history before {held_out}; ingest more history to tune")
     context.log.warning(f"tuning skipped: {reason}")
-    summary = {"tuned_at": datetime.now(UTC).isoformat(), "skipped": reason,
-               "best_params": default_params(budget.seed, assay.lgbm_threads)}
-    out = _tuning_dir(assay)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(summary, indent=2, default=str))
-    return MaterializeResult(metadata={"skipped": reason, "best_params": MetadataValue.json(summary["best_params"])})
+    best_params = default_params(budget.seed, assay.lgbm_threads)
+    recorded = lake.append(*TUNING_RESULTS, tuning_record(datetime.now(UTC), context.run_id, best_params,
+                                                          skipped=reason))
+    return MaterializeResult(metadata={"skipped": reason, "best_params": MetadataValue.json(best_params),
+                                       "tuning_results_version": recorded.version})
 
 
-def _tuned_params(assay: AssayResource, seed: int) -> tuple[dict, dict]:
-    path = _tuning_dir(assay) / "latest.json"
-    base = default_params(seed, assay.lgbm_threads)
-    if not path.exists():
-        return base, {}
-    tuning = json.loads(path.read_text())
+def _tuned_params(lake: LakeResource, assay: AssayResource, seed: int) -> tuple[dict, dict]:
+    """The newest search's parameters (the defaults before any search) and its summary."""
+    tuning = newest_tuning(lake.scan(*TUNING_RESULTS).collect()) if lake.exists(*TUNING_RESULTS) else {}
+    if not tuning:
+        return default_params(seed, assay.lgbm_threads), {}
     # The thread count is this machine's, not the tuning run's.
     return {**tuning["best_params"], "num_threads": assay.lgbm_threads}, tuning
 
@@ -204,8 +191,9 @@ def _sensitive_attributes(lake: LakeResource) -> pl.DataFrame | None:
 
 @asset(
     key=CHALLENGER_KEY, deps=[FEATURES_KEY, LABELS_KEY, TUNING_KEY], group_name="modeling", kinds={"lightgbm"},
-    description="A challenger churn model: LightGBM with tuned parameters, BG/NBD feature if it helps, calibrated "
-                "out of time, evaluated against baselines, with fairness and an evaluation pack; registered.",
+    description="A challenger churn model: LightGBM with the parameters of the newest search (gold/tuning_results, "
+                "from models/lightgbm_params), BG/NBD feature if it helps, calibrated out of time, evaluated "
+                "against baselines, with fairness and an evaluation pack; registered.",
 )
 def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay: AssayResource, lake: LakeResource,
                 registry: ModelRegistryResource) -> MaterializeResult:
@@ -214,10 +202,11 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
     split = _split(config, counts, assay.label_horizon_days)
     data = training_frame(lake.scan("gold", "customer_features"), labels, split,
                           sum(counts[d] for d in split.train), config.max_train_rows, config.seed)
-    params, tuning = _tuned_params(assay, config.seed)
+    params, tuning = _tuned_params(lake, assay, config.seed)
     training_inputs = {"gold/customer_features": lake.version("gold", "customer_features"),
                        "gold/churn_labels": lake.version("gold", "churn_labels"),
-                       "bronze/customers": lake.version("bronze", "customers")}
+                       "bronze/customers": lake.version("bronze", "customers"),
+                       "gold/tuning_results": lake.version(*TUNING_RESULTS)}
     version_hash = fingerprint({"params": params, "inputs": training_inputs, "split": split.to_json()})
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{version_hash}"
     reports = assay.reports_path / "models" / version
@@ -290,7 +279,7 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
     from assets.modeling.calibration import ece_difference_se
     from assets.modeling.evaluation import evaluation_metrics
 
-    challenger = registry.load(version)
+    challenger = load_model(registry, version)
     champion_version = registry.champion_version()
     validation_dates = [date.fromisoformat(d) for d in challenger.card["split"]["validation"]]
     in_validation = pl.col("snapshot_date").is_in(validation_dates)
@@ -303,13 +292,13 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
     challenger_metrics = evaluation_metrics(y, challenger_p)
     champion_metrics, ece_se = None, 0.0
     if champion_version is not None and champion_version != version:
-        champion_p = registry.load(champion_version).pipeline.predict(rows)
+        champion_p = load_model(registry, champion_version).pipeline.predict(rows)
         champion_metrics = evaluation_metrics(y, champion_p)
         ece_se = ece_difference_se(y, challenger_p, champion_p)
     split_dates = [date.fromisoformat(d) for part in challenger.card["split"].values() for d in part]
-    broken = (broken_fields(lake.scan("gold", "monitoring_metrics"), broken_null_share, min(split_dates),
-                            max(split_dates), lookback_days)
-              if lake.exists("gold", "monitoring_metrics") else [])
+    source = SOURCE_DRIFT_KEY.path
+    broken = (broken_fields(lake.scan(*source), broken_null_share, min(split_dates), max(split_dates), lookback_days)
+              if lake.exists(*source) else [])
     decision = decide(policy, version, challenger_metrics, challenger.card.get("fairness_violations", []),
                       champion_version if champion_metrics else None, champion_metrics, broken_inputs=broken,
                       ece_difference_se=ece_se)
@@ -322,7 +311,9 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
 
 
 @asset(
-    key=CHAMPION_KEY, deps=[CHALLENGER_KEY], group_name="modeling", kinds={"lightgbm", "delta"},
+    # the gate scores both models on the challenger's validation rows and checks the raw sources' quality
+    key=CHAMPION_KEY, deps=[CHALLENGER_KEY, FEATURES_KEY, LABELS_KEY, SOURCE_DRIFT_KEY], group_name="modeling",
+    kinds={"lightgbm", "delta"},
     description="Champion–challenger gate: promotes the newest challenger only if it beats the champion out of "
                 "time by the configured margin without worse calibration or fairness; logs the decision.",
 )

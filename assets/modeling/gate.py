@@ -4,6 +4,9 @@ without worse calibration or fairness beyond the configured limits. Pure: figure
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+
+import polars as pl
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,16 @@ def decide(
                            f"{policy.ece_noise_ses:g} x {ece_difference_se:.4f} (its standard error)")
     return GateDecision(promote=ok, reasons=reasons, challenger_version=challenger_version,
                         champion_version=champion_version, figures=figures)
+
+
+def broken_fields(source_metrics: pl.LazyFrame, min_increase: float, first: date, last: date,
+                  lookback_days: int) -> list[str]:
+    """Data-quality errors that reach snapshots first..last: a field whose null share rose by `min_increase` or
+    more in the week before snapshot S breaks every snapshot from S to S + `lookback_days` (the longest feature
+    window). `source_metrics` is monitoring/source_drift's table (rows of other sources are ignored)."""
+    hits = (source_metrics.filter((pl.col("source") == "source") & (pl.col("metric") == "null_share_increase")
+                                  & (pl.col("value") >= min_increase) & (pl.col("snapshot_date") <= last)
+                                  & (pl.col("snapshot_date") >= first - timedelta(days=lookback_days)))
+            .select("snapshot_date", "column", "value").sort("snapshot_date", "column").collect())
+    return [f"{r['column']} null share +{r['value']:.2f} in the week before {r['snapshot_date']}"
+            for r in hits.iter_rows(named=True)]

@@ -1,12 +1,15 @@
 """A registered churn model as one scoring pipeline: derived features, LightGBM, calibration and reason codes.
 
-Everything needed to reproduce a version's scores lives in its JSON card (plus `model.txt`): the feature list,
-category levels, the BG/NBD parameters behind the `bgnbd_p_alive` feature and the calibrator's parameters.
+Everything needed to reproduce a version's scores lives in its JSON card (plus the LightGBM model file): the
+feature list, category levels, the BG/NBD parameters behind the `bgnbd_p_alive` feature and the calibrator's
+parameters. The registry stores those artifacts without knowing this class (`save` writes them, `load_model` turns
+them back into a pipeline).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -15,6 +18,7 @@ from assets.modeling.baselines import BgNbdBaseline
 from assets.modeling.bgnbd import bgnbd_inputs, p_alive
 from assets.modeling.calibration import Calibrator
 from assets.modeling.training import to_model_frame
+from resources.registry import LoadedModel, ModelRegistryResource
 
 BGNBD_FEATURE = "bgnbd_p_alive"
 REASON_COUNT = 3
@@ -34,6 +38,23 @@ class ChurnPipeline:
     best_iteration: int
     calibrator: Calibrator
     bgnbd: BgNbdBaseline | None = None
+
+    def save(self, model_file: Path) -> dict:
+        """Write the booster (up to its best iteration); return the card fields that rebuild the pipeline."""
+        self.booster.save_model(str(model_file), num_iteration=self.best_iteration)
+        return {"features": self.features, "categories": self.categories, "best_iteration": self.best_iteration,
+                "calibrator": self.calibrator.to_dict(),
+                "bgnbd": self.bgnbd.to_dict() if self.bgnbd is not None else None}
+
+    @classmethod
+    def from_artifacts(cls, stored: LoadedModel) -> ChurnPipeline:
+        import lightgbm as lgb  # slow to import: only where a model is loaded
+
+        card = stored.card
+        return cls(booster=lgb.Booster(model_file=str(stored.model_file)), features=card["features"],
+                   categories=card["categories"], best_iteration=card["best_iteration"],
+                   calibrator=Calibrator.from_dict(card["calibrator"]),
+                   bgnbd=BgNbdBaseline.from_dict(card["bgnbd"]) if card.get("bgnbd") else None)
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         if BGNBD_FEATURE in self.features and BGNBD_FEATURE not in frame.columns:
@@ -58,6 +79,20 @@ class ChurnPipeline:
         """TreeSHAP contributions per feature (log-odds), last column the base value; rows sum to the raw score."""
         model_frame = to_model_frame(self.prepare(frame), self.features, self.categories)
         return self.booster.predict(model_frame, num_iteration=self.best_iteration, pred_contrib=True)
+
+
+@dataclass(frozen=True)
+class RegisteredModel(LoadedModel):
+    """A registry version with its scoring pipeline rebuilt: what scoring, drift and the gate score with."""
+
+    pipeline: ChurnPipeline
+
+
+def load_model(registry: ModelRegistryResource, version: str | None = None) -> RegisteredModel:
+    """The registered `version` (the champion by default), ready to score."""
+    stored = registry.load(version)
+    return RegisteredModel(version=stored.version, card=stored.card, path=stored.path,
+                           pipeline=ChurnPipeline.from_artifacts(stored))
 
 
 def top_reasons(contributions: np.ndarray, features: list[str], k: int = REASON_COUNT) -> pl.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +50,14 @@ _ROUNDS_KEYS = (
     "num_boost_round", "n_estimators", "max_iter",
 )
 _DEFAULTS_ROLE = "defaults"
+# One row per search, appended by models/lightgbm_params; models/churn_model trains with the newest row's
+# best_params. A Delta table rather than the run's metadata: the lake outlives a Dagster instance.
+TUNING_RESULTS = ("gold", "tuning_results")
+TUNING_RESULTS_SCHEMA = {
+    "tuned_at": pl.Datetime("us", "UTC"), "run_id": pl.Utf8, "best_params": pl.Utf8, "best_score": pl.Float64,
+    "default_score": pl.Float64, "imbalance": pl.Utf8, "n_trials_completed": pl.Int64, "n_trials_pruned": pl.Int64,
+    "elapsed_seconds": pl.Float64, "stopped_by": pl.Utf8, "skipped": pl.Utf8, "folds": pl.Utf8,
+}
 
 
 @dataclass(frozen=True)
@@ -365,3 +373,30 @@ def tune_lightgbm(data: pl.DataFrame, folds: list[Fold], base_params: dict, budg
         elapsed_seconds=elapsed, stopped_by="timeout" if len(finished) < budget.n_trials else "n_trials",
         best_rounds=best_rounds,
     )
+
+
+def tuning_record(tuned_at: datetime, run_id: str, best_params: dict, result: TuningResult | None = None,
+                  folds: list[Fold] | None = None, skipped: str | None = None) -> pl.DataFrame:
+    """A row of gold/tuning_results: the search's outcome, or why it was skipped (figures then null)."""
+    figures = {} if result is None else {
+        "best_score": result.best_score, "default_score": result.default_score, "imbalance": result.imbalance,
+        "n_trials_completed": result.n_trials_completed, "n_trials_pruned": result.n_trials_pruned,
+        "elapsed_seconds": result.elapsed_seconds, "stopped_by": result.stopped_by,
+    }
+    row = {name: None for name in TUNING_RESULTS_SCHEMA} | figures | {
+        "tuned_at": tuned_at, "run_id": run_id, "best_params": json.dumps(best_params, sort_keys=True),
+        "skipped": skipped,
+        "folds": json.dumps([{"train": [str(d) for d in f.train], "validation": [str(d) for d in f.validation]}
+                             for f in folds or []]),
+    }
+    return pl.DataFrame([row], schema=TUNING_RESULTS_SCHEMA)
+
+
+def newest_tuning(results: pl.DataFrame) -> dict:
+    """The newest search of gold/tuning_results as a summary: best_params and folds parsed, and only the figures it
+    has (a skipped search has none). Empty when there was no search."""
+    if results.height == 0:
+        return {}
+    row = results.sort("tuned_at").row(-1, named=True)
+    summary = {name: value for name, value in row.items() if value is not None}
+    return summary | {"best_params": json.loads(row["best_params"]), "folds": json.loads(row["folds"] or "[]")}

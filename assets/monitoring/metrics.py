@@ -15,6 +15,8 @@ PSI_BINS = 10
 EPSILON = 1e-4  # floor on a bin's share so an empty bin costs a large but finite PSI
 METRIC_SCHEMA = {"snapshot_date": pl.Date, "metric": pl.Utf8, "column": pl.Utf8, "value": pl.Float64,
                  "model_version": pl.Utf8}
+# gold/monitoring_metrics, and each monitor's own table: the figures plus the monitor that measured them
+MONITORING_SCHEMA = {**METRIC_SCHEMA, "source": pl.Utf8}
 ALL_COLUMNS = "*"  # the `column` of a metric about the snapshot as a whole
 
 
@@ -142,3 +144,11 @@ def findings(metrics: pl.DataFrame, thresholds: list[Threshold]) -> pl.DataFrame
     schema = {**{k: v for k, v in METRIC_SCHEMA.items() if k in metrics.columns},
               "severity": pl.Utf8, "limit": pl.Float64}
     return pl.DataFrame(out, schema=schema)
+
+
+def union_metrics(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Every monitor's rows of a window as one table (gold/monitoring_metrics), in a fixed order."""
+    frames = [part.select([pl.col(c).cast(t) for c, t in MONITORING_SCHEMA.items()]) for part in parts if part.height]
+    if not frames:
+        return pl.DataFrame(schema=MONITORING_SCHEMA)
+    return pl.concat(frames).sort("snapshot_date", "source", "metric", "column", nulls_last=True)

@@ -151,16 +151,3 @@ def summary_rows(findings: pl.DataFrame) -> pl.DataFrame:
     values = [("source_shifted_columns", ALL_COLUMNS, shifted_columns(findings)),
               ("source_error_columns", ALL_COLUMNS, shifted_columns(errors))]
     return pl.DataFrame(values, schema=["metric", "column", "value"], orient="row")
-
-
-def broken_fields(metrics: pl.LazyFrame, min_increase: float, first: date, last: date,
-                  lookback_days: int) -> list[str]:
-    """Data-quality errors that reach snapshots first..last: a field whose null share rose by `min_increase` or
-    more in the week before snapshot S breaks every snapshot from S to S + `lookback_days` (the longest feature
-    window). `metrics` is gold/monitoring_metrics; only its `source` rows count."""
-    hits = (metrics.filter((pl.col("source") == "source") & (pl.col("metric") == "null_share_increase")
-                           & (pl.col("value") >= min_increase) & (pl.col("snapshot_date") <= last)
-                           & (pl.col("snapshot_date") >= first - timedelta(days=lookback_days)))
-            .select("snapshot_date", "column", "value").sort("snapshot_date", "column").collect())
-    return [f"{r['column']} null share +{r['value']:.2f} in the week before {r['snapshot_date']}"
-            for r in hits.iter_rows(named=True)]

@@ -1,12 +1,15 @@
-"""Batch scoring of one or more snapshots with a registered model: calibrated probability, decile, reasons."""
+"""Batch scoring of one or more snapshots with a registered model: calibrated probability, decile, reasons; and
+the newest scores as the stages downstream (campaign economics, exports) read them."""
 
 from __future__ import annotations
+
+from datetime import date
 
 import numpy as np
 import polars as pl
 
-from assets.modeling.pipeline import REASON_COUNT, top_reasons
-from resources.registry import LoadedModel
+from assets.modeling.pipeline import REASON_COUNT, RegisteredModel, top_reasons
+from resources.lake import LakeResource
 
 SCORE_COLUMNS = ("customer_id", "snapshot_date", "p_churn", "raw_score", "decile", "model_version")
 REASON_COLUMNS = tuple(f"reason_{i}_{part}" for i in range(1, REASON_COUNT + 1)
@@ -18,7 +21,18 @@ SCORES_SCHEMA = {
 }
 
 
-def score_features(features: pl.DataFrame, model: LoadedModel, with_reasons: bool = True) -> pl.DataFrame:
+def latest_scores(lake: LakeResource, snapshot: str | None = None) -> pl.DataFrame:
+    """Scores of one snapshot (the newest by default), as the threshold simulation and exports read them."""
+    scores = lake.scan("gold", "customer_scores")
+    if snapshot is None:
+        newest = scores.select(pl.col("snapshot_date").max()).collect().item()
+        if newest is None:
+            raise LookupError("gold/customer_scores is empty: materialize scores first")
+        return scores.filter(pl.col("snapshot_date") == newest).collect()
+    return scores.filter(pl.col("snapshot_date") == date.fromisoformat(snapshot)).collect()
+
+
+def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons: bool = True) -> pl.DataFrame:
     """Calibrated p_churn per customer and snapshot, deciles within each snapshot (1 = highest risk), and the top
     reasons from LightGBM's TreeSHAP contributions (null when `with_reasons` is off: TreeSHAP costs about 100
     predictions per row, see the README)."""

@@ -16,9 +16,10 @@ _UPSTREAM = {
     "drift_summary": ["monitoring", "drift_summary"],
     "model_registry": ["models", "champion"],
     "tuning_trials": ["models", "lightgbm_params"],
+    "tuning_results": ["models", "lightgbm_params"],
     "threshold_simulation": ["gold", "threshold_simulation"],
     "risk_by_segment": ["reports", "risk_by_segment"],
-    "monitoring_metrics": ["monitoring", "model_performance"],  # drift_summary writes its share too
+    "monitoring_metrics": ["gold", "monitoring_metrics"],
 }  # audit_log has no asset of its own: scoring, exports and reports append to it
 
 

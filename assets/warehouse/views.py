@@ -6,8 +6,8 @@ import duckdb
 
 # Analysts get no audience export (it exists to leave for a campaign tool) and no raw PII.
 GOLD_TABLES = ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry",
-               "model_decisions", "tuning_trials", "threshold_simulation", "risk_by_segment", "audit_log",
-               "monitoring_metrics", "alerts")
+               "model_decisions", "tuning_trials", "tuning_results", "threshold_simulation", "risk_by_segment",
+               "audit_log", "monitoring_metrics", "alerts")
 
 
 def create_views(con: duckdb.DuckDBPyConnection, tables: dict[str, str]) -> dict[str, int]:

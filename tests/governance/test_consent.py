@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from assets.governance.consent import consent_state, split_by_consent
+from assets.consent import consent_state, split_by_consent
 
 
 def ts(day: int, hour: int = 12) -> datetime:

@@ -14,10 +14,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from assets.governance.consent import current_consents
+from assets.consent import current_consents
+from assets.erasure import TOMBSTONES_TABLE
 from assets.governance.dsar import (
     REQUESTS_TABLE,
-    TOMBSTONES_TABLE,
     DsarContext,
     audit_outcomes,
     delta_tables,

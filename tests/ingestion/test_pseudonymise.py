@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 from dagster import AssetKey, materialize
 
-from assets.ingestion.assets import ingestion_assets
+from assets.ingestion.assets import build_ingestion_assets
 from assets.ingestion.pseudonymise import protect_quarantined, pseudonymise_valid
+from assets.partitions import AssayPartitions
 from domain import pseudonym
 from domain.contract import CUSTOMERS, EVENTS, VAULT_TABLE
 from domain.pseudonym import (
@@ -23,11 +24,14 @@ from domain.pseudonym import (
     tokenise,
     with_tokens,
 )
+from domain.settings import AssaySettings
 from resources.assay import AssayResource
 from resources.lake import LakeResource
 
 KEY = b"k" * 32
 DAY = date(2024, 3, 1)
+# the ingestion assets over the default daily partitions (not the caller's environment)
+INGESTION = build_ingestion_assets(AssayPartitions.from_settings(AssaySettings.from_env({})))
 
 
 def test_tokens_are_keyed_stable_and_short():
@@ -105,7 +109,7 @@ def test_ingestion_writes_tokens_to_bronze_and_contacts_only_to_the_vault(tmp_pa
     rows = [_customer("C1", "a@x.com"), _customer("C2", "b@x.com"), _customer("C3", "broken-email")]
     pl.DataFrame(rows).write_parquet(folder / "part-0.parquet")
     lake = LakeResource(root=str(tmp_path / "lake"))
-    result = materialize(ingestion_assets, partition_key=DAY.isoformat(), resources={
+    result = materialize(INGESTION, partition_key=DAY.isoformat(), resources={
         "assay": AssayResource(home=str(tmp_path), landing_dir=str(landing), column_mapping_json=json.dumps({})),
         "lake": lake})
     assert result.success

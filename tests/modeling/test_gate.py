@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
 
-from assets.modeling.gate import GatePolicy, decide
+from assets.modeling.gate import GatePolicy, broken_fields, decide
 from resources.registry import ModelRegistryResource
 from tests.scoring.test_scoring import fitted_pipeline, register
 
 POLICY = GatePolicy(metric="auc", min_improvement=0.002, max_ece_increase=0.005, max_ece=0.05)
 CHAMPION = {"auc": 0.850, "ece": 0.010}
+BROKEN_WEEK = date(2025, 6, 9)
 
 
 def test_gate_refuses_a_worse_or_barely_better_challenger():
@@ -115,3 +117,14 @@ def test_a_challenger_trained_or_validated_on_broken_input_is_refused_whatever_i
     assert not decision.promote
     assert any("broken input" in r and "orders.n_items" in r for r in decision.reasons)
     assert not decide(POLICY, "first", {"auc": 0.9, "ece": 0.01}, [], broken_inputs=broken).promote
+
+
+def test_a_broken_week_reaches_every_snapshot_within_the_feature_lookback():
+    metrics = pl.LazyFrame({"snapshot_date": [BROKEN_WEEK, BROKEN_WEEK], "metric": ["null_share_increase"] * 2,
+                            "column": ["orders.n_items", "orders.amount"], "value": [1.0, 0.01],
+                            "source": ["source", "source"]})
+    assert broken_fields(metrics, 0.2, BROKEN_WEEK, BROKEN_WEEK, 365) == [
+        f"orders.n_items null share +1.00 in the week before {BROKEN_WEEK}"]
+    assert broken_fields(metrics, 0.2, BROKEN_WEEK + timedelta(days=300), BROKEN_WEEK + timedelta(days=400), 365)
+    assert broken_fields(metrics, 0.2, BROKEN_WEEK - timedelta(days=60), BROKEN_WEEK - timedelta(days=7), 365) == []
+    assert broken_fields(metrics, 0.2, BROKEN_WEEK + timedelta(days=366), BROKEN_WEEK + timedelta(days=400), 365) == []

@@ -171,3 +171,29 @@ def test_timeout_stops_the_study_early(problem, tuned):
     assert 1 <= result.trials.height < budget.n_trials
     # The baseline trial always completes, so the result is usable even when time runs out at once.
     assert result.n_trials_completed >= 1 and result.best_score >= result.default_score
+
+
+def test_the_challenger_trains_with_the_newest_recorded_search(tmp_path, lake, tuned):
+    """models/lightgbm_params hands its result to models/churn_model through gold/tuning_results, not a file."""
+    from datetime import UTC, datetime
+
+    from assets.modeling.assets import _tuned_params
+    from assets.modeling.tuning import TUNING_RESULTS, newest_tuning, tuning_record
+    from resources.assay import AssayResource
+
+    assay = AssayResource(home=str(tmp_path), landing_dir=str(tmp_path / "landing"), lgbm_threads=2)
+    assert _tuned_params(lake, assay, seed=3) == (default_params(seed=3, threads=2), {})  # before any search
+    folds, result = tuned
+    first = datetime(2025, 1, 1, tzinfo=UTC)
+    lake.append(*TUNING_RESULTS, tuning_record(first, "run-1", result.best_params, result, folds))
+    params, summary = _tuned_params(lake, assay, seed=3)
+    assert params == {**result.best_params, "num_threads": 2}  # the threads are this machine's
+    assert summary["best_score"] == result.best_score and summary["run_id"] == "run-1"
+    assert summary["folds"][0]["validation"] == [str(d) for d in folds[0].validation]
+    skipped = tuning_record(datetime(2025, 2, 1, tzinfo=UTC), "run-2", default_params(seed=9, threads=1),
+                            skipped="too little history")
+    lake.append(*TUNING_RESULTS, skipped)
+    params, summary = _tuned_params(lake, assay, seed=3)
+    assert params == {**default_params(seed=9, threads=1), "num_threads": 2}
+    assert "best_score" not in summary and summary["skipped"] == "too little history"
+    assert newest_tuning(lake.scan(*TUNING_RESULTS).collect().sort("tuned_at", descending=True))["run_id"] == "run-2"

@@ -9,7 +9,6 @@ import polars as pl
 
 from assets.monitoring.source_drift import (
     SourceShiftLimits,
-    broken_fields,
     shift_findings,
     source_shift,
     summary_rows,
@@ -96,14 +95,3 @@ def test_small_weeks_and_calendar_driven_sources_are_profiled_but_not_judged():
 
 def test_no_baseline_means_no_figures():
     assert source_shift(_orders(days=7), SOURCES["orders"], SNAPSHOT).height == 0
-
-
-def test_a_broken_week_reaches_every_snapshot_within_the_feature_lookback():
-    metrics = pl.LazyFrame({"snapshot_date": [SNAPSHOT, SNAPSHOT], "metric": ["null_share_increase"] * 2,
-                            "column": ["orders.n_items", "orders.amount"], "value": [1.0, 0.01],
-                            "source": ["source", "source"]})
-    assert broken_fields(metrics, 0.2, SNAPSHOT, SNAPSHOT, 365) == [
-        f"orders.n_items null share +1.00 in the week before {SNAPSHOT}"]
-    assert broken_fields(metrics, 0.2, SNAPSHOT + timedelta(days=300), SNAPSHOT + timedelta(days=400), 365)
-    assert broken_fields(metrics, 0.2, SNAPSHOT - timedelta(days=60), SNAPSHOT - timedelta(days=7), 365) == []
-    assert broken_fields(metrics, 0.2, SNAPSHOT + timedelta(days=366), SNAPSHOT + timedelta(days=400), 365) == []

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from assets.modeling.calibration import fit_calibrator
-from assets.modeling.pipeline import ChurnPipeline
+from assets.modeling.pipeline import ChurnPipeline, load_model
 from assets.modeling.training import default_params, split_snapshots, train_churn_model
 from assets.scoring.scoring import score_features
 from resources.registry import ModelRegistryResource
@@ -43,10 +43,10 @@ def test_reloaded_version_reproduces_scores_bit_for_bit(registry):
     register(registry, pipeline, data, "v1")
     snapshot = data.filter(pl.col("snapshot_date") == MONDAYS[-1])
     in_memory = pipeline.predict(snapshot.sort("customer_id"))
-    reloaded = registry.load("v1")
+    reloaded = load_model(registry, "v1")
     scores = score_features(snapshot, reloaded)
     assert np.array_equal(scores.sort("customer_id").get_column("p_churn").to_numpy(), in_memory)
-    assert scores.equals(score_features(snapshot, registry.load("v1")))
+    assert scores.equals(score_features(snapshot, load_model(registry, "v1")))
 
 
 def test_reason_codes_sum_with_the_base_value_to_the_raw_score(registry):
@@ -56,7 +56,7 @@ def test_reason_codes_sum_with_the_base_value_to_the_raw_score(registry):
     contributions = pipeline.contributions(snapshot)
     # Every feature's contribution plus the base value (last column) is LightGBM's raw score.
     assert np.allclose(contributions.sum(axis=1), pipeline.raw_score(snapshot), atol=1e-9)
-    scores = score_features(snapshot, registry.load("v1")).sort("customer_id")
+    scores = score_features(snapshot, load_model(registry, "v1")).sort("customer_id")
     assert np.allclose(scores.get_column("raw_score").to_numpy(), pipeline.raw_score(snapshot), atol=1e-9)
     # The three reasons are the largest absolute contributions, with their sign as direction.
     per_feature = contributions[:, :-1]
@@ -72,8 +72,8 @@ def test_scoring_without_reasons_gives_the_same_probabilities(registry):
     pipeline, data = fitted_pipeline(seed=4)
     register(registry, pipeline, data, "v1")
     snapshot = data.filter(pl.col("snapshot_date") == MONDAYS[-1])
-    with_reasons = score_features(snapshot, registry.load("v1"), with_reasons=True)
-    without = score_features(snapshot, registry.load("v1"), with_reasons=False)
+    with_reasons = score_features(snapshot, load_model(registry, "v1"), with_reasons=True)
+    without = score_features(snapshot, load_model(registry, "v1"), with_reasons=False)
     assert with_reasons.get_column("p_churn").equals(without.get_column("p_churn"))
     assert without.get_column("reason_1_feature").null_count() == without.height
 
@@ -82,7 +82,7 @@ def test_deciles_split_each_snapshot_into_tenths_highest_risk_first(registry):
     pipeline, data = fitted_pipeline(seed=2, customers=200, rounds=50)
     register(registry, pipeline, data, "v1")
     two_snapshots = data.filter(pl.col("snapshot_date").is_in(MONDAYS[-2:]))
-    scores = score_features(two_snapshots, registry.load("v1"), with_reasons=False)
+    scores = score_features(two_snapshots, load_model(registry, "v1"), with_reasons=False)
     assert scores.height == two_snapshots.height
     assert scores.get_column("model_version").unique().to_list() == ["v1"]
     for _, group in scores.group_by("snapshot_date"):

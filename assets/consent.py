@@ -1,5 +1,8 @@
 """Consent state per customer and purpose, and the rule that decides who may be profiled or contacted.
 
+Shared by every stage that touches a person (scoring profiles, exports contact, data-subject requests withdraw),
+so it lives beside the stages and imports none of them.
+
 A customer may be used for a purpose only if consent for it was granted as of the snapshot *and* is still granted
 now: scoring a past snapshot after a withdrawal would profile someone who has said no, and a grant given after the
 snapshot does not make that snapshot's processing lawful in hindsight.
