@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -39,19 +40,28 @@ def _is_drifted(method: str, value: float, threshold: float) -> bool:
 WORKSPACE_PROJECT = "Assay churn monitoring"
 
 
+WORKSPACE_INDEX = "assay_runs.json"  # run name (snapshot date) -> run id, kept by Assay beside Evidently's files
+
+
 def add_to_workspace(workspace: Path, snapshot, name: str) -> None:
     """Keep the run in a local Evidently workspace (`evidently ui --workspace <path>` shows the history), one run
-    per snapshot date: a re-run replaces the earlier run of that date."""
+    per snapshot date: a re-run replaces the earlier run of that date. The index of run ids by name keeps this
+    one lookup however long the history: finding a run by name through Evidently loads every run."""
     from evidently.ui.workspace import Workspace
 
     ws = Workspace.create(str(workspace))
     found = ws.search_project(WORKSPACE_PROJECT)
     project = found[0] if found else ws.create_project(
         WORKSPACE_PROJECT, description="Data drift of Assay's churn features and scores, one run per snapshot.")
-    for run_id in ws.list_runs(project.id):
-        if ws.get_run(project.id, run_id).name == name:
-            ws.delete_run(project.id, run_id)
-    ws.add_run(project.id, snapshot, include_data=False, name=name)
+    index_path = workspace / WORKSPACE_INDEX
+    index: dict[str, str] = json.loads(index_path.read_text()) if index_path.exists() else {}
+    earlier = index.get(name)
+    if earlier is not None and earlier in {str(run_id) for run_id in ws.list_runs(project.id)}:
+        ws.delete_run(project.id, earlier)
+    index[name] = str(ws.add_run(project.id, snapshot, include_data=False, name=name).id)
+    tmp = index_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+    tmp.replace(index_path)
 
 
 def drift_report(
