@@ -13,8 +13,9 @@ from datetime import date
 from pathlib import Path
 
 DEFAULT_START = "2024-01-01"
-DEFAULT_END = "2026-01-01"  # exclusive
+DEFAULT_END = "2026-01-01"  # exclusive; the synthetic world's default horizon
 DEFAULT_SNAPSHOT_START = "2024-07-01"
+MODELLING_ASSETS = ("lightgbm_params", "churn_model", "champion")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class AssaySettings:
     source: str = "synthetic"  # "synthetic" or "files"
     landing_dir: Path | None = None
     start_date: date = date.fromisoformat(DEFAULT_START)
-    end_date: date | None = date.fromisoformat(DEFAULT_END)
+    # None: the partitions grow with the calendar, as a deployment's do; a date: a finished history ends there
+    end_date: date | None = None
     snapshot_start: date = date.fromisoformat(DEFAULT_SNAPSHOT_START)
     snapshot_cron: str = "0 0 * * 1"  # weekly, Monday 00:00 UTC
     label_horizon_days: int = 90
@@ -36,8 +38,15 @@ class AssaySettings:
     # DuckDB aggregate that cannot spill, so its memory grows with the snapshots of a run (dbt_project/README.md).
     feature_snapshots_per_run: int = 52
     lake_root: str | None = None  # a local path or an object-store URI
+    # A deployment's own defaults for every retraining run, scheduled, sensor-made or by hand:
+    # {"churn_model": {"train_snapshots": 13, ...}, "lightgbm_params": {"n_trials": 20}, "champion": {...}}
+    modelling_config: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        unknown = set(self.modelling_config) - set(MODELLING_ASSETS)
+        if unknown:
+            raise ValueError(f"ASSAY_MODELLING_CONFIG names unknown assets {sorted(unknown)}; "
+                             f"choose from {list(MODELLING_ASSETS)}")
         if self.feature_snapshots_per_run < 1:
             raise ValueError("ASSAY_FEATURE_SNAPSHOTS_PER_RUN must be at least 1, "
                              f"got {self.feature_snapshots_per_run}")
@@ -75,7 +84,7 @@ class AssaySettings:
         env = os.environ if environ is None else environ
         home = Path(env.get("ASSAY_HOME", ".assay")).resolve()
         landing = env.get("ASSAY_LANDING_DIR")
-        end = env.get("ASSAY_END_DATE", DEFAULT_END)
+        end = env.get("ASSAY_END_DATE", "")
         return cls(
             home=home,
             source=env.get("ASSAY_SOURCE", "synthetic"),
@@ -92,7 +101,23 @@ class AssaySettings:
             lgbm_threads=int(env.get("ASSAY_LGBM_THREADS", "1")),
             feature_snapshots_per_run=int(env.get("ASSAY_FEATURE_SNAPSHOTS_PER_RUN", "52")),
             lake_root=env.get("ASSAY_LAKE_ROOT") or None,
+            modelling_config=load_json_setting(env.get("ASSAY_MODELLING_CONFIG", ""), "ASSAY_MODELLING_CONFIG"),
         )
+
+    def retraining_run_config(self) -> dict:
+        """Run config of the modelling assets from `modelling_config` (a run's own config is laid over it)."""
+        return {"ops": {f"models__{name}": {"config": config} for name, config in self.modelling_config.items()}}
+
+
+def load_json_setting(value: str, name: str) -> dict[str, dict]:
+    """A setting of shape {name: {...}}: inline JSON or a path to a JSON file; empty: {}."""
+    if not value.strip():
+        return {}
+    text = Path(value).read_text() if not value.lstrip().startswith("{") else value
+    loaded = json.loads(text)
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+        raise ValueError(f"{name} must map names to JSON objects")
+    return loaded
 
 
 def load_column_mapping(value: str) -> dict[str, dict[str, str]]:
@@ -100,10 +125,7 @@ def load_column_mapping(value: str) -> dict[str, dict[str, str]]:
 
     Shape: {"orders": {"their_column": "contract_column", ...}, ...}.
     """
-    if not value.strip():
-        return {}
-    text = Path(value).read_text() if not value.lstrip().startswith("{") else value
-    mapping = json.loads(text)
-    if not isinstance(mapping, dict) or not all(isinstance(v, dict) for v in mapping.values()):
-        raise ValueError("ASSAY_COLUMN_MAPPING must map source name -> {their_column: contract_column}")
-    return mapping
+    try:
+        return load_json_setting(value, "ASSAY_COLUMN_MAPPING")
+    except ValueError as error:
+        raise ValueError("ASSAY_COLUMN_MAPPING must map source name -> {their_column: contract_column}") from error

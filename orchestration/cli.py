@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -22,48 +23,37 @@ def _float_env(name: str) -> float | None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from domain.pseudonym import install_synthetic_key
     from domain.settings import AssaySettings
-    from domain.synthetic import config_for_size, generate
+    from domain.synthetic import config_for_size, extend_world, generate, landed_until, world_config
 
     settings = AssaySettings.from_env()
     onset = args.drift_onset or os.environ.get("ASSAY_DRIFT_ONSET")
+    until = date.fromisoformat(args.until) if args.until else None
     config = config_for_size(
         args.size or settings.synthetic_size, seed=settings.seed, start=settings.start_date,
-        end=settings.end_date, snapshot_start=settings.snapshot_start, label_horizon_days=settings.label_horizon_days,
+        end=date.fromisoformat(args.world_end) if args.world_end else settings.end_date,
+        snapshot_start=settings.snapshot_start, label_horizon_days=settings.label_horizon_days,
         drift_kind=args.drift or os.environ.get("ASSAY_DRIFT_KIND") or None,
         drift_onset=date.fromisoformat(onset) if onset else None,
         events_per_week=args.events_per_week or _float_env("ASSAY_EVENTS_PER_WEEK"),
     )
-    summary = generate(config, settings.landing, settings.ground_truth)
+    try:
+        landed = landed_until(settings.landing)
+        # The same world landed to an earlier day grows by the missing days; anything else is generated afresh.
+        if until is not None and landed is not None and until > landed and world_config(settings.landing) == config:
+            summary = extend_world(settings.landing, settings.ground_truth, until)
+            print(f"extended the world in {settings.landing} (landed up to {landed})")
+        else:
+            summary = generate(config, settings.landing, settings.ground_truth, land_until=until)
+    except ValueError as error:  # a refusal (foreign files, beyond the horizon) is a message, not a traceback
+        raise SystemExit(f"assay generate: {error}") from error
     if install_synthetic_key(settings.home, config.seed):
         print(f"pseudonym key derived from seed {config.seed} (synthetic data only) in {settings.home / 'secrets'}")
-    print(f"generated {config.n_customers:,} customers in {summary.seconds:.1f}s into {settings.landing}")
+    print(f"landed days {summary.land_from} to {summary.land_until} (exclusive) of a world of "
+          f"{config.n_customers:,} customers over {config.start} to {config.end} in {summary.seconds:.1f}s "
+          f"into {settings.landing}")
     for source, rows in summary.rows.items():
         print(f"  {source:<18} {rows:>12,} rows")
     return 0
-
-
-def _materialize(defs, selection, instance, tags=None, partition_key=None, run_config=None):
-    from dagster import materialize
-
-    assets = list(defs.assets)
-    # Step logs stay in the Dagster instance (see `make ui`); the terminal shows warnings and the summary.
-    quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get("ASSAY_LOG_LEVEL", "WARNING")}}}}
-    result = materialize(
-        assets, selection=selection, instance=instance, resources=defs.resources, tags=tags or {},
-        partition_key=partition_key, run_config={**quiet, **(run_config or {})},
-    )
-    if not result.success:
-        raise SystemExit(f"materialization of {selection} failed")
-    return result
-
-
-def _range_tags(keys: list[str]) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
-
-
-def chunks(keys: list[str], size: int) -> list[list[str]]:
-    """Consecutive runs of at most `size` partition keys, in order."""
-    return [keys[i:i + size] for i in range(0, len(keys), size)]
 
 
 def tuning_run_config(n_trials: int | None, timeout_seconds: float | None) -> dict:
@@ -72,58 +62,79 @@ def tuning_run_config(n_trials: int | None, timeout_seconds: float | None) -> di
     return {"ops": {"models__lightgbm_params": {"config": budget}}} if budget else {}
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Materialize the whole graph: every landing day, every snapshot, a model, scores, drift, views."""
-    from dagster import AssetKey, AssetSelection, DagsterInstance
+def _home(settings):
+    """The home's definitions and its Dagster instance (DAGSTER_HOME; `make` points it at $ASSAY_HOME/dagster)."""
+    from dagster import DagsterInstance
 
+    from orchestration.definitions import build_definitions
+
+    return build_definitions(settings), DagsterInstance.get()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Backfill the whole graph over everything that has landed, then set the home's clock to where it ends."""
+    from assets.partitions import AssayPartitions
     from domain.settings import AssaySettings
-    from orchestration.definitions import defs
-    from orchestration.partitions import daily_partitions, snapshot_partitions
+    from orchestration.backfill import DEFAULT_STEPS, STEP_NAMES, backfill_steps, data_end, run_backfill
+    from orchestration.clock import Clock
 
     settings = AssaySettings.from_env()
-    instance = DagsterInstance.get()
-    timings: dict[str, float] = {}
-
-    run_configs = {"tuning": tuning_run_config(args.tuning_trials, args.tuning_timeout)}
-
-    def step(name: str, selection, keys: list[str] | None):
-        started = time.perf_counter()
-        # features run in chunks of snapshots, as a backfill from the UI would (the dbt assets' backfill policy)
-        runs = chunks(keys, settings.feature_snapshots_per_run) if keys and name == "features" else [keys]
-        for run_keys in runs:
-            _materialize(defs, selection, instance, tags=_range_tags(run_keys) if run_keys else None,
-                         run_config=run_configs.get(name))
-        timings[name] = round(time.perf_counter() - started, 1)
-        print(f"[assay] {name}: {timings[name]}s" + (f" ({len(runs)} runs)" if len(runs) > 1 else ""), flush=True)
-
-    days = daily_partitions.get_partition_keys()
-    snapshots = snapshot_partitions.get_partition_keys()
-    plan = {
-        "ingestion": (AssetSelection.groups("ingestion"), days),
-        "features": (AssetSelection.groups("features"), snapshots),
-        "tuning": (AssetSelection.assets(AssetKey(["models", "lightgbm_params"])), None),
-        "model": (AssetSelection.assets(AssetKey(["models", "churn_model"]), AssetKey(["models", "champion"]),
-                                        AssetKey(["reports", "model_card"])), None),
-        "scores": (AssetSelection.assets(AssetKey(["gold", "customer_scores"])),
-                   snapshots[-args.score_snapshots:] if args.score_snapshots else snapshots),
-        "drift": (AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), snapshots[-args.drift_snapshots:]),
-        "sources": (AssetSelection.assets(AssetKey(["monitoring", "source_drift"])), snapshots[-args.drift_snapshots:]),
-        "performance": (AssetSelection.assets(AssetKey(["monitoring", "model_performance"])),
-                        snapshots[-args.score_snapshots:] if args.score_snapshots else snapshots),
-        "simulation": (AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), None),
-        "governance": (AssetSelection.groups("governance"), None),
-        # deletes data, so only on request (and monthly by its schedule), never as part of the default run
-        "retention": (AssetSelection.groups("retention"), None),
-        "warehouse": (AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), None),
-    }
-    steps = args.steps.split(",") if args.steps else [name for name in plan if name != "retention"]
-    unknown = set(steps) - set(plan)
+    end = data_end(settings.landing, settings.end_date)
+    if end is None:
+        raise SystemExit(f"nothing has landed in {settings.landing}: generate data (`assay generate`) or point "
+                         "ASSAY_LANDING_DIR at your files")
+    names = args.steps.split(",") if args.steps else list(DEFAULT_STEPS)
+    unknown = set(names) - set(STEP_NAMES)
     if unknown:
-        raise SystemExit(f"unknown step(s) {sorted(unknown)}; choose from {list(plan)}")
-    for name in steps:
-        step(name, *plan[name])
-    (settings.home / "last_run.json").write_text(json.dumps({"timings_s": timings}, indent=2))
+        raise SystemExit(f"unknown step(s) {sorted(unknown)}; choose from {list(STEP_NAMES)}")
+    defs, instance = _home(settings)
+    steps = backfill_steps(AssayPartitions.from_settings(settings), end, args.score_snapshots, args.drift_snapshots,
+                           settings.feature_snapshots_per_run)
+    timings = run_backfill(defs, instance, steps, names,
+                           {"tuning": tuning_run_config(args.tuning_trials, args.tuning_timeout)},
+                           log_level=os.environ.get("ASSAY_LOG_LEVEL", "WARNING"))
+    if "clock" in names:
+        Clock(settings, instance, defs).prime(end)
+        print(f"[assay] clock set to {end}: `assay tick --until YYYY-MM-DD` moves it on")
+    (settings.home / "last_run.json").write_text(json.dumps({"timings_s": timings, "data_end": str(end)}, indent=2))
     return cmd_summary(args) if not args.steps else 0
+
+
+@contextlib.contextmanager
+def _output_to(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        yield
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    """Move the home's clock to a date, day by day, as the daemon would live it; print the timeline."""
+    from domain.settings import AssaySettings
+    from orchestration.clock import TIMELINE_HEADER, Clock, timeline_lines
+    from orchestration.feed import feed_for
+
+    settings = AssaySettings.from_env()
+    defs, instance = _home(settings)
+    clock = Clock(settings, instance, defs, feed=feed_for(settings),
+                  log_level=os.environ.get("ASSAY_LOG_LEVEL", "WARNING"))
+    if clock.state.today is None:
+        raise SystemExit(f"{settings.home} has no clock yet: run `assay run` first (a backfill of what has landed)")
+    until = date.fromisoformat(args.until)
+    if until <= clock.state.today:
+        print(f"the home already stands at {clock.state.today}")
+        return 0
+    log = settings.home / "logs" / "tick.log"
+    print(f"[assay] {settings.home}: {clock.state.today} → {until} (run output in {log})")
+    print(TIMELINE_HEADER, flush=True)
+    started = time.perf_counter()
+    terminal = sys.stdout
+    with _output_to(log):  # dbt and the runs print to stdout; the timeline goes to the terminal
+        days = clock.advance(until, step_days=args.every, on_day=lambda day: [
+            print(line, file=terminal, flush=True) for line in timeline_lines(day)])
+    failed = [run for day in days for run in day.runs if not run.success]
+    print(f"[assay] {len(days)} days, {sum(len(d.runs) for d in days)} runs ({len(failed)} failed) in "
+          f"{time.perf_counter() - started:.0f}s; champion {days[-1].champion if days else '-'}")
+    return 1 if failed else 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -215,7 +226,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Campaign economics by threshold on the newest (or a given) snapshot's calibrated scores."""
     from assets.modeling.threshold import ThresholdEconomics, best_threshold, simulate_thresholds
-    from assets.scoring.assets import latest_scores
+    from assets.scoring.scoring import latest_scores
     from domain.settings import AssaySettings
     from resources.lake import LakeResource
 
@@ -279,14 +290,17 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         raise SystemExit(f"{home} is not empty: the scenario replays a fresh history; remove it or pass --home")
     plan = ScenarioPlan(kind=args.kind, onset=date.fromisoformat(args.onset), size=args.size,
                         pre_onset_weeks=args.pre_weeks, post_onset_weeks=args.post_weeks,
-                        evidently=not args.no_evidently, monthly_retraining=not args.no_monthly,
+                        monthly_retraining=not args.no_monthly,
                         horizon_days=args.horizon_days, tuning_trials=args.tuning_trials,
                         train_snapshots=args.train_snapshots, early_stopping_snapshots=args.fold_snapshots,
                         calibration_snapshots=args.fold_snapshots, validation_snapshots=args.fold_snapshots,
                         refit_snapshots=args.refit_snapshots)
     started = time.perf_counter()
-    weeks = run_scenario(home, plan)
-    print(TIMELINE_HEADER)  # again at the end, without the run logs that came between the weeks
+    terminal = sys.stdout
+    home.mkdir(parents=True, exist_ok=True)
+    with _output_to(home / "logs" / "scenario.log"):  # run output to the log; the timeline to the terminal
+        weeks = run_scenario(home, plan, say=lambda line: print(line, file=terminal, flush=True))
+    print(TIMELINE_HEADER)  # again at the end, in one piece
     for week in weeks:
         print(timeline_line(week))
     print(f"[assay] scenario {args.kind}: {len(weeks)} weeks in {time.perf_counter() - started:.0f}s; timeline in "
@@ -318,14 +332,27 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--events-per-week", type=float, default=None,
                      help="clickstream density: browsing events per customer-week at average satisfaction "
                           f"(ASSAY_EVENTS_PER_WEEK; default {EVENTS_PER_WEEK})")
+    gen.add_argument("--until", default=None,
+                     help="YYYY-MM-DD: land days up to this one (exclusive; default the world's end). A world "
+                          "already landed here with the same settings is extended by the missing days")
+    gen.add_argument("--world-end", default=None,
+                     help="YYYY-MM-DD: the world's horizon, exclusive (default ASSAY_END_DATE, else the default end "
+                          "date); --until can extend a landed world up to it later")
     gen.set_defaults(func=cmd_generate)
-    run = sub.add_parser("run", help="materialize the whole graph over all partitions")
+    tick = sub.add_parser("tick", help="move the home's clock forward day by day: land, then run what the "
+                          "schedules, sensors and automation ask for; print the timeline")
+    tick.add_argument("--until", required=True, help="YYYY-MM-DD: the last day to live through")
+    tick.add_argument("--every", type=int, default=1,
+                      help="days between ticks (default 1, like the daemon's daily rhythm; 7 ticks every Monday when "
+                           "started on one, and each tick catches up on what landed since)")
+    tick.set_defaults(func=cmd_tick)
+    run = sub.add_parser("run", help="backfill the whole graph over everything that has landed; set the clock")
     run.add_argument("--drift-snapshots", type=int, default=8,
                      help="newest snapshots to run drift reports and source drift for")
     run.add_argument("--score-snapshots", type=int, default=0, help="newest snapshots to score (default: all)")
-    run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,tuning,model,"
-                     "scores,drift,sources,performance,simulation,governance,warehouse,retention "
-                     "(default: all but retention, then the summary)")
+    run.add_argument("--steps", default="", help="comma-separated subset of: ingestion,features,labels,tuning,"
+                     "model,scores,performance,drift,sources,simulation,governance,warehouse,retention,clock "
+                     "(default: all but retention; `clock` sets the home's clock to where the data ends)")
     run.add_argument("--tuning-trials", type=int, default=None,
                      help="Optuna trials of the tuning step (default: the models/lightgbm_params config, 8)")
     run.add_argument("--tuning-timeout", type=float, default=None,
@@ -358,7 +385,6 @@ def main(argv: list[str] | None = None) -> int:
                           help="training snapshots from a change on for the post-change refit")
     scenario.add_argument("--tuning-trials", type=int, default=3, help="Optuna trials per retraining")
     scenario.add_argument("--no-monthly", action="store_true", help="leave out the monthly retraining schedule")
-    scenario.add_argument("--no-evidently", action="store_true", help="skip the Evidently report per week")
     scenario.add_argument("--home", default="", help="scratch ASSAY_HOME (default: $ASSAY_HOME-scenario-<kind>)")
     scenario.set_defaults(func=cmd_scenario)
     summary = sub.add_parser("summary", help="print what the last run left and where")

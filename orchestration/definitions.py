@@ -11,36 +11,22 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from dagster import Definitions  # noqa: E402
 from dagster_dbt import DbtCliResource  # noqa: E402
 
-from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_feature_assets  # noqa: E402
-from assets.features.gold import gold_churn_labels, gold_customer_features  # noqa: E402
+from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_assets  # noqa: E402
+from assets.features.gold import build_gold_assets  # noqa: E402
 from assets.governance.assets import (  # noqa: E402
     dsar_processing,
     retention,
     retention_audience,
     risk_by_segment_report,
 )
-from assets.ingestion.assets import ingestion_assets, landing_specs  # noqa: E402
+from assets.ingestion.assets import build_ingestion_assets, landing_specs  # noqa: E402
 from assets.modeling.assets import champion, churn_model, lightgbm_params, model_card  # noqa: E402
-from assets.monitoring.assets import drift_summary, model_performance, source_drift  # noqa: E402
-from assets.scoring.assets import customer_scores, threshold_simulation  # noqa: E402
+from assets.monitoring.assets import build_monitoring_assets  # noqa: E402
+from assets.partitions import AssayPartitions  # noqa: E402
+from assets.scoring.assets import build_customer_scores, threshold_simulation  # noqa: E402
 from assets.warehouse.assets import analyst_views  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
-from orchestration.automation import (  # noqa: E402
-    daily_ingestion_schedule,
-    dsar_job,
-    dsar_sensor,
-    ingestion_job,
-    landing_sensor,
-    monthly_retraining_schedule,
-    rescore_after_promotion,
-    rescoring_job,
-    retention_job,
-    retention_schedule,
-    retraining_job,
-    retraining_sensor,
-    weekly_snapshot_job,
-    weekly_snapshot_schedule,
-)
+from orchestration.automation import build_automation  # noqa: E402
 from resources.alerts import AlertsResource  # noqa: E402
 from resources.assay import AssayResource  # noqa: E402
 from resources.lake import LakeResource  # noqa: E402
@@ -64,34 +50,33 @@ def build_resources(settings: AssaySettings) -> dict:
 
 
 def build_definitions(settings: AssaySettings) -> Definitions:
+    partitions = AssayPartitions.from_settings(settings)
+    automation = build_automation(partitions, settings.retraining_run_config() if settings.modelling_config else None)
     return Definitions(
         assets=[
             *landing_specs,
-            *ingestion_assets,
-            build_dbt_feature_assets(settings.end_date, settings.feature_snapshots_per_run),
-            gold_customer_features,
-            gold_churn_labels,
+            *build_ingestion_assets(partitions),
+            *build_dbt_assets(partitions, settings.end_date, settings.feature_snapshots_per_run),
+            *build_gold_assets(partitions),
             lightgbm_params,
             churn_model,
             champion,
             model_card,
-            customer_scores,
+            build_customer_scores(partitions),
             threshold_simulation,
             retention_audience,
             risk_by_segment_report,
             retention,
             dsar_processing,
-            drift_summary,
-            model_performance,
-            source_drift,
+            *build_monitoring_assets(partitions),
             analyst_views,
         ],
-        jobs=[ingestion_job, weekly_snapshot_job, retraining_job, rescoring_job, retention_job, dsar_job],
-        schedules=[daily_ingestion_schedule, weekly_snapshot_schedule, monthly_retraining_schedule,
-                   retention_schedule],
-        sensors=[landing_sensor, dsar_sensor, retraining_sensor, rescore_after_promotion],
+        jobs=automation.jobs,
+        schedules=automation.schedules,
+        sensors=automation.sensors,
         resources=build_resources(settings),
     )
 
 
+# The code location's entry point: the one place the environment is read.
 defs = build_definitions(AssaySettings.from_env())

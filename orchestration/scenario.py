@@ -1,15 +1,12 @@
-"""Replay a drift scenario week by week through the real assets and sensors, and report what happened when.
+"""Replay a drift scenario through the clock, week by week, and report what happened when.
 
-The world is generated with a drift kind and onset; ingestion and the dbt features run once over the whole
-history (a feature for snapshot T reads only data before T, so computing it early changes nothing). Then each
-simulated week N, in one Dagster instance:
-1. score N with the current champion, profile the sources (monitoring/source_drift) and, optionally, run the
-   Evidently drift report against the champion's reference;
-2. measure the matured performance of the snapshot whose labels complete at N (N - horizon);
-3. tick the retraining sensor; a request becomes a run of the modelling assets trained `as_of` N, so it sees only
-   labels matured by then; the gate decides;
-4. on the first snapshot of a month, tick the monthly retraining schedule (unless the sensor just asked);
-5. tick the re-scoring sensor; after a promotion it re-scores N with the new champion.
+The world is generated with a drift kind and onset, and landed up to the first monitored week; a backfill builds
+its history and trains the first champion. Then the clock (orchestration/clock.py) moves the home forward one
+week per tick, exactly as `assay tick` does: the week's landing days arrive, the landing sensor ingests them, the
+automation builds the new snapshot (features, scores, drift, source checks) and the labels and matured performance
+of the snapshot whose horizon has just landed, the schedules and the retraining sensor may ask for a retraining, the
+gate decides and the re-scoring sensor re-scores after a promotion. Nothing is called directly.
+
 The timeline keeps, per week: the source shift, the drift share, the matured AUC and ECE, the alerts raised by the
 source monitor and by the rest (drift against the champion's reference, performance), runs requested (and why), the
 gate's decision, the newest snapshot the challenger was fitted on, and the champion.
@@ -20,9 +17,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -38,7 +35,6 @@ class ScenarioPlan:
     pre_onset_weeks: int = 9  # monitored snapshots before the onset snapshot
     post_onset_weeks: int = 24  # long enough for the post-change refit (16 + 3 weeks) and its matured performance
     horizon_days: int = SCENARIO_HORIZON_DAYS
-    evidently: bool = True
     monthly_retraining: bool = True
     tuning_trials: int = 3
     # the replay's split: short folds keep the fit lag (and so the replay) short
@@ -80,6 +76,7 @@ class Week:
     trained_from: str  # oldest snapshot it was fitted on
     champion: str
     findings: list[str] = field(default_factory=list)
+    challenger: str = ""  # the version the gate decided on this week
 
 
 @contextmanager
@@ -95,19 +92,15 @@ def _environ(**values: str):
                 os.environ.pop(name, None)
 
 
-def modelling_run_config(plan: ScenarioPlan, as_of: date, requested: dict | None = None) -> dict:
-    """The replay's modelling config as of a date; `requested` (a run request's config, e.g. a refit's fit_from)
-    is laid over it."""
-    split = {"as_of": as_of.isoformat(), **plan.split}
-    churn_model = {**split, "max_equal_opportunity_difference": 0.5, "min_selection_rate_ratio": 0.2,
-                   "ablation_rows": 20_000}
-    churn_model.update((requested or {}).get("ops", {}).get("models__churn_model", {}).get("config", {}))
-    return {"ops": {
-        "models__lightgbm_params": {"config": {**split, "n_trials": plan.tuning_trials, "timeout_seconds": 30,
-                                               "n_folds": 2, "fold_train_snapshots": 6}},
+def modelling_config(plan: ScenarioPlan) -> dict[str, dict]:
+    """The replay's modelling defaults (ASSAY_MODELLING_CONFIG): short folds and a small tuning budget."""
+    return {
+        "lightgbm_params": {**plan.split, "n_trials": plan.tuning_trials, "timeout_seconds": 30, "n_folds": 2,
+                            "fold_train_snapshots": 6},
         # groups at this size are too small for the default fairness limits to tell bias from chance
-        "models__churn_model": {"config": churn_model},
-    }}
+        "churn_model": {**plan.split, "max_equal_opportunity_difference": 0.5, "min_selection_rate_ratio": 0.2,
+                        "ablation_rows": 20_000},
+    }
 
 
 def _metric(metrics: pl.DataFrame, snapshot: date, metric: str) -> float | None:
@@ -121,128 +114,93 @@ def _scored_by(metrics: pl.DataFrame, snapshot: date) -> str:
     return hit.item(0, "model_version") if hit.height else ""
 
 
-def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = print) -> list[Week]:
-    from dagster import (
-        AssetKey,
-        AssetSelection,
-        DagsterInstance,
-        RunRequest,
-        build_schedule_context,
-        build_sensor_context,
-        materialize,
-    )
-
-    from assets.modeling.training import fit_lag_weeks
-    from domain.pseudonym import install_synthetic_key
+def scenario_settings(home: Path, plan: ScenarioPlan):
     from domain.settings import AssaySettings
-    from domain.synthetic import config_for_size, generate
-    from orchestration.automation import monthly_retraining_schedule, rescore_after_promotion, retraining_sensor
-    from orchestration.definitions import build_definitions
-    from orchestration.partitions import daily_partitions, snapshot_partitions
 
-    settings = AssaySettings.from_env({"ASSAY_HOME": str(home), "ASSAY_LABEL_HORIZON_DAYS": str(plan.horizon_days)})
-    # the world ends with the replay: later weeks would only cost generation, ingestion and features
-    end = plan.weeks[-1] + timedelta(days=7)
+    return AssaySettings.from_env({"ASSAY_HOME": str(home), "ASSAY_LABEL_HORIZON_DAYS": str(plan.horizon_days),
+                                   "ASSAY_MODELLING_CONFIG": json.dumps(modelling_config(plan))})
+
+
+def run_scenario(home: Path, plan: ScenarioPlan, say: Callable[[str], None] = print, instance=None) -> list[Week]:
+    """Replay `plan` in `home` (a fresh folder); `instance`: the Dagster instance (default: an ephemeral one)."""
+    from dagster import DagsterInstance
+
+    from assets.conditions import CATCH_UP_PERIODS
+    from assets.modeling.training import fit_lag_weeks
+    from assets.partitions import AssayPartitions
+    from domain.pseudonym import install_synthetic_key
+    from domain.synthetic import config_for_size, generate
+    from orchestration.backfill import backfill_steps, run_backfill
+    from orchestration.clock import Clock
+    from orchestration.definitions import build_definitions
+    from orchestration.feed import feed_for
+
+    settings = scenario_settings(home, plan)
+    # the world ends with the replay: later weeks would only cost generation
     config = config_for_size(plan.size, drift_kind=plan.kind, drift_onset=plan.onset,
-                             label_horizon_days=plan.horizon_days, end=end)
-    generate(config, settings.landing, settings.ground_truth)
+                             label_horizon_days=plan.horizon_days, end=plan.weeks[-1] + timedelta(days=7))
+    start = plan.first_week - timedelta(weeks=1)  # the home stands here; the first tick builds the first week
+    generate(config, settings.landing, settings.ground_truth, land_until=start)
     install_synthetic_key(settings.home, config.seed)  # the same replay gives the same tokens, samples and models
     defs = build_definitions(settings)
-    assets, resources = list(defs.assets), defs.resources
-    lake = resources["lake"]
-    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-
-    def run(selection, tags=None, partition_key=None, run_config=None):
-        result = materialize(assets, selection=selection, instance=instance, resources=resources, tags=tags or {},
-                             partition_key=partition_key, run_config={**quiet, **(run_config or {})})
-        if not result.success:
-            raise RuntimeError(f"scenario: materialization of {selection} failed")
-        return result
-
-    def keys(*names: tuple[str, ...]):
-        return AssetSelection.assets(*[AssetKey(list(n)) for n in names])
-
-    def span(partition_keys: list[str]) -> dict[str, str]:
-        return {"dagster/asset_partition_range_start": partition_keys[0],
-                "dagster/asset_partition_range_end": partition_keys[-1]}
-
-    weeks: list[Week] = []
+    lake, registry = defs.resources["lake"], defs.resources["registry"]
     # the post-change refit comes when the replay's split (not the default one) first fits on a changed week
     refit = fit_lag_weeks(plan.horizon_days, plan.validation_snapshots, plan.early_stopping_snapshots,
                           plan.calibration_snapshots)
-    with (DagsterInstance.ephemeral() as instance,
+    weeks: list[Week] = []
+    with (DagsterInstance.ephemeral() if instance is None else nullcontext(instance) as dagster_instance,
           _environ(ASSAY_RETRAIN_REFIT_WEEKS=str(refit), ASSAY_RETRAIN_REFIT_SNAPSHOTS=str(plan.refit_snapshots))):
-        say(f"scenario {plan.kind} from {plan.onset}: ingesting and building features once over the history")
-        run(AssetSelection.groups("ingestion"),
-            tags=span([k for k in daily_partitions.get_partition_keys() if k < end.isoformat()]))
-        run(AssetSelection.groups("features"),
-            tags=span([k for k in snapshot_partitions.get_partition_keys() if k <= plan.weeks[-1].isoformat()]))
-        say(f"training the first champion as of {plan.first_week}")
-        run(AssetSelection.groups("modeling"), tags={"assay/reason": "scenario-initial-champion"},
-            run_config=modelling_run_config(plan, plan.first_week))
+        say(f"scenario {plan.kind} from {plan.onset}: backfilling the history before {start} and training the "
+            "first champion")
+        steps = backfill_steps(AssayPartitions.from_settings(settings), start, drift_snapshots=CATCH_UP_PERIODS + 1)
+        run_backfill(defs, dagster_instance, steps, ["ingestion", "features", "labels", "tuning", "model", "scores",
+                                                    "performance", "drift", "sources"], say=say, log_level="ERROR")
+        clock = Clock(settings, dagster_instance, defs, feed=feed_for(settings), say=say, log_level="ERROR")
+        clock.prime(start)
+        clock.state.enabled["monthly_retraining_schedule"] = plan.monthly_retraining
         say(TIMELINE_HEADER)
-        retrain_cursor, rescore_cursor = None, None
-        monitoring = [("gold", "customer_scores"), ("monitoring", "source_drift")]
-        if plan.evidently:
-            monitoring.append(("monitoring", "drift_summary"))
-        registry = resources["registry"]
         for snapshot in plan.weeks:
-            week_started = datetime.now(UTC)
-            run(keys(*monitoring), partition_key=snapshot.isoformat())
-            matured = snapshot - timedelta(days=plan.horizon_days)
-            if matured >= plan.first_week:
-                run(keys(("monitoring", "model_performance")), partition_key=matured.isoformat())
-            context = build_sensor_context(instance=instance, cursor=retrain_cursor, resources={"lake": lake})
-            request = retraining_sensor(context)
-            retrain_cursor = context.cursor
-            requested = decision = trained_through = trained_from = ""
-            if not isinstance(request, RunRequest) and plan.monthly_retraining and snapshot.day <= 7:
-                tick = monthly_retraining_schedule.evaluate_tick(build_schedule_context(
-                    instance=instance, scheduled_execution_time=datetime.combine(snapshot, time(5), UTC)))
-                request = tick.run_requests[0] if tick.run_requests else None
-            if isinstance(request, RunRequest):
-                requested = request.tags["assay/reason"]
-                say(f"{snapshot}: {requested} ({request.tags.get('assay/trigger_detail', 'schedule')}) → "
-                    f"retraining as of {snapshot}")
-                result = run(AssetSelection.groups("modeling"), tags=request.tags,
-                             run_config=modelling_run_config(plan, snapshot, request.run_config))
-                gate = result.asset_materializations_for_node("models__champion")[0].metadata
-                decision = gate["decision"].value
-                challenger = registry.load(gate["challenger_version"].value)
-                trained_through = max(challenger.card["split"]["early_stopping"])
-                trained_from = min(challenger.card["split"]["train"])
-                say(f"{snapshot}: gate {decision}: {'; '.join(gate['reasons'].value)}")
-                rescore = build_sensor_context(instance=instance, cursor=rescore_cursor, resources={"lake": lake})
-                rescore_request = rescore_after_promotion(rescore)
-                rescore_cursor = rescore.cursor
-                if isinstance(rescore_request, RunRequest):
-                    run(keys(("gold", "customer_scores")), tags=rescore_request.tags,
-                        partition_key=rescore_request.partition_key)
-            metrics = lake.scan("gold", "monitoring_metrics").collect()
-            new_alerts = (lake.scan("gold", "alerts").filter(pl.col("raised_at") >= week_started).collect()
-                          if lake.exists("gold", "alerts") else pl.DataFrame(schema={"source": pl.Utf8}))
-            week = Week(
-                snapshot=snapshot, after_onset=snapshot > plan.onset,
-                source_shifted_columns=_metric(metrics, snapshot, "source_shifted_columns") or 0.0,
-                drift_share=_metric(metrics, snapshot, "drift_share"),
-                matured_snapshot=matured if matured >= plan.first_week else None,
-                matured_auc=_metric(metrics, matured, "auc"), matured_ece=_metric(metrics, matured, "ece"),
-                matured_model=_scored_by(metrics, matured),
-                source_alerts=new_alerts.filter(pl.col("source") == "monitoring/source_drift").height,
-                other_alerts=new_alerts.filter(pl.col("source") != "monitoring/source_drift").height,
-                requested=requested, decision=decision, trained_through=trained_through, trained_from=trained_from,
-                champion=registry.champion_version() or "",
-                findings=sorted({f"{r['column']} {r['metric']} {r['value']:.2f} ({r['severity']})"
-                                 for r in new_alerts.filter(pl.col("source") == "monitoring/source_drift")
-                                 .iter_rows(named=True)}) if new_alerts.height else [],
-            )
-            weeks.append(week)
-            say(timeline_line(week))
+            day = clock.advance(snapshot, step_days=7)[-1]
+            weeks.append(_week(day, plan, lake, registry))
+            say(timeline_line(weeks[-1]))
     out = settings.reports_dir / "scenario"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{plan.kind}.json").write_text(json.dumps({"plan": asdict(plan), "weeks": [asdict(w) for w in weeks]},
                                                       indent=2, default=str))
     return weeks
+
+
+def _week(day, plan: ScenarioPlan, lake, registry) -> Week:
+    """The timeline row of a weekly tick, read back from what its runs wrote."""
+    snapshot = day.day
+    metrics = lake.scan("gold", "monitoring_metrics").collect()
+    started = min((run.started for run in day.runs), default=None)
+    new_alerts = (lake.scan("gold", "alerts").filter(pl.col("raised_at") >= started).collect()
+                  if started is not None and lake.exists("gold", "alerts")
+                  else pl.DataFrame(schema={"source": pl.Utf8}))
+    retraining = [run for run in day.runs if run.target == "retraining_job"]
+    requested = retraining[-1].reason if retraining else ""
+    decision = trained_through = trained_from = version = ""
+    if retraining and day.decisions:
+        decision, version = day.decisions[-1]
+        card = registry.load(version).card
+        trained_through, trained_from = max(card["split"]["early_stopping"]), min(card["split"]["train"])
+    matured = snapshot - timedelta(days=plan.horizon_days)
+    return Week(
+        snapshot=snapshot, after_onset=snapshot > plan.onset,
+        source_shifted_columns=_metric(metrics, snapshot, "source_shifted_columns") or 0.0,
+        drift_share=_metric(metrics, snapshot, "drift_share"),
+        matured_snapshot=matured if matured >= plan.first_week else None,
+        matured_auc=_metric(metrics, matured, "auc"), matured_ece=_metric(metrics, matured, "ece"),
+        matured_model=_scored_by(metrics, matured),
+        source_alerts=new_alerts.filter(pl.col("source") == "monitoring/source_drift").height,
+        other_alerts=new_alerts.filter(pl.col("source") != "monitoring/source_drift").height,
+        requested=requested, decision=decision, trained_through=trained_through, trained_from=trained_from,
+        champion=day.champion, challenger=version,
+        findings=sorted({f"{r['column']} {r['metric']} {r['value']:.2f} ({r['severity']})"
+                         for r in new_alerts.filter(pl.col("source") == "monitoring/source_drift")
+                         .iter_rows(named=True)}) if new_alerts.height else [],
+    )
 
 
 TIMELINE_HEADER = (f"{'snapshot':<10} {'onset':<5} {'shifted':>7} {'drift':>6} {'AUC@':<10} {'AUC':>6} {'ECE':>6} "

@@ -14,3 +14,8 @@ def lake(tmp_path):
     from resources.lake import LakeResource
 
     return LakeResource(root=str(tmp_path / "lake"))
+
+
+def pytest_collection_modifyitems(items):
+    # The week-by-week scenarios are the longest files: collected first, each of the two workers starts on one.
+    items.sort(key=lambda item: 0 if "scenarios" in item.path.parts else 1)

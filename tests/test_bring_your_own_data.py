@@ -8,18 +8,15 @@ import shutil
 
 import polars as pl
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance
 
+from assets.partitions import AssayPartitions
 from domain.settings import AssaySettings
 from domain.synthetic import config_for_size, generate
+from orchestration.backfill import backfill_steps, data_end, run_backfill
 from orchestration.definitions import build_definitions
-from orchestration.partitions import daily_partitions, snapshot_partitions
 
 pytestmark = pytest.mark.slow
-
-
-def _range(keys: list[str]) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
 
 
 def test_customers_and_orders_alone_train_and_gate_a_model(tmp_path):
@@ -31,24 +28,25 @@ def test_customers_and_orders_alone_train_and_gate_a_model(tmp_path):
     settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path / "home"), "ASSAY_SOURCE": "files",
                                        "ASSAY_LANDING_DIR": str(own_files)})
     defs = build_definitions(settings)
-    assets, resources = list(defs.assets), defs.resources
+    end = data_end(settings.landing, settings.end_date)
+    steps = backfill_steps(AssayPartitions.from_settings(settings), end,
+                           snapshots_per_run=settings.feature_snapshots_per_run)
     relaxed = {"ops": {"models__churn_model": {"config": {"max_equal_opportunity_difference": 0.5,
                                                           "min_selection_rate_ratio": 0.2}}}}
-    plan = [
-        (AssetSelection.groups("ingestion"), _range(daily_partitions.get_partition_keys()), None),
-        (AssetSelection.groups("features"), _range(snapshot_partitions.get_partition_keys()), None),
-        (AssetSelection.assets(AssetKey(["models", "churn_model"]), AssetKey(["models", "champion"])), {}, relaxed),
-    ]
     with DagsterInstance.ephemeral() as instance:
-        for selection, tags, run_config in plan:
-            result = materialize(assets, selection=selection, resources=resources, instance=instance, tags=tags,
-                                 run_config=run_config)
-            assert result.success
+        run_backfill(defs, instance, steps, ["ingestion", "features", "labels", "model"], {"model": relaxed},
+                     say=lambda _: None)
+
+        def metadata(*key: str) -> dict:
+            event = instance.get_latest_materialization_event(AssetKey(list(key)))
+            assert event is not None, key
+            return event.asset_materialization.metadata
+
+        meta, gate = metadata("models", "churn_model"), metadata("models", "champion")
+
     assert pl.read_delta(str(settings.lake / "bronze" / "events")).height == 0  # skipped cleanly, contract schema
-    meta = result.asset_materializations_for_node("models__churn_model")[0].metadata
     evaluation = json.loads((settings.models_dir / meta["model_version"].value / "evaluation.json").read_text())
     assert {"lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd"} <= set(evaluation["metrics"])
     assert evaluation["metrics"]["bgnbd"]["auc"] > 0.6
     assert "oot_oracle_auc" not in meta  # no ground truth beside user files
-    gate = result.asset_materializations_for_node("models__champion")[0].metadata
     assert gate["decision"].value == "promoted"

@@ -1,25 +1,52 @@
-"""The whole graph, materialized in-process on a small synthetic dataset into a temporary ASSAY_HOME."""
+"""The whole graph, backfilled in-process on a small synthetic dataset into a temporary ASSAY_HOME: the steps and
+jobs `assay run` uses (orchestration/backfill.py), read back from the Dagster instance."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 import duckdb
 import polars as pl
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterInstance, RunsFilter, materialize
 
+from assets.partitions import AssayPartitions
 from domain.settings import AssaySettings
 from domain.synthetic import config_for_size, generate
+from orchestration.backfill import DEFAULT_STEPS, Step, backfill_steps, data_end, run_backfill
 from orchestration.definitions import build_definitions
-from orchestration.partitions import daily_partitions, snapshot_partitions
 
 pytestmark = pytest.mark.slow
 
 
-def _range(keys: list[str]) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+class StepRuns:
+    """The runs one backfill step made, read back from the instance: what `materialize` returned for it before."""
+
+    def __init__(self, instance, step: str) -> None:
+        runs = instance.get_runs(filters=RunsFilter(tags={"assay/reason": f"backfill-{step}"}))
+        assert runs, f"the backfill made no run for {step}"
+        self.events = [event for run in reversed(runs) for event in instance.all_logs(run.run_id)]
+
+    def _of_type(self, event_type: DagsterEventType) -> list:
+        return [e for e in self.events if e.dagster_event is not None and e.dagster_event.event_type == event_type]
+
+    def asset_materializations_for_node(self, node: str) -> list:
+        return [e.asset_materialization for e in self._of_type(DagsterEventType.ASSET_MATERIALIZATION)
+                if e.dagster_event.step_key == node]
+
+    def get_asset_check_evaluations(self) -> list:
+        return [e.dagster_event.event_specific_data for e in self._of_type(DagsterEventType.ASSET_CHECK_EVALUATION)]
+
+
+class Pipeline(NamedTuple):
+    settings: AssaySettings
+    summary: object  # the generator's summary: rows landed per source
+    results: dict[str, StepRuns]
+    snapshots: list[str]
+    steps: dict[str, Step]
+    end: date  # exclusive end of what landed
 
 
 @pytest.fixture(scope="module")
@@ -27,42 +54,26 @@ def pipeline(tmp_path_factory):
     home = tmp_path_factory.mktemp("assay_home")
     settings = AssaySettings.from_env({"ASSAY_HOME": str(home)})
     summary = generate(config_for_size("small"), settings.landing, settings.ground_truth)
-    defs = build_definitions(settings)
-    assets, resources = list(defs.assets), defs.resources
-    days, snapshots = daily_partitions.get_partition_keys(), snapshot_partitions.get_partition_keys()
-    results = {}
+    end = data_end(settings.landing, settings.end_date)
+    steps = backfill_steps(AssayPartitions.from_settings(settings), end, drift_snapshots=2,
+                           snapshots_per_run=settings.feature_snapshots_per_run)
+    names = [name for name in DEFAULT_STEPS if name in steps]  # what `assay run` runs
+    # A small tuning budget keeps the suite fast; the search itself is tested in tests/modeling/test_tuning.py.
+    # At this size an age band holds ~1k validation rows, too few for the default fairness limits to separate
+    # chance from bias (the generator's churn does not depend on age); the limits are tested in test_gate.py.
+    run_config = {
+        "tuning": {"ops": {"models__lightgbm_params": {"config": {"n_trials": 3, "timeout_seconds": 20}}}},
+        "model": {"ops": {"models__churn_model": {"config": {"max_equal_opportunity_difference": 0.5,
+                                                             "min_selection_rate_ratio": 0.2}}}},
+    }
     with DagsterInstance.ephemeral() as instance:
-        plan = [
-            ("ingestion", AssetSelection.groups("ingestion"), _range(days)),
-            ("features", AssetSelection.groups("features"), _range(snapshots)),
-            ("tuning", AssetSelection.assets(AssetKey(["models", "lightgbm_params"])), {}),
-            ("model", AssetSelection.assets(AssetKey(["models", "churn_model"]), AssetKey(["models", "champion"]),
-                                            AssetKey(["reports", "model_card"])), {}),
-            ("scores", AssetSelection.assets(AssetKey(["gold", "customer_scores"])), _range(snapshots)),
-            ("drift", AssetSelection.assets(AssetKey(["monitoring", "drift_summary"])), _range(snapshots[-2:])),
-            ("performance", AssetSelection.assets(AssetKey(["monitoring", "model_performance"])), _range(snapshots)),
-            ("simulation", AssetSelection.assets(AssetKey(["gold", "threshold_simulation"])), {}),
-            ("governance", AssetSelection.groups("governance"), {}),
-            ("warehouse", AssetSelection.assets(AssetKey(["warehouse", "analyst_views"])), {}),
-        ]
-        # A small tuning budget keeps the suite fast; the search itself is tested in tests/modeling/test_tuning.py.
-        # At this size an age band holds ~1k validation rows, too few for the default fairness limits to separate
-        # chance from bias (the generator's churn does not depend on age); the limits are tested in test_gate.py.
-        run_config = {
-            "tuning": {"ops": {"models__lightgbm_params": {"config": {"n_trials": 3, "timeout_seconds": 20}}}},
-            "model": {"ops": {"models__churn_model": {"config": {"max_equal_opportunity_difference": 0.5,
-                                                                 "min_selection_rate_ratio": 0.2}}}},
-        }
-        for name, selection, tags in plan:
-            result = materialize(assets, selection=selection, resources=resources, instance=instance, tags=tags,
-                                 run_config=run_config.get(name))
-            assert result.success, name
-            results[name] = result
-    return settings, summary, results, snapshots
+        run_backfill(build_definitions(settings), instance, steps, names, run_config, say=lambda _: None)
+        results = {name: StepRuns(instance, name) for name in names if steps[name].keys != []}
+        yield Pipeline(settings, summary, results, steps["features"].keys, steps, end)
 
 
 def test_every_landing_row_is_in_bronze_or_quarantine(pipeline):
-    settings, summary, _, _ = pipeline
+    settings, summary, _, _, _, _ = pipeline
     for source, rows in summary.rows.items():
         bronze = pl.read_delta(str(settings.lake / "bronze" / source)).height
         quarantine = pl.read_delta(str(settings.lake / "quarantine" / source)).height
@@ -70,7 +81,7 @@ def test_every_landing_row_is_in_bronze_or_quarantine(pipeline):
 
 
 def test_gold_tables_cover_every_snapshot_and_labels_only_matured_ones(pipeline):
-    settings, _, results, snapshots = pipeline
+    settings, _, results, snapshots, steps, end = pipeline
     features = pl.read_delta(str(settings.lake / "gold" / "customer_features"))
     labels = pl.read_delta(str(settings.lake / "gold" / "churn_labels"))
     scores = pl.read_delta(str(settings.lake / "gold" / "customer_scores"))
@@ -87,14 +98,22 @@ def test_gold_tables_cover_every_snapshot_and_labels_only_matured_ones(pipeline)
     newest_label = labels.get_column("snapshot_date").max()
     assert newest_label is not None and newest_label.isoformat() < snapshots[-1]
     assert 0.1 < labels.get_column("churned").mean() < 0.6
+    # labels exactly for the snapshots whose horizon has landed, each over that snapshot's feature population
+    labelled = sorted(labels.get_column("snapshot_date").unique().cast(pl.Utf8).to_list())
+    assert labelled == steps["labels"].keys and len(labelled) < len(snapshots)
+    assert all(date.fromisoformat(k) + timedelta(days=settings.label_horizon_days) <= end for k in labelled)
+    population = features.filter(pl.col("snapshot_date").cast(pl.Utf8).is_in(labelled))
+    keys = ["customer_id", "snapshot_date"]
+    assert labels.select(keys).sort(keys).equals(population.select(keys).sort(keys))
 
 
 def test_model_is_registered_with_lineage_and_oracle_comparison(pipeline):
-    settings, _, results, _ = pipeline
+    settings, _, results, _, _, _ = pipeline
     meta = results["model"].asset_materializations_for_node("models__churn_model")[0].metadata
     assert meta["oot_auc"].value > 0.7
     assert 0.5 < meta["oot_oracle_auc"].value <= 1.0
-    assert set(meta["training_inputs"].value) == {"gold/customer_features", "gold/churn_labels", "bronze/customers"}
+    assert set(meta["training_inputs"].value) == {"gold/customer_features", "gold/churn_labels", "bronze/customers",
+                                                  "gold/tuning_results"}
     version = meta["model_version"].value
     card = json.loads((settings.models_dir / version / "model.json").read_text())
     assert "gender" not in card["features"] and "recency_days" in card["features"]
@@ -111,7 +130,7 @@ def test_model_is_registered_with_lineage_and_oracle_comparison(pipeline):
 
 
 def test_drift_reports_and_analyst_views(pipeline):
-    settings, _, results, snapshots = pipeline
+    settings, _, results, snapshots, _, _ = pipeline
     assert sorted(p.stem for p in (settings.reports_dir / "drift").glob("*.html")) == snapshots[-2:]
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     for view in ("customer_features", "churn_labels", "customer_scores", "drift_summary", "model_registry",
@@ -128,7 +147,7 @@ def test_drift_reports_and_analyst_views(pipeline):
 
 
 def test_the_drift_report_does_not_alarm_on_unscored_customers_or_on_ages(pipeline):
-    settings, _, _, snapshots = pipeline
+    settings, _, _, snapshots, _, _ = pipeline
     metrics = pl.read_delta(str(settings.lake / "gold" / "monitoring_metrics")).filter(pl.col("source") == "drift")
     scores = pl.read_delta(str(settings.lake / "gold" / "customer_scores")).filter(
         pl.col("snapshot_date").cast(pl.Utf8) == snapshots[-1])
@@ -147,7 +166,7 @@ def test_the_drift_report_does_not_alarm_on_unscored_customers_or_on_ages(pipeli
 
 
 def test_monitoring_metrics_cover_drift_of_new_snapshots_and_performance_of_matured_ones(pipeline):
-    settings, _, results, snapshots = pipeline
+    settings, _, results, snapshots, _, _ = pipeline
     metrics = pl.read_delta(str(settings.lake / "gold" / "monitoring_metrics"))
     labels = pl.read_delta(str(settings.lake / "gold" / "churn_labels"))
     drift = metrics.filter(pl.col("source") == "drift")
@@ -180,7 +199,7 @@ def test_no_analyst_view_returns_an_email_phone_or_card_number(pipeline):
     for the customers' own ids and names (views hold tokens only)."""
     from assets.ingestion.pii_scan import PII_PATTERNS
 
-    settings, _, _, _ = pipeline
+    settings, _, _, _, _, _ = pipeline
     vault = _vault(settings)
     clear_values = pl.concat([vault.get_column(c).drop_nulls() for c in ("source_customer_id", "full_name")])
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
@@ -205,7 +224,7 @@ def test_no_analyst_view_returns_an_email_phone_or_card_number(pipeline):
 
 def test_withdrawn_consent_removes_the_customer_from_the_next_scores_and_export(pipeline):
     """Runs last: it lands two withdrawals on the last day and re-runs ingestion, scores and export."""
-    settings, _, results, snapshots = pipeline
+    settings, _, results, snapshots, _, _ = pipeline
     newest = snapshots[-1]
     audience_before = pl.read_delta(str(settings.lake / "gold" / "audience_exports"))
     scores_before = pl.read_delta(str(settings.lake / "gold" / "customer_scores")).filter(
@@ -214,7 +233,7 @@ def test_withdrawn_consent_removes_the_customer_from_the_next_scores_and_export(
     leaves_profiling = scores_before.filter(pl.col("customer_id") != leaves_marketing).item(0, "customer_id")
     # the lake knows them by token; their consent events arrive under their own ids
     own_ids = dict(_vault(settings).select("customer_id", "source_customer_id").iter_rows())
-    last_day = daily_partitions.get_partition_keys()[-1]
+    last_day = pipeline.steps["ingestion"].keys[-1]
     folder = settings.landing / "consents" / f"date={last_day}"
     folder.mkdir(parents=True, exist_ok=True)
     when = datetime.fromisoformat(f"{last_day}T12:00:00+00:00")
@@ -258,7 +277,7 @@ def test_erasure_through_the_graph_leaves_the_warehouse_usable_and_traceless(pip
     from assets.governance.dsar import REQUESTS_TABLE, new_request
     from resources.lake import LakeResource
 
-    settings, _, _, snapshots = pipeline
+    settings, _, _, snapshots, _, _ = pipeline
     lake = LakeResource(root=str(settings.lake))
     scores = pl.read_delta(str(settings.lake / "gold" / "customer_scores"))
     customer_id = scores.filter(pl.col("snapshot_date").cast(pl.Utf8) == snapshots[-1]).item(0, "customer_id")

@@ -1,4 +1,8 @@
-"""The dbt project as Dagster assets: staging → intermediate → marts, partitioned by snapshot date."""
+"""The dbt project as Dagster assets: staging → intermediate → marts, partitioned by snapshot date.
+
+Two dbt asset definitions over one manifest: the features (everything but the labels), built when a snapshot's
+landing week is in, and the labels, built a horizon later, when the orders they look forward into have landed.
+"""
 
 
 import json
@@ -9,21 +13,31 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, TimeWindowPartitionMapping
+from dagster import AssetExecutionContext, AssetKey, AutomationCondition, BackfillPolicy, TimeWindowPartitionMapping
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from assets.conditions import label_matured, snapshot_due
+from assets.partitions import AssayPartitions
 from domain.duckdb_setup import ensure_delta_extension
-from orchestration.partitions import snapshot_partitions
 from resources.assay import AssayResource
 from resources.lake import LakeResource
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 WAREHOUSE_POOL = "warehouse"  # DuckDB allows one writer: every step writing warehouse.duckdb uses this pool
+LABEL_MODELS = "churn_labels"  # dbt selection of the models that look forward past their snapshot
 
 
 class AssayDbtTranslator(DagsterDbtTranslator):
-    """dbt sources are the bronze tables; models keep their schema as the key prefix."""
+    """dbt sources are the bronze tables; models keep their schema as the key prefix. A feature model of snapshot
+    T reads the landing week before T; a label model reads the orders of [T, T + horizon)."""
+
+    def __init__(self, partitions: AssayPartitions) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self.partitions = partitions
+
+    def is_label_model(self, dbt_resource_props: Mapping[str, Any]) -> bool:
+        return dbt_resource_props["resource_type"] == "model" and dbt_resource_props["name"] == LABEL_MODELS
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -36,10 +50,18 @@ class AssayDbtTranslator(DagsterDbtTranslator):
     def get_partition_mapping(
         self, dbt_resource_props: Mapping[str, Any], dbt_parent_resource_props: Mapping[str, Any]
     ) -> TimeWindowPartitionMapping | None:
-        if dbt_parent_resource_props["resource_type"] == "source":
-            # Snapshot T uses landing days before T; the newest of them are the week before T.
-            return TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
-        return None
+        if dbt_parent_resource_props["resource_type"] != "source":
+            return None
+        if self.is_label_model(dbt_resource_props):
+            return self.partitions.label_window_mapping()
+        # Snapshot T uses landing days before T; the newest of them are the week before T.
+        return TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
+        period = self.partitions.snapshot_period_days
+        if self.is_label_model(dbt_resource_props):
+            return label_matured(period, self.partitions.label_periods)
+        return snapshot_due(period)
 
 
 def snapshot_vars(
@@ -71,20 +93,36 @@ def dbt_manifest() -> dict[str, Any]:
     return json.loads(MANIFEST_PATH.read_text())
 
 
-def build_dbt_feature_assets(data_end: date | None, snapshots_per_run: int):
+def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayResource, lake: LakeResource,
+             data_end: date | None):
+    os.environ.update(dbt_environment(assay, lake))
+    ensure_delta_extension()
+    dbt_vars = snapshot_vars(context.partition_keys, assay.label_horizon_days, assay.active_window_days, data_end)
+    # dbt's unit tests check the SQL, not the data: they run in the test suite, not in every production build
+    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)],
+                       context=context).stream()
+
+
+def _dbt_definition(name: str, translator: AssayDbtTranslator, data_end: date | None, snapshots_per_run: int,
+                    **selection: str):
     @dbt_assets(
         manifest=dbt_manifest(),
-        partitions_def=snapshot_partitions,
-        dagster_dbt_translator=AssayDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+        name=name,
+        partitions_def=translator.partitions.snapshots,
+        dagster_dbt_translator=translator,
         # a backfill of many snapshots runs in chunks: customer_features' memory grows with a run's snapshots
         backfill_policy=BackfillPolicy.multi_run(snapshots_per_run),
         pool=WAREHOUSE_POOL,
+        **selection,
     )
-    def dbt_feature_models(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayResource,
-                           lake: LakeResource):
-        os.environ.update(dbt_environment(assay, lake))
-        ensure_delta_extension()
-        dbt_vars = snapshot_vars(context.partition_keys, assay.label_horizon_days, assay.active_window_days, data_end)
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    def _models(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayResource, lake: LakeResource):
+        yield from _run_dbt(context, dbt, assay, lake, data_end)
 
-    return dbt_feature_models
+    return _models
+
+
+def build_dbt_assets(partitions: AssayPartitions, data_end: date | None, snapshots_per_run: int) -> list:
+    """The feature models and the label models, each a dbt asset definition partitioned by snapshot."""
+    translator = AssayDbtTranslator(partitions)
+    return [_dbt_definition("dbt_feature_models", translator, data_end, snapshots_per_run, exclude=LABEL_MODELS),
+            _dbt_definition("dbt_label_models", translator, data_end, snapshots_per_run, select=LABEL_MODELS)]

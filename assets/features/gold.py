@@ -3,11 +3,21 @@
 
 from datetime import date
 
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AutomationCondition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionsDefinition,
+    asset,
+)
 
+from assets.conditions import label_matured, snapshot_due
 from assets.features.dbt import WAREHOUSE_POOL
+from assets.partitions import AssayPartitions
 from domain.duckdb_setup import connect
-from orchestration.partitions import snapshot_partitions
 from resources.assay import AssayResource
 from resources.lake import LakeResource
 
@@ -38,11 +48,13 @@ def export_mart(
     return sum(per_snapshot.values()), result.version, per_snapshot
 
 
-def _gold_asset(mart: str, description: str):
+def _gold_asset(mart: str, description: str, snapshots: TimeWindowPartitionsDefinition,
+                condition: AutomationCondition):
     @asset(
         key=AssetKey(["gold", mart]),
         deps=[AssetKey(["marts", mart])],
-        partitions_def=snapshot_partitions,
+        partitions_def=snapshots,
+        automation_condition=condition,
         backfill_policy=BackfillPolicy.single_run(),
         group_name="features",
         kinds={"delta", "duckdb"},
@@ -67,9 +79,12 @@ def _gold_asset(mart: str, description: str):
     return _export
 
 
-gold_customer_features = _gold_asset(
-    "customer_features", "Point-in-time customer features per snapshot date (Delta feature store)."
-)
-gold_churn_labels = _gold_asset(
-    "churn_labels", "Churn labels per matured snapshot: no order in [snapshot_date, snapshot_date + horizon)."
-)
+def build_gold_assets(partitions: AssayPartitions) -> list:
+    period = partitions.snapshot_period_days
+    return [
+        _gold_asset("customer_features", "Point-in-time customer features per snapshot date (Delta feature store).",
+                    partitions.snapshots, snapshot_due(period)),
+        _gold_asset("churn_labels", "Churn labels per matured snapshot: no order in [snapshot_date, snapshot_date + "
+                    "horizon). Built once the horizon's orders have landed.", partitions.snapshots,
+                    label_matured(period, partitions.label_periods)),
+    ]

@@ -1,15 +1,22 @@
-"""Monitoring per snapshot: Evidently drift (HTML under reports/, gold/drift_summary), every figure in
-gold/monitoring_metrics, matured performance, asset checks with warn/error thresholds, and alerts."""
+"""Monitoring per snapshot: Evidently drift (HTML under reports/, gold/drift_summary), source drift and matured
+performance, asset checks with warn/error thresholds, and alerts.
+
+Each monitor writes its figures to the Delta table named by its own asset key (monitoring/drift_summary,
+monitoring/source_drift, monitoring/model_performance), and gold/monitoring_metrics is an asset of its own, the
+union of the three per snapshot: what the sensors read. So every table has one writer, and lineage shows who
+feeds what.
+"""
 
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AutomationCondition,
@@ -17,10 +24,14 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
+    TimeWindowPartitionMapping,
     asset,
 )
 from pydantic import Field
 
+from assets.conditions import CATCH_UP_PERIODS, label_matured, snapshot_due
+from assets.markdown import markdown_table
+from assets.modeling.pipeline import load_model
 from assets.modeling.training import CATEGORICAL_FEATURES
 from assets.monitoring.drift import DEFAULT_SAMPLE_CAP, drift_report, sample_rows
 from assets.monitoring.metrics import (
@@ -30,10 +41,11 @@ from assets.monitoring.metrics import (
     findings,
     performance_metrics,
     snapshot_metrics,
+    union_metrics,
 )
 from assets.monitoring.source_drift import SourceShiftLimits, shift_findings, source_shift, summary_rows
+from assets.partitions import AssayPartitions
 from domain.contract import SOURCES
-from orchestration.partitions import snapshot_partitions
 from resources.alerts import AlertsResource
 from resources.assay import AssayResource
 from resources.lake import LakeResource
@@ -68,30 +80,37 @@ class DriftConfig(Config):
         }
 
 
-@asset(
-    key=DRIFT_KEY,
-    deps=[AssetKey(["gold", "customer_features"]), AssetKey(["gold", "customer_scores"])],
-    partitions_def=snapshot_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="monitoring",
-    kinds={"evidently", "delta"},
-    check_specs=[
-        AssetCheckSpec("drift_share_below_threshold", asset=DRIFT_KEY,
-                       description="Share of drifted feature and score columns (Evidently) under warn/error_share."),
-        AssetCheckSpec("psi_below_threshold", asset=DRIFT_KEY, description="No feature's PSI at psi_warn/error."),
-        AssetCheckSpec("missing_share_stable", asset=DRIFT_KEY,
-                       description="No column's missing share rose by missing_increase_warn/error."),
-        AssetCheckSpec("prediction_shift_below_threshold", asset=DRIFT_KEY,
-                       description="Mean p_churn within prediction_shift_warn/error of the reference."),
-    ],
-    description="Evidently data drift of features and scores against the champion's reference: a sample of its "
-                "out-of-time validation rows.",
-)
+def drift_spec(partitions: AssayPartitions) -> dict:
+    return dict(
+        key=DRIFT_KEY,
+        deps=[AssetKey(["gold", "customer_features"]), AssetKey(["gold", "customer_scores"])],
+        partitions_def=partitions.snapshots,
+        automation_condition=snapshot_due(partitions.snapshot_period_days),
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="monitoring",
+        kinds={"evidently", "delta"},
+        check_specs=[
+            AssetCheckSpec("drift_share_below_threshold", asset=DRIFT_KEY,
+                           description="Share of drifted feature and score columns (Evidently) under "
+                                       "warn/error_share."),
+            AssetCheckSpec("psi_below_threshold", asset=DRIFT_KEY,
+                           description="No feature's PSI at psi_warn/error."),
+            AssetCheckSpec("missing_share_stable", asset=DRIFT_KEY,
+                           description="No column's missing share rose by missing_increase_warn/error."),
+            AssetCheckSpec("prediction_shift_below_threshold", asset=DRIFT_KEY,
+                           description="Mean p_churn within prediction_shift_warn/error of the reference."),
+        ],
+        description="Evidently data drift of features and scores against the champion's reference: a sample of its "
+                    "out-of-time validation rows. Its figures (PSI, missing shares, prediction shift, drift share) "
+                    "go to the table monitoring/drift_summary, the per-snapshot summary to gold/drift_summary.",
+    )
+
+
 def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: AssayResource, lake: LakeResource,
                   registry: ModelRegistryResource, alerts: AlertsResource):
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
-    model = registry.load()
+    model = load_model(registry)
     reference = sample_rows(pl.read_parquet(model.reference_path), config.sample_cap, config.seed)
     reference = reference.with_columns(pl.Series("p_churn", model.pipeline.predict(reference)))
     if "consent_profiling" in reference.columns:
@@ -130,7 +149,7 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
                                   partition_by=None)
     metrics = (pl.concat(metric_frames) if metric_frames else pl.DataFrame(schema=METRIC_SCHEMA)).select(
         [pl.col(c).cast(t) for c, t in METRIC_SCHEMA.items()]).with_columns(pl.lit("drift").alias("source"))
-    lake.replace_window("gold", "monitoring_metrics", metrics, "snapshot_date", start, end, where=("source", "drift"))
+    lake.replace_window(*DRIFT_KEY.path, metrics, "snapshot_date", start, end)
     checks = {**config.thresholds(),
               "drift_share_below_threshold": [Threshold("drift_share", config.warn_share, config.error_share)]}
     judged = metrics.filter(~pl.col("column").is_in(config.unjudged_columns))
@@ -148,7 +167,7 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             "evidently_ui": f"evidently ui --workspace {assay.reports_path / 'evidently_workspace'}",
             "delta_version": written.version,
             "dagster/row_count": len(rows),
-            "monitoring_metrics_rows": metrics.height,
+            "metric_rows": metrics.height,
             "alerts": raised["alerts"], "webhook": raised["webhook"],
         }
     )
@@ -180,20 +199,24 @@ class PerformanceConfig(Config):
     ece_increase_error: float = Field(0.05, description="ECE increase: error at or above.")
 
 
-@asset(
-    key=PERFORMANCE_KEY,
-    deps=[AssetKey(["gold", "churn_labels"]), AssetKey(["gold", "customer_scores"])],
-    partitions_def=snapshot_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="monitoring",
-    kinds={"delta"},
-    # Labels of a snapshot mature a horizon after it; when they land, this reruns for that snapshot on its own.
-    automation_condition=AutomationCondition.eager(),
-    check_specs=[AssetCheckSpec("performance_holds", asset=PERFORMANCE_KEY,
-                                description="Matured AUC and ECE within the configured decay of validation.")],
-    description="AUC and calibration of the scores of each snapshot whose labels have matured, against the "
-                "validation figures of the model that scored it.",
-)
+def performance_spec(partitions: AssayPartitions) -> dict:
+    return dict(
+        key=PERFORMANCE_KEY,
+        deps=[AssetKey(["gold", "churn_labels"]), AssetKey(["gold", "customer_scores"])],
+        partitions_def=partitions.snapshots,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="monitoring",
+        kinds={"delta"},
+        # labels of a snapshot mature a horizon after it; when they land, this runs for that snapshot on its own
+        automation_condition=label_matured(partitions.snapshot_period_days, partitions.label_periods),
+        check_specs=[AssetCheckSpec("performance_holds", asset=PERFORMANCE_KEY,
+                                    description="Matured AUC and ECE within the configured decay of validation.")],
+        description="AUC and calibration of the scores of each snapshot whose labels have matured, against the "
+                    "validation figures of the model that scored it; its figures go to the table "
+                    "monitoring/model_performance.",
+    )
+
+
 def model_performance(context: AssetExecutionContext, config: PerformanceConfig, lake: LakeResource,
                       registry: ModelRegistryResource, alerts: AlertsResource):
     window = context.partition_time_window
@@ -213,8 +236,7 @@ def model_performance(context: AssetExecutionContext, config: PerformanceConfig,
                                            pl.lit(version).alias("model_version")))
     metrics = (pl.concat(frames) if frames else pl.DataFrame(schema=METRIC_SCHEMA)).select(
         [pl.col(c).cast(t) for c, t in METRIC_SCHEMA.items()]).with_columns(pl.lit("performance").alias("source"))
-    lake.replace_window("gold", "monitoring_metrics", metrics, "snapshot_date", start, end,
-                        where=("source", "performance"))
+    lake.replace_window(*PERFORMANCE_KEY.path, metrics, "snapshot_date", start, end)
     hits = findings(metrics, [Threshold("auc_decay", config.auc_decay_warn, config.auc_decay_error),
                               Threshold("ece_increase", config.ece_increase_warn, config.ece_increase_error)])
     # only decay counts: a matured AUC above validation is good news, not an alert
@@ -262,21 +284,29 @@ class SourceDriftConfig(Config):
         )
 
 
-@asset(
-    key=SOURCE_DRIFT_KEY,
-    deps=[AssetKey(["bronze", name]) for name in SOURCES],
-    partitions_def=snapshot_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="monitoring",
-    kinds={"polars", "delta"},
-    check_specs=[AssetCheckSpec("sources_stable", asset=SOURCE_DRIFT_KEY,
-                                description="No bronze field's null share, mean, category mix or daily volume in "
-                                            "the week before the snapshot moved past its limits against the "
-                                            "baseline weeks.")],
-    description="Data quality and drift of the raw sources: each bronze field in the week before the snapshot "
-                "against the weeks before that. Catches a broken field, a new category or a price level the "
-                "first week it lands; its summary feeds the retraining sensor.",
-)
+def source_drift_spec(partitions: AssayPartitions) -> dict:
+    return dict(
+        key=SOURCE_DRIFT_KEY,
+        # the landing week before the snapshot and the baseline weeks before it
+        deps=[AssetDep(AssetKey(["bronze", name]), partition_mapping=TimeWindowPartitionMapping(start_offset=-1,
+                                                                                             end_offset=-1))
+              for name in SOURCES],
+        partitions_def=partitions.snapshots,
+        automation_condition=snapshot_due(partitions.snapshot_period_days),
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="monitoring",
+        kinds={"polars", "delta"},
+        check_specs=[AssetCheckSpec("sources_stable", asset=SOURCE_DRIFT_KEY,
+                                    description="No bronze field's null share, mean, category mix or daily volume in "
+                                                "the week before the snapshot moved past its limits against the "
+                                                "baseline weeks.")],
+        description="Data quality and drift of the raw sources: each bronze field in the week before the snapshot "
+                    "against the weeks before that. Catches a broken field, a new category or a price level the "
+                    "first week it lands. Its figures go to the table monitoring/source_drift: their summary feeds "
+                    "the retraining sensor (through gold/monitoring_metrics) and the champion gate.",
+    )
+
+
 def source_drift(context: AssetExecutionContext, config: SourceDriftConfig, lake: LakeResource,
                  alerts: AlertsResource):
     window = context.partition_time_window
@@ -296,14 +326,13 @@ def source_drift(context: AssetExecutionContext, config: SourceDriftConfig, lake
     metrics = (pl.concat(frames) if frames else pl.DataFrame(schema=METRIC_SCHEMA)).with_columns(
         pl.lit(None, dtype=pl.Utf8).alias("model_version")).select(
         [pl.col(c).cast(t) for c, t in METRIC_SCHEMA.items()]).with_columns(pl.lit("source").alias("source"))
-    lake.replace_window("gold", "monitoring_metrics", metrics, "snapshot_date", window.start.date(),
-                        window.end.date(), where=("source", "source"))
+    lake.replace_window(*SOURCE_DRIFT_KEY.path, metrics, "snapshot_date", window.start.date(), window.end.date())
     hits = pl.concat(found)
     raised = alerts.raise_alerts(hits, "monitoring/source_drift", context.run_id, context.log)
     newest = hits.filter(pl.col("snapshot_date") == max(snapshots))
     yield MaterializeResult(metadata={
         "snapshots": len(snapshots),
-        "monitoring_metrics_rows": metrics.height,
+        "metric_rows": metrics.height,
         "findings": hits.height,
         "latest_findings": MetadataValue.md(markdown_findings(newest)) if newest.height else "none",
         "alerts": raised["alerts"], "webhook": raised["webhook"],
@@ -316,3 +345,70 @@ def markdown_findings(hits: pl.DataFrame) -> str:
     lines += [f"| {r['column']} | {r['metric']} | {r['value']:.3f} | {r['severity']} |"
               for r in hits.sort("severity", "column").iter_rows(named=True)]
     return "\n".join(lines)
+
+
+MONITORING_METRICS_KEY = AssetKey(["gold", "monitoring_metrics"])
+MONITORS = (DRIFT_KEY, SOURCE_DRIFT_KEY, PERFORMANCE_KEY)  # each writes the table named by its key
+
+
+def monitors_updated(period_days: int, label_periods: int) -> AutomationCondition:
+    """A snapshot's union, each time one of its monitors writes that snapshot. Not `eager()`: the monitors arrive
+    at different times (drift and sources in the snapshot's week, performance a label horizon later), and eager
+    waits until none is missing and looks at the newest partition only. Here one monitor present is enough, and
+    the look-back reaches as far back as a label matures. A failed union is retried when the automation next runs
+    one of its monitors (as in assets/conditions.py, a failure shows in the UI instead of looping)."""
+    lookback = timedelta(days=period_days * (label_periods + CATCH_UP_PERIODS + 1))
+    missing, failed = AutomationCondition.missing(), AutomationCondition.execution_failed()
+    requested = AutomationCondition.will_be_requested()
+    # Plain newly_updated on both sides of `since`: they carry materialization times, so a monitor written after
+    # the union but before the next tick still counts. A composed condition (any_deps_updated, since_last_handled)
+    # carries none, and the union's own update would win the tie and lose the monitor's rows.
+    written_since = AutomationCondition.any_deps_match(AutomationCondition.newly_updated()).since(
+        AutomationCondition.newly_updated())
+    return (
+        AutomationCondition.in_latest_time_window(lookback)
+        & ((written_since & ~failed)
+           | AutomationCondition.any_deps_match(requested)  # a monitor of the snapshot runs now: join its run
+           | (missing & ~failed))  # a snapshot monitored before this asset existed, once
+        & AutomationCondition.any_deps_match(~missing | requested)
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+    ).with_label("monitors_updated")
+
+
+def monitoring_metrics_spec(partitions: AssayPartitions) -> dict:
+    return dict(
+        key=MONITORING_METRICS_KEY,
+        deps=list(MONITORS),
+        partitions_def=partitions.snapshots,
+        automation_condition=monitors_updated(partitions.snapshot_period_days, partitions.label_periods),
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="monitoring",
+        kinds={"polars", "delta"},
+        description="Every monitoring figure of a snapshot in one table (snapshot_date, metric, column, value, "
+                    "model_version, source): the union of the monitors' own tables, rebuilt per snapshot whenever "
+                    "one of them changes. The retraining sensor and the clock read it.",
+    )
+
+
+def monitoring_metrics(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date()
+    # a monitor that has never run has no table yet: the union holds what the others measured
+    parts = [lake.read_window(*key.path, "snapshot_date", start, end) for key in MONITORS if lake.exists(*key.path)]
+    union = union_metrics(parts)
+    written = lake.replace_window(*MONITORING_METRICS_KEY.path, union, "snapshot_date", start, end)
+    by_source = union.group_by("source").len().sort("source")
+    return MaterializeResult(metadata={
+        "dagster/row_count": union.height,
+        "rows_by_source": MetadataValue.md(markdown_table(by_source.to_dicts())),
+        "snapshots": union.get_column("snapshot_date").n_unique(),
+        "delta_version": written.version,
+    })
+
+
+def build_monitoring_assets(partitions: AssayPartitions) -> list:
+    return [asset(**drift_spec(partitions))(drift_summary),
+            asset(**performance_spec(partitions))(model_performance),
+            asset(**source_drift_spec(partitions))(source_drift),
+            asset(**monitoring_metrics_spec(partitions))(monitoring_metrics)]

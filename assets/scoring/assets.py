@@ -7,9 +7,12 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from assets.governance.consent import current_consents, split_by_consent
-from assets.scoring.scoring import score_features
-from orchestration.partitions import snapshot_partitions
+from assets.conditions import after_new_scores, snapshot_due
+from assets.consent import current_consents, split_by_consent
+from assets.markdown import markdown_table
+from assets.modeling.pipeline import load_model
+from assets.partitions import AssayPartitions
+from assets.scoring.scoring import latest_scores, score_features
 from resources.assay import AssayResource
 from resources.audit import record
 from resources.lake import LakeResource
@@ -25,21 +28,11 @@ class ScoringConfig(Config):
                           "only when profiling rests on another legal basis (e.g. no consents source at all).")
 
 
-@asset(
-    key=AssetKey(["gold", "customer_scores"]),
-    deps=[AssetKey(["gold", "customer_features"]), AssetKey(["models", "champion"])],
-    partitions_def=snapshot_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="scoring",
-    kinds={"delta", "lightgbm"},
-    description="Calibrated churn probability, risk decile and top-3 reason codes per customer and snapshot, "
-                "from the champion model.",
-)
-def customer_scores(context: AssetExecutionContext, config: ScoringConfig, lake: LakeResource,
+def score_snapshots(context: AssetExecutionContext, config: ScoringConfig, lake: LakeResource,
                     registry: ModelRegistryResource) -> MaterializeResult:
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
-    model = registry.load()
+    model = load_model(registry)
     features = lake.scan("gold", "customer_features").filter(
         (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end))
     snapshots = features.select("snapshot_date").unique().collect().get_column("snapshot_date").sort().to_list()
@@ -84,6 +77,26 @@ def customer_scores(context: AssetExecutionContext, config: ScoringConfig, lake:
     )
 
 
+def build_customer_scores(partitions: AssayPartitions):
+    @asset(
+        key=AssetKey(["gold", "customer_scores"]),
+        deps=[AssetKey(["gold", "customer_features"]), AssetKey(["models", "champion"])],
+        partitions_def=partitions.snapshots,
+        backfill_policy=BackfillPolicy.single_run(),
+        # a new snapshot is scored with the champion of the day; after a promotion the rescore sensor rescores
+        automation_condition=snapshot_due(partitions.snapshot_period_days),
+        group_name="scoring",
+        kinds={"delta", "lightgbm"},
+        description="Calibrated churn probability, risk decile and top-3 reason codes per customer and snapshot, "
+                    "from the champion model.",
+    )
+    def customer_scores(context: AssetExecutionContext, config: ScoringConfig, lake: LakeResource,
+                        registry: ModelRegistryResource) -> MaterializeResult:
+        return score_snapshots(context, config, lake, registry)
+
+    return customer_scores
+
+
 class ThresholdConfig(Config):
     cost_per_contact: float = Field(2.0, description="Cost of one retention contact (currency units).")
     value_of_retained_customer: float = Field(120.0, description="Value of keeping one would-be churner.")
@@ -91,22 +104,10 @@ class ThresholdConfig(Config):
     contact_capacity: int = Field(0, description="Most customers the team can contact; 0 = no limit.")
 
 
-def latest_scores(lake: LakeResource, snapshot: str | None = None) -> pl.DataFrame:
-    """Scores of one snapshot (the newest by default), as the threshold simulation and exports read them."""
-    scores = lake.scan("gold", "customer_scores")
-    if snapshot is None:
-        newest = scores.select(pl.col("snapshot_date").max()).collect().item()
-        if newest is None:
-            raise LookupError("gold/customer_scores is empty: materialize scores first")
-        return scores.filter(pl.col("snapshot_date") == newest).collect()
-    from datetime import date
-
-    return scores.filter(pl.col("snapshot_date") == date.fromisoformat(snapshot)).collect()
-
-
 @asset(
     key=AssetKey(["gold", "threshold_simulation"]),
     deps=[AssetKey(["gold", "customer_scores"])],
+    automation_condition=after_new_scores(),
     group_name="scoring",
     kinds={"delta"},
     description="Campaign economics by score threshold on the newest snapshot's calibrated probabilities: volume, "
@@ -143,6 +144,4 @@ def threshold_simulation(config: ThresholdConfig, assay: AssayResource, lake: La
 
 
 def _markdown(table: pl.DataFrame) -> str:
-    from assets.modeling.assets import markdown_table
-
     return markdown_table(table.to_dicts(), digits=2)

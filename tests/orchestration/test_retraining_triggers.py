@@ -1,24 +1,48 @@
 """Retraining is requested on a sustained crossing, not a blip, and not again during the cooldown; a promotion
-re-scores the newest snapshot."""
+re-scores the newest snapshot. The sensors are the real ones of the assembled definitions, evaluated as the daemon
+evaluates them."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
-from dagster import (
-    DagsterInstance,
-    RunRequest,
-    SkipReason,
-    build_sensor_context,
-)
+from dagster import DagsterInstance, DefaultSensorStatus, RunRequest, build_sensor_context, validate_run_config
 
 from assets.monitoring.triggers import RetrainPolicy, retraining_trigger
-from orchestration.automation import rescore_after_promotion, retraining_sensor
-from resources.lake import LakeResource
+from domain.settings import AssaySettings
+from orchestration.definitions import build_definitions
 
 MONDAY = date(2025, 3, 3)
 POLICY = RetrainPolicy(drift_share=0.5, auc_decay=0.03, consecutive=2, cooldown_days=28)
+
+
+class Sensors:
+    """The sensors of a home at `home`, each tick's run request (None: a skip, which says why) and cursor."""
+
+    def __init__(self, home: Path, environ: dict[str, str] | None = None) -> None:
+        self.defs = build_definitions(AssaySettings.from_env({"ASSAY_HOME": str(home), **(environ or {})}))
+        self.lake = self.defs.resources["lake"]  # the home's lake, which the sensors read
+
+    def sensor(self, name: str):
+        return next(s for s in self.defs.sensors if s.name == name)
+
+    def tick(self, name: str, instance, cursor: str | None = None) -> tuple[RunRequest | None, str | None]:
+        with build_sensor_context(instance=instance, cursor=cursor, resources=self.defs.resources,
+                                  definitions=self.defs) as context:
+            result = self.sensor(name).evaluate_tick(context)
+        if not result.run_requests:
+            assert result.skip_message
+            return None, result.cursor
+        [request] = result.run_requests
+        return request, result.cursor
+
+
+def assay_tags(request: RunRequest) -> dict[str, str]:
+    """The tags the sensor set (Dagster adds its own, e.g. the sensor's name)."""
+    return {k: v for k, v in request.tags.items() if k.startswith("assay/")}
 
 
 def _metrics(metric: str, values: list[float]) -> pl.DataFrame:
@@ -46,18 +70,17 @@ def test_cooldown_holds_back_a_second_request():
 
 
 def test_sensor_requests_once_then_cools_down(tmp_path):
-    lake = LakeResource(root=str(tmp_path / "lake"))
+    home = Sensors(tmp_path)
+    sensor = home.sensor("retraining_sensor")
+    assert sensor.job_name == "retraining_job" and sensor.default_status == DefaultSensorStatus.RUNNING
     with DagsterInstance.ephemeral() as instance:
-        assert isinstance(retraining_sensor(build_sensor_context(instance=instance, resources={"lake": lake})),
-                          SkipReason)
-        lake.overwrite("gold", "monitoring_metrics", _metrics("source_shifted_columns", [0.0, 1.0, 1.0]))
-        context = build_sensor_context(instance=instance, resources={"lake": lake})
-        request = retraining_sensor(context)
+        assert home.tick("retraining_sensor", instance) == (None, None)  # no metrics yet
+        home.lake.overwrite("gold", "monitoring_metrics", _metrics("source_shifted_columns", [0.0, 1.0, 1.0]))
+        request, cursor = home.tick("retraining_sensor", instance)
         assert isinstance(request, RunRequest)
         assert request.tags["assay/reason"] == "monitoring-input-drift"
         assert request.tags["assay/trigger_snapshot"] == (MONDAY + timedelta(weeks=2)).isoformat()
-        again = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=context.cursor)
-        assert isinstance(retraining_sensor(again), SkipReason)
+        assert home.tick("retraining_sensor", instance, cursor)[0] is None
 
 
 def test_source_shift_is_the_default_drift_trigger_and_the_evidently_share_is_not():
@@ -73,7 +96,10 @@ def test_source_shift_is_the_default_drift_trigger_and_the_evidently_share_is_no
 def test_a_promotion_rescores_the_newest_scored_snapshot_once_and_a_rejection_does_not(tmp_path):
     from datetime import UTC, datetime
 
-    lake = LakeResource(root=str(tmp_path / "lake"))
+    home = Sensors(tmp_path)
+    sensor = home.sensor("rescore_after_promotion")
+    assert sensor.job_name == "rescoring_job" and sensor.default_status == DefaultSensorStatus.RUNNING
+    lake = home.lake
     newest = MONDAY + timedelta(weeks=5)
     lake.overwrite("gold", "customer_scores", pl.DataFrame({"snapshot_date": [MONDAY, newest],
                                                            "p_churn": [0.1, 0.2]}))
@@ -85,20 +111,20 @@ def test_a_promotion_rescores_the_newest_scored_snapshot_once_and_a_rejection_do
 
     with DagsterInstance.ephemeral() as instance:
         def tick(cursor):
-            context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=cursor)
-            return rescore_after_promotion(context), context.cursor
+            return home.tick("rescore_after_promotion", instance, cursor)
 
-        assert isinstance(tick(None)[0], SkipReason)
+        assert tick(None)[0] is None
         decide("v1", "rejected")
         skipped, cursor = tick(None)
-        assert isinstance(skipped, SkipReason)
+        assert skipped is None
         decide("v2", "promoted")
         decide("v3", "promoted")  # two promotions between ticks: one re-scoring, with the last champion
         request, cursor = tick(cursor)
         assert isinstance(request, RunRequest)
+        # a snapshot partition of the rescoring job (the definitions refuse a key the job does not have)
         assert request.partition_key == newest.isoformat()
-        assert request.tags == {"assay/reason": "champion-promoted", "assay/champion_version": "v3"}
-        assert isinstance(tick(cursor)[0], SkipReason)
+        assert assay_tags(request) == {"assay/reason": "champion-promoted", "assay/champion_version": "v3"}
+        assert tick(cursor)[0] is None
 
 
 def test_an_input_change_is_refitted_once_its_weeks_can_reach_the_fit_window(tmp_path, monkeypatch):
@@ -118,7 +144,7 @@ def test_an_input_change_is_refitted_once_its_weeks_can_reach_the_fit_window(tmp
 
     monkeypatch.setenv("ASSAY_RETRAIN_REFIT_WEEKS", "2")
     monkeypatch.setenv("ASSAY_RETRAIN_REFIT_SNAPSHOTS", "2")
-    lake = LakeResource(root=str(tmp_path / "lake"))
+    home = Sensors(tmp_path)
     reasons, configs = [], []
     cursor = None
     with DagsterInstance.ephemeral() as instance:
@@ -126,18 +152,42 @@ def test_an_input_change_is_refitted_once_its_weeks_can_reach_the_fit_window(tmp
         # any ordinary request until week 6
         for values in ([0.0], [0.0, 1.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0, 0.0],
                        [0.0, 1.0, 1.0, 0.0, 0.0, 0.0]):
-            lake.overwrite("gold", "monitoring_metrics", _metrics("source_shifted_columns", values))
-            context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=cursor)
-            result = retraining_sensor(context)
-            cursor = context.cursor
-            reasons.append(result.tags["assay/reason"] if isinstance(result, RunRequest) else "")
-            configs.append(result.run_config if isinstance(result, RunRequest) else None)
+            home.lake.overwrite("gold", "monitoring_metrics", _metrics("source_shifted_columns", values))
+            result, cursor = home.tick("retraining_sensor", instance, cursor)
+            reasons.append(result.tags["assay/reason"] if result is not None else "")
+            configs.append(result.run_config if result is not None else None)
     # request at week 2 (second crossing), refit 3 weeks after the change was first seen (week 1): week 4, once
     assert reasons == ["", "", "monitoring-input-drift", "", "monitoring-post-change-refit", ""]
     # the first request fits on what there is; the refit only on the snapshots from the change on
     assert configs[2] == {}
     assert configs[4] == {"ops": {"models__churn_model": {"config": {
         "fit_from": (MONDAY + timedelta(weeks=1)).isoformat()}}}}
+
+
+def test_a_refit_keeps_the_deployments_modelling_defaults(tmp_path, monkeypatch):
+    """ASSAY_MODELLING_CONFIG is every retraining run's default: the refit's `fit_from` is laid over it, not in its
+    place (a run config that names an asset replaces that asset's whole default config in Dagster)."""
+    monkeypatch.setenv("ASSAY_RETRAIN_REFIT_WEEKS", "1")
+    monkeypatch.setenv("ASSAY_RETRAIN_REFIT_SNAPSHOTS", "1")
+    modelling = {"churn_model": {"train_snapshots": 13, "min_selection_rate_ratio": 0.2},
+                 "lightgbm_params": {"n_trials": 2}}
+    home = Sensors(tmp_path, {"ASSAY_MODELLING_CONFIG": json.dumps(modelling)})
+    job = home.defs.resolve_job_def("retraining_job")
+    requests = []
+    cursor = None
+    with DagsterInstance.ephemeral() as instance:
+        for values in ([0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 0.0]):  # a change on weeks 1-2, its refit due on week 3
+            home.lake.overwrite("gold", "monitoring_metrics", _metrics("source_shifted_columns", values))
+            request, cursor = home.tick("retraining_sensor", instance, cursor)
+            assert request is not None
+            requests.append(request)
+    assert [r.tags["assay/reason"] for r in requests] == ["monitoring-input-drift", "monitoring-post-change-refit"]
+    first, refit = (validate_run_config(job, r.run_config)["ops"] for r in requests)
+    assert first["models__churn_model"]["config"]["train_snapshots"] == 13
+    model = refit["models__churn_model"]["config"]
+    assert model["fit_from"] == (MONDAY + timedelta(weeks=1)).isoformat()
+    assert (model["train_snapshots"], model["min_selection_rate_ratio"]) == (13, 0.2)
+    assert refit["models__lightgbm_params"]["config"]["n_trials"] == 2
 
 
 def test_calibration_decay_triggers_and_opens_a_change_for_the_refit(tmp_path, monkeypatch):
@@ -152,23 +202,22 @@ def test_calibration_decay_triggers_and_opens_a_change_for_the_refit(tmp_path, m
 
     monkeypatch.setenv("ASSAY_RETRAIN_REFIT_WEEKS", "1")
     monkeypatch.setenv("ASSAY_RETRAIN_REFIT_SNAPSHOTS", "2")
-    lake = LakeResource(root=str(tmp_path / "lake"))
+    home = Sensors(tmp_path)
+    lake = home.lake
     weeks = [MONDAY + timedelta(weeks=k) for k in range(6)]
     monitored = pl.DataFrame({"snapshot_date": weeks, "metric": "source_shifted_columns", "column": "*",
                               "value": 0.0})
     with DagsterInstance.ephemeral() as instance:
         lake.overwrite("gold", "monitoring_metrics", pl.concat([monitored.head(4), decayed]))
-        context = build_sensor_context(instance=instance, resources={"lake": lake})
-        first = retraining_sensor(context)
-        assert first.tags["assay/reason"] == "monitoring-performance-decay"
+        first, cursor = home.tick("retraining_sensor", instance)
+        assert first is not None and first.tags["assay/reason"] == "monitoring-performance-decay"
         # the change dates from the first decayed matured snapshot (week 2): the refit is due 1 + 2 - 1 weeks on
         due = RetrainPolicy(refit_weeks=1, refit_snapshots=2)
         assert refit_trigger(monitored.head(4), weeks[2], due) is None  # week 3: one week early
         assert refit_trigger(monitored.head(5), weeks[2], due).snapshot == weeks[4]
         lake.overwrite("gold", "monitoring_metrics", pl.concat([monitored, decayed]))
-        context = build_sensor_context(instance=instance, resources={"lake": lake}, cursor=context.cursor)
-        refit = retraining_sensor(context)
-        assert refit.tags["assay/reason"] == "monitoring-post-change-refit"
+        refit, _ = home.tick("retraining_sensor", instance, cursor)
+        assert refit is not None and refit.tags["assay/reason"] == "monitoring-post-change-refit"
         assert refit.run_config["ops"]["models__churn_model"]["config"]["fit_from"] == weeks[2].isoformat()
 
 

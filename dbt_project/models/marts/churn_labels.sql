@@ -1,11 +1,11 @@
 -- Churn label of every population member of each snapshot date T of this run: churned = 1 when the customer
 -- places no order in [T, T + label_horizon_days), else 0. Only matured snapshots get labels, i.e. those with
 -- T + horizon <= data_end, the exclusive end of the ingested data (var `data_end`, or the day after the last
--- order partition when it is null); a later snapshot simply has no rows yet and is labelled by a later run.
+-- order partition when it is null); a later snapshot has no rows yet and is labelled by a later run.
 --
--- The population of T comes from the customer's last activity row before T (int_customer_population_spans);
--- as nothing happens between that row and T, the first order after it (next_order_date) is the first order
--- on or after T.
+-- The population of T is the customer_features population of T. Labels look forward into the orders, so they are
+-- the one mart that reads the bronze source itself: the orchestrator builds them in a run of their own, once the
+-- landing days [T, T + horizon) are in, and the lineage shows that dependency.
 --
 -- Incremental (delete+insert on snapshot_date): a run replaces exactly the snapshot dates it was given.
 {%- set horizon = int_var('label_horizon_days') %}
@@ -15,11 +15,19 @@ with
 
 population as (
 
+    select customer_id, snapshot_date
+    from {{ ref('customer_features') }}
+    where {{ current_snapshots_filter() }}
+
+),
+
+orders as (
+
     select
-        spans.customer_id,
-        unnest(range(spans.first_snapshot_index, spans.last_snapshot_index + 1)) as snapshot_index,
-        spans.next_order_date
-    from {{ ref('int_customer_population_spans') }} as spans
+        customer_id,
+        {{ utc_date('order_ts') }} as order_date,
+        _partition_date
+    from {{ source('bronze', 'orders') }}
 
 ),
 
@@ -29,27 +37,39 @@ data_end as (
     select {{ data_end }} as data_end
     {%- else -%}
     select max(_partition_date) + 1 as data_end
-    from {{ ref('stg_orders') }}
+    from orders
     {%- endif %}
+
+),
+
+-- the customer's first order on or after T
+next_orders as (
+
+    select
+        population.customer_id,
+        population.snapshot_date,
+        orders.order_date as next_order_date
+    from population
+    asof left join orders
+        on population.customer_id = orders.customer_id
+        and population.snapshot_date <= orders.order_date
 
 ),
 
 labels as (
 
     select
-        population.customer_id,
-        snapshots.snapshot_date,
+        next_orders.customer_id,
+        next_orders.snapshot_date,
         case
-            when population.next_order_date < snapshots.snapshot_date + {{ horizon }} then 0
+            when next_orders.next_order_date < next_orders.snapshot_date + {{ horizon }} then 0
             else 1
         end as churned,
         {{ horizon }} as horizon_days
 
-    from population
-    inner join {{ ref('int_snapshots') }} as snapshots
-        on snapshots.snapshot_index = population.snapshot_index
+    from next_orders
     cross join data_end
-    where snapshots.snapshot_date + {{ horizon }} <= data_end.data_end
+    where next_orders.snapshot_date + {{ horizon }} <= data_end.data_end
 
 )
 

@@ -1,0 +1,138 @@
+"""The clock moves a home forward as the daemon would: a tiny synthetic world is backfilled to D, then lives day by
+day, goes down for three weeks, catches up, and has a late file corrected. Every run after the backfill comes from
+a sensor, a schedule or the automation; every partition is built exactly once; a late file re-labels what it
+changes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
+
+from assets.partitions import AssayPartitions
+from domain.pseudonym import install_synthetic_key
+from domain.settings import AssaySettings
+from domain.synthetic import config_for_size, generate
+from orchestration.backfill import backfill_steps, run_backfill
+from orchestration.clock import Clock
+from orchestration.definitions import build_definitions
+from orchestration.feed import feed_for
+
+pytestmark = pytest.mark.slow
+
+D = date(2025, 1, 6)  # a Monday: the home is backfilled to here
+BEFORE_OUTAGE = D + timedelta(days=7)
+AFTER_OUTAGE = BEFORE_OUTAGE + timedelta(weeks=3)  # the deployment was down for three weeks
+END = AFTER_OUTAGE + timedelta(days=7)
+HORIZON = 7
+
+
+def _materialized(instance, key: AssetKey) -> Counter:
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=key), limit=10_000).records
+    return Counter(r.partition_key for r in records)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clock_home")
+    settings = AssaySettings.from_env({"ASSAY_HOME": str(root), "ASSAY_LABEL_HORIZON_DAYS": str(HORIZON),
+                                       "ASSAY_SNAPSHOT_START": "2024-09-02"})
+    config = config_for_size("tiny", label_horizon_days=HORIZON, end=END + timedelta(days=14))
+    generate(config, settings.landing, settings.ground_truth, land_until=D)
+    install_synthetic_key(settings.home, config.seed)
+    defs = build_definitions(settings)
+    with DagsterInstance.ephemeral() as instance:
+        steps = backfill_steps(AssayPartitions.from_settings(settings), D)
+        run_backfill(defs, instance, steps, ["ingestion", "features", "labels"], say=lambda _: None,
+                     log_level="ERROR")
+        backfilled = {r.dagster_run.run_id for r in instance.get_run_records()}
+        clock = Clock(settings, instance, defs, feed=feed_for(settings), say=lambda _: None, log_level="ERROR")
+        clock.prime(D)
+        # no model at this size: the schedules that retrain are off, as a user would leave them without one
+        clock.state.enabled["monthly_retraining_schedule"] = False
+        days = clock.advance(BEFORE_OUTAGE)  # daily, like the daemon
+        days += clock.advance(AFTER_OUTAGE, step_days=(AFTER_OUTAGE - BEFORE_OUTAGE).days)  # one tick after it
+        days += clock.advance(END)
+        yield settings, defs, instance, clock, days, backfilled
+
+
+def test_every_run_after_the_backfill_comes_from_a_sensor_or_a_schedule(home):
+    _, _, instance, _, days, backfilled = home
+    runs = [r.dagster_run for r in instance.get_run_records() if r.dagster_run.run_id not in backfilled]
+    assert runs and all(run.tags.get("dagster/sensor_name") or run.tags.get("dagster/schedule_name") for run in runs)
+    assert {run.run_id for run in runs} == {r.run_id for day in days for r in day.runs}
+    assert all(r.success for day in days for r in day.runs)
+
+
+def test_each_landing_day_and_snapshot_is_built_exactly_once_across_the_outage(home):
+    settings, _, instance, _, _, _ = home
+    partitions = AssayPartitions.from_settings(settings)
+    days = partitions.days_before(END)
+    ingested = _materialized(instance, AssetKey(["bronze", "orders"]))
+    assert [d for d in days if ingested[d] != 1] == []  # backfilled or ticked: once each, none missing
+    snapshots = partitions.snapshots_through(END)
+    features = _materialized(instance, AssetKey(["gold", "customer_features"]))
+    assert [s for s in snapshots if features[s] != 1] == []
+    # the outage's three snapshots were built on the tick after it, oldest first
+    catch_up = [r for r in instance.get_run_records(RunsFilter(tags={"assay/clock_day": AFTER_OUTAGE.isoformat()}))]
+    built = [r.dagster_run.tags.get("dagster/partition") for r in sorted(catch_up, key=lambda r: r.create_timestamp)
+             if AssetKey(["gold", "customer_features"]) in (r.dagster_run.asset_selection or set())]
+    assert built == [(BEFORE_OUTAGE + timedelta(weeks=k)).isoformat() for k in (1, 2, 3)]
+
+
+def test_labels_mature_a_horizon_after_their_snapshot_each_once(home):
+    settings, _, instance, _, days, _ = home
+    partitions = AssayPartitions.from_settings(settings)
+    labelled = _materialized(instance, AssetKey(["gold", "churn_labels"]))
+    matured = [s for s in partitions.snapshots_through(END) if partitions.label_due(date.fromisoformat(s)) <= END]
+    assert [s for s in matured if labelled[s] == 0] == []
+    assert set(labelled) <= set(matured)  # never a snapshot whose horizon had not landed
+    # on a normal week the label of T matures on T + horizon, on that day's tick
+    by_day = {day.day: day for day in days}
+    assert by_day[BEFORE_OUTAGE].labels_matured == [(BEFORE_OUTAGE - timedelta(days=HORIZON)).isoformat()]
+    assert by_day[END].labels_matured == [(END - timedelta(days=HORIZON)).isoformat()]
+    # the outage's matured labels all came on the tick after it
+    assert sorted(by_day[AFTER_OUTAGE].labels_matured) == [
+        (BEFORE_OUTAGE + timedelta(weeks=k)).isoformat() for k in range(0, 3)], [
+        (r.partitions, r.reason, r.assets) for r in by_day[AFTER_OUTAGE].runs]
+    assert [s for s in matured if labelled[s] != 1] == []
+    table = pl.read_delta(str(settings.lake / "gold" / "churn_labels"))
+    assert table.select("customer_id", "snapshot_date").is_duplicated().sum() == 0
+
+
+def test_landed_rows_are_in_bronze_or_quarantine_once(home):
+    settings, _, _, _, _, _ = home
+    landed = sum(pl.read_parquet(p).height for p in (settings.landing / "orders").rglob("*.parquet"))
+    bronze = pl.read_delta(str(settings.lake / "bronze" / "orders")).height
+    quarantine = pl.read_delta(str(settings.lake / "quarantine" / "orders")).height
+    assert bronze + quarantine == landed
+
+
+def test_a_late_file_that_changes_a_matured_label_relabels_that_snapshot(home):
+    settings, defs, instance, clock, _, _ = home
+    lake = defs.resources["lake"]
+    snapshot = END - timedelta(days=HORIZON)  # matured on END
+    labels = lake.scan("gold", "churn_labels").filter(pl.col("snapshot_date") == snapshot).collect()
+    churned = labels.filter(pl.col("churned") == 1).get_column("customer_id").to_list()
+    assert churned, "a week of a tiny world always has someone without an order"
+    vault = lake.scan("restricted", "pii_vault").collect()
+    token = churned[0]
+    raw_id = vault.filter(pl.col("customer_id") == token).item(0, "source_customer_id")
+    # the source system re-sends the day after the snapshot with one more order, by that customer
+    day = snapshot + timedelta(days=1)
+    path = next((settings.landing / "orders" / f"date={day.isoformat()}").glob("*.parquet"))
+    original = pl.read_parquet(path)
+    extra = original.head(1).with_columns(pl.lit(raw_id).alias("customer_id"),
+                                          pl.lit("late-order-1").alias("order_id"))
+    pl.concat([original, extra]).write_parquet(path)
+    before = _materialized(instance, AssetKey(["gold", "churn_labels"]))[snapshot.isoformat()]
+    report = clock.tick(END + timedelta(days=1))
+    assert any(r.target == "ingestion_job" and r.partitions == day.isoformat() for r in report.runs)
+    assert snapshot.isoformat() in report.labels_matured
+    relabelled = lake.scan("gold", "churn_labels").filter((pl.col("snapshot_date") == snapshot)
+                                                         & (pl.col("customer_id") == token)).collect()
+    assert relabelled.item(0, "churned") == 0
+    assert _materialized(instance, AssetKey(["gold", "churn_labels"]))[snapshot.isoformat()] == before + 1
