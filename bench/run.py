@@ -22,8 +22,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-STAGES = ("ingestion", "features", "tuning", "model", "scores", "drift", "sources", "performance", "simulation",
-          "governance", "warehouse")
+STAGES = ("ingestion", "features", "labels", "tuning", "model", "scores", "performance", "drift", "sources",
+          "simulation", "governance", "warehouse", "clock", "weekly_tick")
+# The bench world (default horizon 2026-01-01) lands all but its last weeks; after the backfill stages, `clock`
+# sets the home's clock and `weekly_tick` lives the next week as a deployment would: one `assay tick` that lands
+# 7 days and runs what the sensors and automation ask for (ingestion, features, labels, scores, drift, monitoring).
+LANDED_UNTIL = "2025-12-22"
+TICK_UNTIL = "2025-12-29"
 MONITORING_STAGES = ("drift", "sources")  # run over the newest `drift_snapshots` snapshots: also given per snapshot
 
 # The large size scores a year of weekly snapshots (52), the figure the feature-stage target is stated for.
@@ -84,16 +89,20 @@ def bench_size(size: str, results: dict, stages_wanted: list[str]) -> dict:
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     (home / "dagster" / "dagster.yaml").write_text((ROOT / "orchestration" / "dagster.yaml").read_text())
     if "generate" in stages_wanted:
-        stages["generate"] = run_stage([assay, "generate"], env)
+        stages["generate"] = run_stage([assay, "generate", "--until", LANDED_UNTIL], env)
         print(f"[bench] {size} generate: {stages['generate']}", flush=True)
     for stage in (s for s in STAGES if s in stages_wanted):
         cmd = [assay, "run", "--steps", stage, "--drift-snapshots", str(drift_snapshots),
                "--score-snapshots", str(SCORE_SNAPSHOTS[size])]
+        if stage == "weekly_tick":
+            cmd = [assay, "tick", "--until", TICK_UNTIL, "--every", "7"]
         stages[stage] = run_stage(cmd, env)
+        if stage == "weekly_tick":
+            stages[stage].update(_tick_parts(home / "reports" / "ticks" / f"{TICK_UNTIL}.json"))
         if stage == "tuning":  # a skipped search (too little history) must not pass for a fast one
-            tuning = json.loads((home / "models" / "tuning" / "latest.json").read_text())
+            tuning = _newest_tuning(Path(env["ASSAY_LAKE_ROOT"]))
             stages[stage].update({k: tuning[k] for k in ("skipped", "n_trials_completed", "stopped_by", "best_score",
-                                                         "default_score") if k in tuning})
+                                                         "default_score") if tuning.get(k) is not None})
         if stage in MONITORING_STAGES:  # includes the process start and Dagster's run overhead, once per stage
             stages[stage]["seconds_per_snapshot"] = round(stages[stage]["seconds"] / drift_snapshots, 2)
         if stage == "scores":
@@ -121,6 +130,13 @@ def _query(env: dict[str, str], sql: str):
     return json.loads(out)
 
 
+def _newest_tuning(lake: Path) -> dict:
+    """The search the tuning stage just ran: the newest row of gold/tuning_results (models/lightgbm_params)."""
+    import polars as pl
+
+    return pl.read_delta(str(lake / "gold" / "tuning_results")).sort("tuned_at").row(-1, named=True)
+
+
 def _newest_model_metrics(home: Path) -> dict:
     """Validation figures of the model the stage just trained (promoted or not), from its registry card."""
     cards = sorted((home / "models").glob("2*/model.json"))  # versions start with their UTC timestamp
@@ -146,9 +162,10 @@ def _scoring_throughput(env: dict[str, str]) -> dict:
 import json, sys, time, polars as pl
 from domain.settings import AssaySettings
 from orchestration.definitions import build_resources
+from assets.modeling.pipeline import load_model
 from assets.scoring.scoring import score_features
 resources = build_resources(AssaySettings.from_env())
-model = resources["registry"].load()
+model = load_model(resources["registry"])
 features = resources["lake"].scan("gold", "customer_features")
 newest = features.select(pl.col("snapshot_date").max()).collect().item()
 frame = features.filter(pl.col("snapshot_date") == newest).head(int(sys.argv[1])).collect()
@@ -163,6 +180,20 @@ print(json.dumps(out))
     out = subprocess.run([sys.executable, "-c", code, str(THROUGHPUT_ROWS)], env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+FEATURE_AND_LABEL_STEPS = ("dbt_feature_models", "dbt_label_models", "gold__customer_features", "gold__churn_labels")
+
+
+def _tick_parts(report: Path) -> dict:
+    """Wall time of each run of the tick, and of its feature and label steps (Dagster's step timings). The peak
+    memory is the whole tick process's, dbt included (it runs as a child)."""
+    runs = json.loads(report.read_text())["runs"]
+    parts = [{"target": r["target"], "partitions": r["partitions"], "reason": r["reason"],
+              "seconds": round(r["seconds"], 2), "steps": r["step_seconds"]} for r in runs]
+    steps = [s for r in runs for name, s in r["step_seconds"].items() if name in FEATURE_AND_LABEL_STEPS]
+    return {"runs": parts, "feature_and_label_seconds": round(sum(steps), 2),
+            "failed_runs": sum(not r["success"] for r in runs)}
 
 
 def _count_snapshots(env: dict[str, str]) -> int:
