@@ -7,8 +7,9 @@ landing week is in, and the labels, built a horizon later, when the orders they 
 
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from dagster import AssetExecutionContext, AssetKey, AutomationCondition, Backfi
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from assets.conditions import label_matured, snapshot_due
+from assets.features.activity import plan_activity_run, read_ledger, record_activity_run
 from assets.partitions import AssayPartitions
 from domain.duckdb_setup import ensure_delta_extension
 from resources.assay import AssayResource
@@ -26,6 +28,8 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 WAREHOUSE_POOL = "warehouse"  # DuckDB allows one writer: every step writing warehouse.duckdb uses this pool
 LABEL_MODELS = "churn_labels"  # dbt selection of the models that look forward past their snapshot
+FEATURE_MODELS = "dbt_feature_models"
+KEEP_INVOCATIONS = 20
 
 
 class AssayDbtTranslator(DagsterDbtTranslator):
@@ -84,6 +88,16 @@ def dbt_environment(assay: AssayResource, lake: LakeResource) -> dict[str, str]:
     return {"ASSAY_LAKE_ROOT": lake.root, "ASSAY_WAREHOUSE_PATH": str(assay.warehouse_path)}
 
 
+def prune_invocation_folders(target: Path, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` per-invocation folders (`<asset>-<hash>`) that dagster-dbt made under
+    the project's target folder; dbt's own files there (manifest, partial parse) are left alone."""
+    folders = sorted((p for p in target.glob("dbt_*_models-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    removed = folders[:-keep] if keep else folders
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
 @cache
 def dbt_manifest() -> dict[str, Any]:
     if not MANIFEST_PATH.exists():
@@ -94,13 +108,33 @@ def dbt_manifest() -> dict[str, Any]:
 
 
 def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayResource, lake: LakeResource,
-             data_end: date | None):
+             data_end: date | None, features: bool, period_days: int):
     os.environ.update(dbt_environment(assay, lake))
     ensure_delta_extension()
     dbt_vars = snapshot_vars(context.partition_keys, assay.label_horizon_days, assay.active_window_days, data_end)
     # dbt's unit tests check the SQL, not the data: they run in the test suite, not in every production build
-    yield from dbt.cli(["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps(dbt_vars)],
-                       context=context).stream()
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    plan = None
+    if features:
+        plan = plan_activity_run(lake.root, read_ledger(assay.warehouse_path))
+        dbt_vars.update(plan.dbt_vars())
+        if not plan.full_refresh:
+            # staging tests check the days this run reads for the first time: its landing week and any late day
+            first_week = min(date.fromisoformat(k) for k in context.partition_keys) - timedelta(days=period_days)
+            dbt_vars["landing_from"] = min(filter(None, [first_week, plan.recompute_from])).isoformat()
+        if plan.full_refresh:
+            args.append("--full-refresh")  # the marts are protected from it (full_refresh: false)
+        context.log.info(
+            "activity table: "
+            + ("built from scratch" if plan.full_refresh else
+               f"recomputed from {plan.recompute_from} ({plan.changed_days} landing days changed)"
+               if plan.recompute_from else "unchanged (no landing day changed)"))
+    invocation = dbt.cli([*args, "--vars", json.dumps(dbt_vars)], context=context)
+    yield from invocation.stream()
+    if plan is not None:
+        record_activity_run(assay.warehouse_path, plan)
+    # each invocation writes its own target folder (logs, compiled SQL, run results); keep only the newest few
+    prune_invocation_folders(Path(invocation.target_path).parent, keep=KEEP_INVOCATIONS)
 
 
 def _dbt_definition(name: str, translator: AssayDbtTranslator, data_end: date | None, snapshots_per_run: int,
@@ -116,7 +150,8 @@ def _dbt_definition(name: str, translator: AssayDbtTranslator, data_end: date | 
         **selection,
     )
     def _models(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayResource, lake: LakeResource):
-        yield from _run_dbt(context, dbt, assay, lake, data_end)
+        yield from _run_dbt(context, dbt, assay, lake, data_end, features=name == FEATURE_MODELS,
+                            period_days=translator.partitions.snapshot_period_days)
 
     return _models
 
@@ -124,5 +159,5 @@ def _dbt_definition(name: str, translator: AssayDbtTranslator, data_end: date | 
 def build_dbt_assets(partitions: AssayPartitions, data_end: date | None, snapshots_per_run: int) -> list:
     """The feature models and the label models, each a dbt asset definition partitioned by snapshot."""
     translator = AssayDbtTranslator(partitions)
-    return [_dbt_definition("dbt_feature_models", translator, data_end, snapshots_per_run, exclude=LABEL_MODELS),
+    return [_dbt_definition(FEATURE_MODELS, translator, data_end, snapshots_per_run, exclude=LABEL_MODELS),
             _dbt_definition("dbt_label_models", translator, data_end, snapshots_per_run, select=LABEL_MODELS)]

@@ -46,17 +46,23 @@
 {%- endmacro %}
 
 
-{#- `data_end` var as a SQL date expression, or none when it is null/absent (then derived from the data). -#}
-{% macro data_end_var_sql() -%}
-    {%- set raw = var('data_end', none) -%}
+{#- An optional date var ('YYYY-MM-DD') as a SQL date literal; none when it is null or absent. -#}
+{% macro date_var_sql(name) -%}
+    {%- set raw = var(name, none) -%}
     {%- if raw is none or (raw | string | trim) in ('', 'none', 'None', 'null') -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set text = (raw | string) | trim -%}
     {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', text) -%}
-        {{ exceptions.raise_compiler_error("data_end: expected 'YYYY-MM-DD' or null, got " ~ text) }}
+        {{ exceptions.raise_compiler_error(name ~ ": expected 'YYYY-MM-DD' or null, got " ~ text) }}
     {%- endif -%}
     {{ return("date '" ~ text ~ "'") }}
+{%- endmacro %}
+
+
+{#- `data_end` var as a SQL date expression, or none when it is null/absent (then derived from the data). -#}
+{% macro data_end_var_sql() -%}
+    {{ return(date_var_sql('data_end')) }}
 {%- endmacro %}
 
 
@@ -67,4 +73,51 @@
         {{ exceptions.raise_compiler_error(name ~ ": expected a non-negative integer, got " ~ text) }}
     {%- endif -%}
     {{ return(text | int) }}
+{%- endmacro %}
+
+
+{#-
+    The `activity_from` var as a SQL date literal: int_customer_daily_activity recomputes its rows from this day
+    on, because a bronze landing day that changed since its last build holds activity on or after it. None
+    when nothing changed (an incremental run then leaves the table as it is). The orchestrator works it out
+    from the Delta file listings (assets/features/activity.py); a first build ignores it and reads everything.
+-#}
+{% macro activity_from_sql() -%}
+    {{ return(date_var_sql('activity_from')) }}
+{%- endmacro %}
+
+
+{#-
+    Which rows of a source an activity run reads, as a predicate: all on a first build; on an incremental one those
+    with `ts_column` on or after `activity_from` (none when nothing changed). The predicate is on the raw timestamp
+    so that DuckDB can skip whole Delta files by their statistics.
+-#}
+{% macro activity_source_predicate(ts_column) -%}
+    {%- if not is_incremental() -%}
+        true
+    {%- elif activity_from_sql() is none -%}
+        false
+    {%- else -%}
+        {{ ts_column }} >= cast({{ activity_from_sql() }} as timestamptz)
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Pre-hook of the activity model: the rows from `activity_from` on are recomputed, so none of them may stay. -#}
+{% macro delete_recomputed_activity() -%}
+    {%- set from_date = activity_from_sql() -%}
+    {%- if is_incremental() and from_date is not none -%}
+        delete from {{ this }} where activity_date >= {{ from_date }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Test filter: `column` on or after the date var `name`; every row when the var is null (a full build). -#}
+{% macro from_date_filter(name, column) -%}
+    {%- set from_date = date_var_sql(name) -%}
+    {%- if from_date is none -%}
+        true
+    {%- else -%}
+        {{ column }} >= {{ from_date }}
+    {%- endif -%}
 {%- endmacro %}

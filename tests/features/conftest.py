@@ -14,6 +14,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from assets.features.activity import plan_activity_run, read_ledger, record_activity_run
 from domain.contract import LINEAGE_COLUMNS, SOURCES
 from domain.duckdb_setup import ensure_delta_extension
 
@@ -83,6 +84,10 @@ class DbtWorkspace:
         self.monkeypatch.setenv("ASSAY_LAKE_ROOT", str(self.lake))
         self.monkeypatch.setenv("ASSAY_WAREHOUSE_PATH", str(self.warehouse))
         variables = {"snapshot_dates": snapshot_dates, **extra_vars}
+        # as the feature asset does: the activity table is recomputed from the earliest changed landing day
+        plan = plan_activity_run(self.lake, read_ledger(self.warehouse)) if command in ("run", "build") else None
+        if plan is not None:
+            variables.update(plan.dbt_vars())
         args = [
             command,
             "--project-dir",
@@ -99,6 +104,8 @@ class DbtWorkspace:
         ]
         if command in ("run", "build"):
             args += ["--select", "+customer_features", "+churn_labels"]
+            if plan.full_refresh:
+                args.append("--full-refresh")
         try:
             result = dbtRunner().invoke(args)
         finally:
@@ -113,6 +120,8 @@ class DbtWorkspace:
                 if node.status not in ("success", "pass"):
                     failures.append(f"{node.node.name}: {node.status} {node.message}")
             raise AssertionError(f"dbt {command} failed: {result.exception or failures}")
+        if plan is not None:
+            record_activity_run(self.warehouse, plan)
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:

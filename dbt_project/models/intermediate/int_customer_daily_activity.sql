@@ -1,10 +1,19 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key=['customer_id', 'activity_date'],
+    pre_hook="{{ delete_recomputed_activity() }}",
+) }}
 -- One row per customer and UTC day on which the customer did anything: ordered, browsed (help-centre visits
--- counted apart as well), was sent a campaign
--- message, opened or clicked one. Besides the day's counts it carries running totals (`cum_*`, including the
--- day itself) and the last order/event day so far, so that a snapshot at T can read "everything before T" from
--- the customer's last activity row before T, and a window [T - w, T) as the difference of two such rows.
--- The marts find those rows through next_activity_date: a row holds the customer's state for every cut-off
--- in (activity_date, next_activity_date].
+-- counted apart as well), was sent a campaign message, opened or clicked one. Besides the day's counts it
+-- carries running totals (`cum_*`, including the day itself) and the first and last order/event day so far, so
+-- that a snapshot at T can read "everything before T" from the customer's last activity row before T, and a
+-- window [T - w, T) as the difference of two such rows. The marts find those rows through next_activity_date:
+-- a row holds the customer's state for every cut-off in (activity_date, next_activity_date].
+--
+-- Incremental, so that a weekly run costs what the week brought rather than the whole history: rows from
+-- `activity_from` on are deleted (pre-hook) and recomputed from the sources, each customer's running totals
+-- carried on from their last row before that day (the "base" row, which gets its new next_activity_date).
 with
 
 orders as (
@@ -16,6 +25,7 @@ orders as (
         amount,
         n_items
     from {{ ref('stg_orders') }}
+    where {{ activity_source_predicate('order_ts') }}
 
 ),
 
@@ -29,7 +39,7 @@ events as (
         null::double as amount,
         null::integer as n_items
     from {{ ref('stg_events') }}
-    where customer_id is not null
+    where customer_id is not null and {{ activity_source_predicate('event_ts') }}
 
 ),
 
@@ -42,6 +52,7 @@ touches_sent as (
         null::double as amount,
         null::integer as n_items
     from {{ ref('stg_campaign_touches') }}
+    where {{ activity_source_predicate('sent_ts') }}
 
 ),
 
@@ -56,7 +67,7 @@ touches_opened as (
         null::double as amount,
         null::integer as n_items
     from {{ ref('stg_campaign_touches') }}
-    where opened_ts is not null and not is_control
+    where opened_ts is not null and not is_control and {{ activity_source_predicate('opened_ts') }}
 
 ),
 
@@ -69,7 +80,7 @@ touches_clicked as (
         null::double as amount,
         null::integer as n_items
     from {{ ref('stg_campaign_touches') }}
-    where clicked_ts is not null and not is_control
+    where clicked_ts is not null and not is_control and {{ activity_source_predicate('clicked_ts') }}
 
 ),
 
@@ -110,40 +121,80 @@ daily as (
 
 ),
 
+{%- set counts = ['orders', 'revenue', 'items', 'events', 'add_to_cart', 'support', 'touches', 'opens', 'clicks',
+                  'control_touches'] %}
+
+-- what each row adds to the running totals: a new day its counts; a base row the totals it already holds
+steps as (
+
+    select
+        customer_id,
+        activity_date,
+        daily.* exclude (customer_id, activity_date),
+        {%- for count in counts %}
+        {{ 'revenue' if count == 'revenue' else 'n_' ~ count }} as {{ count }}_step,
+        {%- endfor %}
+        case when n_orders > 0 then activity_date end as first_order_step,
+        case when n_orders > 0 then activity_date end as last_order_step,
+        case when n_events > 0 then activity_date end as last_event_step,
+        case when n_opens > 0 then activity_date end as last_open_step
+
+    from daily
+    {%- if is_incremental() and activity_from_sql() is not none %}
+
+    union all by name
+
+    -- the customer's last row before activity_from, when their later rows changed: it carries their totals on,
+    -- and its next_activity_date points at a row that was just deleted or recomputed
+    select
+        customer_id,
+        activity_date,
+        {%- for count in counts %}
+        {{ 'revenue' if count == 'revenue' else 'n_' ~ count }},
+        cum_{{ count }} as {{ count }}_step,
+        {%- endfor %}
+        first_order_date as first_order_step,
+        last_order_date as last_order_step,
+        last_event_date as last_event_step,
+        last_open_date as last_open_step
+
+    from {{ this }}
+    where activity_date < {{ activity_from_sql() }}
+        and (
+            next_activity_date >= {{ activity_from_sql() }}
+            or (next_activity_date is null and customer_id in (select customer_id from daily))
+        )
+    {%- endif %}
+
+),
+
 running as (
 
     select
-        *,
+        customer_id,
+        activity_date,
+        {%- for count in counts %}
+        {{ 'revenue' if count == 'revenue' else 'n_' ~ count }},
+        {%- endfor %}
 
         -- sums of integers are widened to 128 bits by DuckDB; the casts keep the table compact
-        (sum(n_orders) over to_date)::integer as cum_orders,
-        (sum(revenue) over to_date)::decimal(18, 2) as cum_revenue,
-        (sum(n_items) over to_date)::integer as cum_items,
-        (sum(n_events) over to_date)::integer as cum_events,
-        (sum(n_add_to_cart) over to_date)::integer as cum_add_to_cart,
-        (sum(n_support) over to_date)::integer as cum_support,
-        (sum(n_touches) over to_date)::integer as cum_touches,
-        (sum(n_opens) over to_date)::integer as cum_opens,
-        (sum(n_clicks) over to_date)::integer as cum_clicks,
-        (sum(n_control_touches) over to_date)::integer as cum_control_touches,
+        {%- for count in counts %}
+        (sum({{ count }}_step) over to_date)::{{ 'decimal(18, 2)' if count == 'revenue' else 'integer' }} as cum_{{ count }},
+        {%- endfor %}
 
-        max(case when n_orders > 0 then activity_date end) over to_date as last_order_date,
-        max(case when n_events > 0 then activity_date end) over to_date as last_event_date,
-        max(case when n_opens > 0 then activity_date end) over to_date as last_open_date,
+        min(first_order_step) over to_date as first_order_date,
+        max(last_order_step) over to_date as last_order_date,
+        max(last_event_step) over to_date as last_event_date,
+        max(last_open_step) over to_date as last_open_date,
 
-        lead(activity_date) over by_day as next_activity_date,
-        min(case when n_orders > 0 then activity_date end) over after_date as next_order_date
+        lead(activity_date) over by_day as next_activity_date
 
-    from daily
+    from steps
     window
         by_day as (partition by customer_id order by activity_date),
         to_date as (
             partition by customer_id order by activity_date
             rows between unbounded preceding and current row
-        ),
-        after_date as (
-            partition by customer_id order by activity_date
-            rows between 1 following and unbounded following
         )
 
 )

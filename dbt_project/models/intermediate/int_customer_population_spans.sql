@@ -21,17 +21,6 @@ customers as (
 
 ),
 
-first_orders as (
-
-    -- a population member has an order before T, so their first order ever is before T too
-    select
-        customer_id,
-        min(order_date) as first_order_date
-    from {{ ref('stg_orders') }}
-    group by customer_id
-
-),
-
 daily as (
 
     select * from {{ ref('int_customer_daily_activity') }}
@@ -46,7 +35,7 @@ spans as (
         customers.country,
         customers.acquisition_channel,
         customers.signup_date,
-        first_orders.first_order_date,
+        daily.first_order_date,
         greatest(daily.activity_date, customers.signup_date) as span_start,
         least(
             coalesce(daily.next_activity_date, daily.last_order_date + {{ active_window }}),
@@ -63,14 +52,11 @@ spans as (
         daily.cum_clicks,
         daily.last_order_date,
         daily.last_event_date,
-        daily.last_open_date,
-        daily.next_order_date
+        daily.last_open_date
 
     from daily
     inner join customers
         on customers.customer_id = daily.customer_id
-    inner join first_orders
-        on first_orders.customer_id = daily.customer_id
 
 ),
 
@@ -80,7 +66,7 @@ ranges as (
         'customer_id', 'country', 'acquisition_channel', 'signup_date', 'first_order_date',
         'cum_orders', 'cum_revenue', 'cum_items', 'cum_events', 'cum_add_to_cart', 'cum_support',
         'cum_touches', 'cum_opens', 'cum_clicks',
-        'last_order_date', 'last_event_date', 'last_open_date', 'next_order_date',
+        'last_order_date', 'last_event_date', 'last_open_date',
     ]) }}
 
 )
