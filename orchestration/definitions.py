@@ -43,8 +43,9 @@ def build_resources(settings: AssaySettings) -> dict:
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),
-            # dagster-dbt fails when `dbt` is not on PATH; the venv's own executable is always there.
-            dbt_executable=os.environ.get("ASSAY_DBT_EXECUTABLE", str(Path(sys.executable).parent / "dbt")),
+            # The venv's own launcher (orchestration/dbt_launcher.py): dagster-dbt fails when `dbt` is not on PATH,
+            # and asks for the version before every invocation, which the launcher answers without starting dbt.
+            dbt_executable=os.environ.get("ASSAY_DBT_EXECUTABLE", str(Path(sys.executable).parent / "assay-dbt")),
         ),
     }
 

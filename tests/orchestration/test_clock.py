@@ -1,10 +1,12 @@
-"""The clock moves a home forward as the daemon would: a tiny synthetic world is backfilled to D, then lives day by
-day, goes down for three weeks, catches up, and has a late file corrected. Every run after the backfill comes from
-a sensor, a schedule or the automation; every partition is built exactly once; a late file re-labels what it
-changes."""
+"""The clock moves a home forward as the daemon would, on real files: a shop's export job delivers each day's files
+into the user's own folder, and Assay (ASSAY_SOURCE=files, no synthetic feed) picks up what has landed. The home is
+backfilled to D, lives day by day, goes down for three weeks while the files keep coming, catches up, and has a
+late file corrected. Every run after the backfill comes from a sensor, a schedule or the automation; every partition
+is built exactly once; a late file re-labels what it changes; the user's folder is only ever read."""
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from datetime import date, timedelta
 
@@ -13,9 +15,8 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
 
 from assets.partitions import AssayPartitions
-from domain.pseudonym import install_synthetic_key
 from domain.settings import AssaySettings
-from domain.synthetic import config_for_size, generate
+from domain.synthetic import MARKER_FILE, config_for_size, generate
 from orchestration.backfill import backfill_steps, run_backfill
 from orchestration.clock import Clock
 from orchestration.definitions import build_definitions
@@ -35,14 +36,28 @@ def _materialized(instance, key: AssetKey) -> Counter:
     return Counter(r.partition_key for r in records)
 
 
+def _files(folder) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     root = tmp_path_factory.mktemp("clock_home")
-    settings = AssaySettings.from_env({"ASSAY_HOME": str(root), "ASSAY_LABEL_HORIZON_DAYS": str(HORIZON),
-                                       "ASSAY_SNAPSHOT_START": "2024-09-02"})
+    shop, exports = root / "shop", root / "exports"  # the source system, and the folder it exports into
     config = config_for_size("tiny", label_horizon_days=HORIZON, end=END + timedelta(days=14))
-    generate(config, settings.landing, settings.ground_truth, land_until=D)
-    install_synthetic_key(settings.home, config.seed)
+    generate(config, shop, root / "shop_truth", land_until=END + timedelta(days=1))
+
+    def deliver(until: date) -> None:
+        """The export job has delivered every day before `until` (a day's files arrive once it has ended)."""
+        for day_folder in sorted(shop.glob("*/date=*")):
+            target = exports / day_folder.parent.name / day_folder.name
+            if date.fromisoformat(day_folder.name.removeprefix("date=")) < until and not target.exists():
+                shutil.copytree(day_folder, target)
+
+    settings = AssaySettings.from_env({"ASSAY_HOME": str(root / "home"), "ASSAY_SOURCE": "files",
+                                       "ASSAY_LANDING_DIR": str(exports), "ASSAY_LABEL_HORIZON_DAYS": str(HORIZON),
+                                       "ASSAY_SNAPSHOT_START": "2024-09-02"})
+    deliver(D)
     defs = build_definitions(settings)
     with DagsterInstance.ephemeral() as instance:
         steps = backfill_steps(AssayPartitions.from_settings(settings), D)
@@ -50,17 +65,27 @@ def home(tmp_path_factory):
                      log_level="ERROR")
         backfilled = {r.dagster_run.run_id for r in instance.get_run_records()}
         clock = Clock(settings, instance, defs, feed=feed_for(settings), say=lambda _: None, log_level="ERROR")
+        assert clock.feed is None  # real files land by themselves
         clock.prime(D)
         # no model at this size: the schedules that retrain are off, as a user would leave them without one
         clock.state.enabled["monthly_retraining_schedule"] = False
-        days = clock.advance(BEFORE_OUTAGE)  # daily, like the daemon
-        days += clock.advance(AFTER_OUTAGE, step_days=(AFTER_OUTAGE - BEFORE_OUTAGE).days)  # one tick after it
-        days += clock.advance(END)
-        yield settings, defs, instance, clock, days, backfilled
+        days = []
+        ticks = [BEFORE_OUTAGE - timedelta(days=k) for k in range(6, -1, -1)]  # daily, like the daemon
+        ticks += [AFTER_OUTAGE, END]  # one tick after the outage, then a daemon that looks once a week
+        for day in ticks:
+            deliver(day)
+            days.append(clock.tick(day))
+        yield settings, defs, instance, clock, days, backfilled, _files(exports)
+
+
+def test_the_users_folder_is_only_read(home):
+    settings, *_, delivered = home
+    assert _files(settings.landing) == delivered  # nothing added, moved, rewritten or deleted
+    assert not (settings.landing / MARKER_FILE).exists()
 
 
 def test_every_run_after_the_backfill_comes_from_a_sensor_or_a_schedule(home):
-    _, _, instance, _, days, backfilled = home
+    _, _, instance, _, days, backfilled, _ = home
     runs = [r.dagster_run for r in instance.get_run_records() if r.dagster_run.run_id not in backfilled]
     assert runs and all(run.tags.get("dagster/sensor_name") or run.tags.get("dagster/schedule_name") for run in runs)
     assert {run.run_id for run in runs} == {r.run_id for day in days for r in day.runs}
@@ -68,7 +93,7 @@ def test_every_run_after_the_backfill_comes_from_a_sensor_or_a_schedule(home):
 
 
 def test_each_landing_day_and_snapshot_is_built_exactly_once_across_the_outage(home):
-    settings, _, instance, _, _, _ = home
+    settings, _, instance, _, _, _, _ = home
     partitions = AssayPartitions.from_settings(settings)
     days = partitions.days_before(END)
     ingested = _materialized(instance, AssetKey(["bronze", "orders"]))
@@ -84,7 +109,7 @@ def test_each_landing_day_and_snapshot_is_built_exactly_once_across_the_outage(h
 
 
 def test_labels_mature_a_horizon_after_their_snapshot_each_once(home):
-    settings, _, instance, _, days, _ = home
+    settings, _, instance, _, days, _, _ = home
     partitions = AssayPartitions.from_settings(settings)
     labelled = _materialized(instance, AssetKey(["gold", "churn_labels"]))
     matured = [s for s in partitions.snapshots_through(END) if partitions.label_due(date.fromisoformat(s)) <= END]
@@ -104,7 +129,7 @@ def test_labels_mature_a_horizon_after_their_snapshot_each_once(home):
 
 
 def test_landed_rows_are_in_bronze_or_quarantine_once(home):
-    settings, _, _, _, _, _ = home
+    settings, *_ = home
     landed = sum(pl.read_parquet(p).height for p in (settings.landing / "orders").rglob("*.parquet"))
     bronze = pl.read_delta(str(settings.lake / "bronze" / "orders")).height
     quarantine = pl.read_delta(str(settings.lake / "quarantine" / "orders")).height
@@ -112,7 +137,7 @@ def test_landed_rows_are_in_bronze_or_quarantine_once(home):
 
 
 def test_a_late_file_that_changes_a_matured_label_relabels_that_snapshot(home):
-    settings, defs, instance, clock, _, _ = home
+    settings, defs, instance, clock, *_ = home
     lake = defs.resources["lake"]
     snapshot = END - timedelta(days=HORIZON)  # matured on END
     labels = lake.scan("gold", "churn_labels").filter(pl.col("snapshot_date") == snapshot).collect()
