@@ -48,6 +48,11 @@ def imported(module: str, tree: ast.Module) -> set[str]:
             names.add(target)
             # `from assets.modeling import training` imports the module assets.modeling.training
             names.update(f"{target}.{alias.name}" for alias in node.names if f"{target}.{alias.name}" in MODULES)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) and (
+                    (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                    or (isinstance(node.func, ast.Name) and node.func.id == "__import__")):
+            names.add(node.args[0].value)  # importlib.import_module("...") and __import__("...") by name
     return {name for name in names if name.split(".")[0] in LAYERS}
 
 
@@ -149,8 +154,11 @@ def test_the_checks_see_what_they_look_for():
         "assets.modeling.m": ast.parse("def f():\n    from assets.monitoring.x import y\n"),
         "assets.monitoring.x": ast.parse("from ..modeling import m\nimport os\nKEY = os.environ.get('A')\n"),
         "resources.r": ast.parse("import os\ndef f(key=os.getenv('B')):\n    return os.environ['C']\n"),
+        "domain.d": ast.parse("import importlib\ndef f():\n    importlib.import_module('orchestration.e')\n"
+                              "    return __import__('assets.x')\n"),
     }
     graph = import_graph(sample)
+    assert graph["domain.d"] == {"orchestration.e", "assets.x"}
     assert graph["assets.modeling.m"] == {"assets.monitoring.x"}
     assert graph["assets.monitoring.x"] == {"assets.modeling"}
     assert cycles(stage_graph(graph)) == [["assets.modeling", "assets.monitoring", "assets.modeling"]]

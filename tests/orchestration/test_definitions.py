@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -272,40 +271,6 @@ def test_the_cli_tuning_budget_is_valid_run_config_of_the_tuning_asset(defs):
     assert tuning_run_config(None, None) == {}  # the asset's own defaults
     with pytest.raises(SystemExit):  # a budget that is not a number is refused before anything runs
         main(["run", "--steps", "tuning", "--tuning-trials", "many"])
-
-
-def imports_of(path: Path) -> set[str]:
-    """Modules a file imports, statically or by name (`importlib.import_module("...")`, `__import__("...")`)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str) and (
-                    (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
-                    or (isinstance(node.func, ast.Name) and node.func.id == "__import__")):
-            found.add(node.args[0].value)
-    return found
-
-
-def test_imports_of_finds_every_form_of_import(tmp_path):
-    probe = tmp_path / "probe.py"
-    probe.write_text("import orchestration.a\nfrom orchestration import b\nimport importlib\n"
-                     "def f():\n    from orchestration.c import d\n    importlib.import_module('orchestration.e')\n")
-    assert {m for m in imports_of(probe) if m.split(".")[0] == "orchestration"} == {
-        "orchestration.a", "orchestration", "orchestration.c", "orchestration.e"}
-
-
-def test_assets_resources_and_domain_never_import_orchestration():
-    """Orchestration builds on the assets, never the other way round: an asset module that imported it would
-    read the environment (or the definitions) at import and bring back the cycle the factories removed."""
-    files = [path for package in ("assets", "resources", "domain") for path in sorted((ROOT / package).rglob("*.py"))]
-    assert len(files) > 20  # the packages are where this test thinks they are
-    offenders = {str(path.relative_to(ROOT)): sorted(m for m in imports_of(path) if m.split(".")[0] == "orchestration")
-                 for path in files}
-    assert {path: mods for path, mods in offenders.items() if mods} == {}
 
 
 # Imports a module, recording each ASSAY_* environment variable that code of this project reads (a library copying
