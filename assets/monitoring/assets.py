@@ -137,6 +137,7 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             "drifted": json.dumps(summary.drifted_columns), "scores": json.dumps(summary.column_scores),
             "prediction_drifted": "p_churn" in summary.drifted_columns, "report_path": summary.report_path,
             "current_rows": current.height, "reference_rows": reference.height,
+            "empty_columns": json.dumps(summary.empty_columns, sort_keys=True),
         })
         figures = snapshot_metrics(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES))
         figures = pl.concat([figures, pl.DataFrame([("drift_share", ALL_COLUMNS, summary.drift_share)],
@@ -164,6 +165,8 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             "latest_drift_share": latest["drift_share"] if latest else 0.0,
             "latest_drifted": MetadataValue.json(json.loads(latest["drifted"]) if latest else []),
             "latest_report": MetadataValue.path(latest["report_path"]) if latest else "",
+            # a column without values on one side cannot be tested for drift: left out, and named
+            "latest_empty_columns": MetadataValue.json(json.loads(latest["empty_columns"]) if latest else {}),
             "evidently_ui": f"evidently ui --workspace {assay.reports_path / 'evidently_workspace'}",
             "delta_version": written.version,
             "dagster/row_count": len(rows),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,6 +22,9 @@ class DriftSummary:
     column_scores: dict[str, float]
     methods: dict[str, str]
     report_path: str
+    # columns with no value on one side: no test can compare them (Evidently refuses them), so they are left out
+    # and named here, per side ("reference", "current" or "both")
+    empty_columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def drift_share(self) -> float:
@@ -73,7 +76,9 @@ def drift_report(
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    columns = [c for c in reference.columns if c in current.columns]
+    shared = [c for c in reference.columns if c in current.columns]
+    empty = empty_columns(reference.select(shared), current.select(shared))
+    columns = [c for c in shared if c not in empty]
     cats = [c for c in columns if c in categorical]
     nums = [c for c in columns if c not in cats]
     definition = DataDefinition(numerical_columns=nums, categorical_columns=cats)
@@ -108,4 +113,17 @@ def drift_report(
         if _is_drifted(method, value, threshold):
             drifted.append(column)
     return DriftSummary(columns=len(scores), drifted_columns=sorted(drifted), column_scores=scores,
-                        methods=methods, report_path=str(html_path))
+                        methods=methods, report_path=str(html_path), empty_columns=empty)
+
+
+def empty_columns(reference: pl.DataFrame, current: pl.DataFrame) -> dict[str, str]:
+    """Columns without a single value on a side (all null, or no rows), and which side."""
+    def empty(frame: pl.DataFrame) -> set[str]:
+        if frame.height == 0:
+            return set(frame.columns)
+        counts = frame.select(pl.all().count()).row(0, named=True)
+        return {name for name, n in counts.items() if n == 0}
+
+    ref, cur = empty(reference), empty(current)
+    return {c: "both" if c in ref and c in cur else "reference" if c in ref else "current"
+            for c in reference.columns if c in ref | cur}

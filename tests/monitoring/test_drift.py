@@ -32,6 +32,21 @@ def test_no_shift_no_drift(tmp_path):
     assert drift_report(reference, current, ["country"], tmp_path / "r.html").drifted_columns == []
 
 
+def test_columns_empty_on_either_side_are_left_out_and_named(tmp_path):
+    """No campaigns and no events: their rates are null throughout. Evidently refuses such a column; the report
+    runs on the rest and says which were left out, and on which side."""
+    reference, current = frames(shift=25.0)
+    reference = reference.with_columns(pl.lit(None, pl.Float64).alias("click_rate_90d"),
+                                       pl.lit(None, pl.Float64).alias("open_rate_90d"),
+                                       pl.lit(1.0).alias("events_30d"))
+    current = current.with_columns(pl.lit(None, pl.Float64).alias("click_rate_90d"),
+                                   pl.lit(0.5).alias("open_rate_90d"),
+                                   pl.lit(None, pl.Float64).alias("events_30d"))
+    summary = drift_report(reference, current, ["country"], tmp_path / "r.html")
+    assert summary.empty_columns == {"click_rate_90d": "both", "open_rate_90d": "reference", "events_30d": "current"}
+    assert summary.drifted_columns == ["recency_days"] and summary.columns == 3
+
+
 def test_sampling_is_seeded_and_capped():
     frame = pl.DataFrame({"x": range(1000)})
     assert sample_rows(frame, 100, 7).equals(sample_rows(frame, 100, 7))
