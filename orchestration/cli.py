@@ -162,9 +162,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 rows = con.execute(f"select count(*) from delta_scan('{lake.uri(layer, source)}')").fetchone()[0]
                 counts.append(f"{source}={rows:,}")
         print(f"{layer:<11} " + ", ".join(counts))
-    if "model_registry" in tables:
-        version, metrics, path = con.execute(
-            "select version, metrics, path from model_registry where status = 'champion'").fetchone()
+    champion = con.execute("select version, metrics, path from model_registry where status = 'champion'"
+                           ).fetchone() if "model_registry" in tables else None
+    for line in unscored_lines(con, tables, champion is not None):
+        print(line)
+    if champion:
+        version, metrics, path = champion
         m = json.loads(metrics)
         print(f"model:      {version}  ({path})")
         line = ", ".join(f"{k}={m[k]:.4f}" for k in ("auc", "pr_auc", "log_loss", "brier") if k in m)
@@ -188,6 +191,27 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(f"models:     {settings.models_dir}")
     con.close()
     return 0
+
+
+def unscored_lines(con, tables: list[str], has_champion: bool) -> list[str]:
+    """What the summary says, loudly, when nobody was scored, and why."""
+    from assets.scoring.assets import NO_CHAMPION
+
+    scored = con.execute("select count(*) from main.customer_scores").fetchone()[0] if "customer_scores" in tables \
+        else 0
+    if scored:
+        return []
+    if not has_champion:
+        lines = [f"SCORES:     none. {NO_CHAMPION[0].upper()}{NO_CHAMPION[1:]}."]
+        if "model_decisions" in tables:
+            decision = con.execute("select version, action, details from main.model_decisions "
+                                   "order by decided_at desc limit 1").fetchone()
+            if decision:
+                lines.append(f"  last decision: {decision[1]} {decision[0]}: {decision[2]}")
+        return lines
+    return ["SCORES:     none. A champion exists but no customer was scored: without a consents source nobody has "
+            "profiling consent (see 'Consent, exports and audit' in the README); the scoring asset's metadata "
+            "counts who was held back and why."]
 
 
 def _registry():

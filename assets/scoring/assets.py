@@ -4,7 +4,16 @@
 from collections import Counter
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetObservation,
+    BackfillPolicy,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
 from assets.conditions import after_new_scores, snapshot_due
@@ -17,6 +26,8 @@ from resources.assay import AssayResource
 from resources.audit import record
 from resources.lake import LakeResource
 from resources.registry import ModelRegistryResource
+
+NO_CHAMPION = "no model has passed the gate yet: see gold/model_decisions"
 
 
 class ScoringConfig(Config):
@@ -83,6 +94,7 @@ def build_customer_scores(partitions: AssayPartitions):
         deps=[AssetKey(["gold", "customer_features"]), AssetKey(["models", "champion"])],
         partitions_def=partitions.snapshots,
         backfill_policy=BackfillPolicy.single_run(),
+        output_required=False,  # skipped, with its reason, while no model has passed the gate
         # a new snapshot is scored with the champion of the day; after a promotion the rescore sensor rescores
         automation_condition=snapshot_due(partitions.snapshot_period_days),
         group_name="scoring",
@@ -91,8 +103,14 @@ def build_customer_scores(partitions: AssayPartitions):
                     "from the champion model.",
     )
     def customer_scores(context: AssetExecutionContext, config: ScoringConfig, lake: LakeResource,
-                        registry: ModelRegistryResource) -> MaterializeResult:
-        return score_snapshots(context, config, lake, registry)
+                        registry: ModelRegistryResource):
+        if registry.champion_version() is None:
+            # Nothing to score with is not a failure: the step succeeds without materializing, so the steps that
+            # read the scores (drift, matured performance) are skipped too, and the run finishes.
+            context.log.warning(f"gold/customer_scores skipped: {NO_CHAMPION}")
+            context.log_event(AssetObservation(asset_key=context.asset_key, metadata={"skipped": NO_CHAMPION}))
+            return
+        yield score_snapshots(context, config, lake, registry)
 
     return customer_scores
 

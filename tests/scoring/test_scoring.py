@@ -91,3 +91,49 @@ def test_deciles_split_each_snapshot_into_tenths_highest_risk_first(registry):
             "decile")
         # Decile 1 holds the highest probabilities; each decile's lowest is at least the next one's highest.
         assert all(a >= b for a, b in zip(ordered["p_churn"][:-1], ordered["hi"][1:], strict=True))
+
+
+def test_without_a_champion_scoring_is_skipped_with_its_reason_and_the_run_finishes(tmp_path, lake, registry):
+    """No model has passed the gate: the scoring step succeeds without materializing, says why, and what reads
+    the scores in the same run is skipped rather than failed."""
+    from dagster import AssetKey, DagsterEventType, DagsterInstance, asset, materialize
+
+    from assets.partitions import AssayPartitions
+    from assets.scoring.assets import NO_CHAMPION, build_customer_scores
+    from domain.settings import AssaySettings
+
+    partitions = AssayPartitions.from_settings(AssaySettings.from_env({"ASSAY_HOME": str(tmp_path)}))
+    scores = build_customer_scores(partitions)
+
+    @asset(key=AssetKey(["monitoring", "reads_scores"]), deps=[AssetKey(["gold", "customer_scores"])],
+           partitions_def=partitions.snapshots)
+    def reads_scores() -> None:
+        raise AssertionError("must not run without scores")
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([scores, reads_scores], partition_key="2024-07-08", instance=instance,
+                             resources={"lake": lake, "registry": registry})
+        assert result.success
+        assert result.get_asset_materialization_events() == []
+        observed = [e.event_specific_data.asset_observation.metadata["skipped"].value
+                    for e in result.all_events if e.event_type == DagsterEventType.ASSET_OBSERVATION]
+        assert observed == [NO_CHAMPION]
+        skipped = {e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_SKIPPED}
+        assert skipped == {"monitoring__reads_scores"}
+    assert not lake.exists("gold", "customer_scores")
+
+
+def test_the_summary_says_loudly_why_nobody_was_scored():
+    import duckdb
+
+    from orchestration.cli import unscored_lines
+
+    con = duckdb.connect()
+    con.execute("create table customer_scores (customer_id varchar)")
+    con.execute("create table model_decisions (decided_at timestamp, version varchar, action varchar, details varchar)")
+    con.execute("""insert into model_decisions values (now(), 'v1', 'rejected', '{"reasons": ["fairness"]}')""")
+    lines = unscored_lines(con, ["customer_scores", "model_decisions"], has_champion=False)
+    assert lines[0].startswith("SCORES:     none. No model has passed the gate yet") and "rejected v1" in lines[1]
+    assert "consent" in unscored_lines(con, ["customer_scores"], has_champion=True)[0]
+    con.execute("insert into customer_scores values ('c1')")
+    assert unscored_lines(con, ["customer_scores"], has_champion=True) == []
