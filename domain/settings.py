@@ -18,6 +18,9 @@ DEFAULT_SNAPSHOT_START = "2024-07-01"
 MODELLING_ASSETS = ("lightgbm_params", "churn_model", "champion")
 
 
+PROFILING_LEGAL_BASES = ("consent", "legitimate_interest", "contract")
+
+
 @dataclass(frozen=True)
 class AssaySettings:
     home: Path
@@ -41,8 +44,14 @@ class AssaySettings:
     # A deployment's own defaults for every retraining run, scheduled, sensor-made or by hand:
     # {"churn_model": {"train_snapshots": 13, ...}, "lightgbm_params": {"n_trials": 20}, "champion": {...}}
     modelling_config: dict[str, dict] = field(default_factory=dict)
+    # What profiling (scoring) rests on, in the GDPR's terms: with "consent" only customers with profiling consent
+    # are scored; "legitimate_interest" or "contract" score everyone in the population and say so where it counts.
+    profiling_legal_basis: str = "consent"
 
     def __post_init__(self) -> None:
+        if self.profiling_legal_basis not in PROFILING_LEGAL_BASES:
+            raise ValueError(f"ASSAY_PROFILING_LEGAL_BASIS must be one of {list(PROFILING_LEGAL_BASES)}, "
+                             f"got {self.profiling_legal_basis!r}")
         unknown = set(self.modelling_config) - set(MODELLING_ASSETS)
         if unknown:
             raise ValueError(f"ASSAY_MODELLING_CONFIG names unknown assets {sorted(unknown)}; "
@@ -102,6 +111,7 @@ class AssaySettings:
             feature_snapshots_per_run=int(env.get("ASSAY_FEATURE_SNAPSHOTS_PER_RUN", "52")),
             lake_root=env.get("ASSAY_LAKE_ROOT") or None,
             modelling_config=load_json_setting(env.get("ASSAY_MODELLING_CONFIG", ""), "ASSAY_MODELLING_CONFIG"),
+            profiling_legal_basis=env.get("ASSAY_PROFILING_LEGAL_BASIS", "consent"),
         )
 
     def retraining_run_config(self) -> dict:

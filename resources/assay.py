@@ -21,6 +21,9 @@ class AssayResource(ConfigurableResource):
     label_horizon_days: int = Field(default=90, description="Churn = no order within this many days.")
     active_window_days: int = Field(default=365, description="Scored population: ordered within this window.")
     lgbm_threads: int = Field(default=1, description="LightGBM threads; never more than the cores free.")
+    profiling_legal_basis: str = Field(
+        default="consent", description="ASSAY_PROFILING_LEGAL_BASIS: consent (score only customers with profiling "
+                                       "consent), legitimate_interest or contract (score everyone, recorded).")
 
     @classmethod
     def from_settings(cls, settings: AssaySettings) -> AssayResource:
@@ -32,6 +35,7 @@ class AssayResource(ConfigurableResource):
             label_horizon_days=settings.label_horizon_days,
             active_window_days=settings.active_window_days,
             lgbm_threads=settings.lgbm_threads,
+            profiling_legal_basis=settings.profiling_legal_basis,
         )
 
     @property

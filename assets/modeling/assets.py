@@ -363,7 +363,8 @@ def model_card(context: AssetExecutionContext, assay: AssayResource, registry: M
                 "ece": json.loads(r["metrics"]).get("ece")} for r in rows.iter_rows(named=True)]
     status = rows.filter(pl.col("version") == newest).item(0, "status")
     evaluation = {**loaded.evaluation, "gate": gate}
-    markdown, html = render_model_card({**loaded.card, "status": status}, evaluation, lineage)
+    markdown, html = render_model_card(
+        {**loaded.card, "status": status, "profiling_legal_basis": assay.profiling_legal_basis}, evaluation, lineage)
     folder = assay.reports_path / "models" / newest
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model_card.md").write_text(markdown)

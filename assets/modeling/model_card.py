@@ -181,6 +181,15 @@ def _title(card: Mapping[str, Any]) -> list[Block]:
     ]
 
 
+def _legal_basis(basis: str) -> str:
+    if basis == "consent":
+        return ("Legal basis of profiling: consent (ASSAY_PROFILING_LEGAL_BASIS). Scoring serves only customers "
+                "with profiling consent as of the snapshot and still when scored; campaign exports also need "
+                "marketing consent.")
+    return (f"Legal basis of profiling: {basis.replace('_', ' ')} (ASSAY_PROFILING_LEGAL_BASIS). Every customer "
+            "of the population is scored; campaign exports still need marketing consent.")
+
+
 def _intended_use(card: Mapping[str, Any]) -> list[Block]:
     return [
         Heading(2, "Intended use"),
@@ -190,9 +199,7 @@ def _intended_use(card: Mapping[str, Any]) -> list[Block]:
         Bullets((
             "Out of scope: credit, pricing, employment, or any other decision with legal or similarly significant "
             "effect on a person. The score must not feed such decisions.",
-            "Consent: customers without profiling consent must not be scored or targeted. This pipeline version "
-            "does not yet enforce that in scoring (consent is only a feature); filter on consent_profiling "
-            "before use.",
+            _legal_basis(card.get("profiling_legal_basis", "consent")),
             "The score predicts churn, not the effect of contacting a customer; it does not say who will respond to "
             "an offer.",
         )),

@@ -34,13 +34,12 @@ class ScoringConfig(Config):
     reason_snapshots: int = Field(
         4, description="Newest snapshots of a run that get reason codes (TreeSHAP); -1 = all. A weekly run scores "
                        "one snapshot, so it always carries reasons; long historical backfills skip the oldest.")
-    require_profiling_consent: bool = Field(
-        True, description="Score only customers with profiling consent as of the snapshot and still now. Turn off "
-                          "only when profiling rests on another legal basis (e.g. no consents source at all).")
 
 
 def score_snapshots(context: AssetExecutionContext, config: ScoringConfig, lake: LakeResource,
-                    registry: ModelRegistryResource) -> MaterializeResult:
+                    registry: ModelRegistryResource, legal_basis: str) -> MaterializeResult:
+    """Score the partition's snapshots. Under `legal_basis` "consent" (ASSAY_PROFILING_LEGAL_BASIS) only customers
+    with profiling consent as of the snapshot and still now; under another basis everyone, and it is recorded."""
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     model = load_model(registry)
@@ -50,7 +49,8 @@ def score_snapshots(context: AssetExecutionContext, config: ScoringConfig, lake:
     # One snapshot in memory at a time: a backfill over a year of snapshots at 1M customers would not fit at once.
     with_reasons = set(snapshots if config.reason_snapshots < 0 else snapshots[-config.reason_snapshots:]
                        if config.reason_snapshots else [])
-    consents = current_consents(lake) if config.require_profiling_consent else None
+    require_consent = legal_basis == "consent"
+    consents = current_consents(lake) if require_consent else None
     batches, customers_in, excluded = [], 0, Counter()
     for snapshot in snapshots:
         batch = features.filter(pl.col("snapshot_date") == snapshot).collect()
@@ -65,15 +65,20 @@ def score_snapshots(context: AssetExecutionContext, config: ScoringConfig, lake:
                                   partition_by=["snapshot_date"])
     if excluded:
         context.log.info(f"not scored for lack of profiling consent: {dict(excluded)}")
+    if scores.height == 0 and customers_in:
+        context.log.warning(f"nobody of {customers_in} customers was scored: {dict(excluded)} (profiling legal "
+                            f"basis: {legal_basis}; see ASSAY_PROFILING_LEGAL_BASIS)")
     record(lake, "score", "gold/customer_scores", context.run_id, scores.height,
-           {"snapshots": [str(s) for s in snapshots], "model_version": model.version, "excluded": dict(excluded)})
+           {"snapshots": [str(s) for s in snapshots], "model_version": model.version, "excluded": dict(excluded),
+            "profiling_legal_basis": legal_basis})
     return MaterializeResult(
         metadata={
             "dagster/row_count": scores.height,
             "customers_in": customers_in,
             "excluded_without_profiling_consent": sum(excluded.values()),
             "excluded_by_reason": MetadataValue.json(dict(sorted(excluded.items()))),
-            "profiling_consent_required": config.require_profiling_consent,
+            "profiling_legal_basis": legal_basis,
+            "profiling_consent_required": require_consent,
             "model_version": model.version,
             "snapshots_with_reasons": len(with_reasons),
             "top_reasons_latest": MetadataValue.json(
@@ -102,15 +107,15 @@ def build_customer_scores(partitions: AssayPartitions):
         description="Calibrated churn probability, risk decile and top-3 reason codes per customer and snapshot, "
                     "from the champion model.",
     )
-    def customer_scores(context: AssetExecutionContext, config: ScoringConfig, lake: LakeResource,
-                        registry: ModelRegistryResource):
+    def customer_scores(context: AssetExecutionContext, config: ScoringConfig, assay: AssayResource,
+                        lake: LakeResource, registry: ModelRegistryResource):
         if registry.champion_version() is None:
             # Nothing to score with is not a failure: the step succeeds without materializing, so the steps that
             # read the scores (drift, matured performance) are skipped too, and the run finishes.
             context.log.warning(f"gold/customer_scores skipped: {NO_CHAMPION}")
             context.log_event(AssetObservation(asset_key=context.asset_key, metadata={"skipped": NO_CHAMPION}))
             return
-        yield score_snapshots(context, config, lake, registry)
+        yield score_snapshots(context, config, lake, registry, assay.profiling_legal_basis)
 
     return customer_scores
 

@@ -101,18 +101,20 @@ def test_without_a_champion_scoring_is_skipped_with_its_reason_and_the_run_finis
     from assets.partitions import AssayPartitions
     from assets.scoring.assets import NO_CHAMPION, build_customer_scores
     from domain.settings import AssaySettings
+    from resources.assay import AssayResource
 
-    partitions = AssayPartitions.from_settings(AssaySettings.from_env({"ASSAY_HOME": str(tmp_path)}))
-    scores = build_customer_scores(partitions)
+    settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path)})
+    scores = build_customer_scores(AssayPartitions.from_settings(settings))
 
     @asset(key=AssetKey(["monitoring", "reads_scores"]), deps=[AssetKey(["gold", "customer_scores"])],
-           partitions_def=partitions.snapshots)
+           partitions_def=scores.partitions_def)
     def reads_scores() -> None:
         raise AssertionError("must not run without scores")
 
     with DagsterInstance.ephemeral() as instance:
         result = materialize([scores, reads_scores], partition_key="2024-07-08", instance=instance,
-                             resources={"lake": lake, "registry": registry})
+                             resources={"lake": lake, "registry": registry,
+                                        "assay": AssayResource.from_settings(settings)})
         assert result.success
         assert result.get_asset_materialization_events() == []
         observed = [e.event_specific_data.asset_observation.metadata["skipped"].value
@@ -137,3 +139,38 @@ def test_the_summary_says_loudly_why_nobody_was_scored():
     assert "consent" in unscored_lines(con, ["customer_scores"], has_champion=True)[0]
     con.execute("insert into customer_scores values ('c1')")
     assert unscored_lines(con, ["customer_scores"], has_champion=True) == []
+
+
+@pytest.mark.parametrize("basis", ["consent", "legitimate_interest"])
+def test_without_consents_the_legal_basis_decides_who_is_scored_and_is_recorded(tmp_path, lake, registry, basis):
+    """No consents source at all. Under consent nobody may be scored; under legitimate interest everyone in the
+    population is, and the basis is in the metadata and the audit log."""
+    import json
+
+    from dagster import DagsterInstance, materialize
+
+    from assets.partitions import AssayPartitions
+    from assets.scoring.assets import build_customer_scores
+    from domain.settings import AssaySettings
+    from resources.assay import AssayResource
+
+    pipeline, data = fitted_pipeline()
+    register(registry, pipeline, data, "v1")
+    registry.promote("v1", promoted_by="test")
+    snapshot = data.get_column("snapshot_date").max()
+    # as dbt builds them without a consents source: the consent features are null
+    features = data.filter(pl.col("snapshot_date") == snapshot).with_columns(
+        pl.lit(None, pl.Boolean).alias("consent_profiling"))
+    lake.overwrite("gold", "customer_features", features)
+    settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path), "ASSAY_PROFILING_LEGAL_BASIS": basis})
+    scores = build_customer_scores(AssayPartitions.from_settings(settings))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([scores], partition_key=snapshot.isoformat(), instance=instance,
+                             resources={"lake": lake, "registry": registry,
+                                        "assay": AssayResource.from_settings(settings)})
+    metadata = result.asset_materializations_for_node("gold__customer_scores")[0].metadata
+    expected = 0 if basis == "consent" else features.height
+    assert metadata["dagster/row_count"].value == expected and features.height > 50
+    assert metadata["profiling_legal_basis"].value == basis
+    audit = lake.scan("gold", "audit_log").filter(pl.col("action") == "score").collect()
+    assert json.loads(audit.item(-1, "details"))["profiling_legal_basis"] == basis
