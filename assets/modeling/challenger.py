@@ -31,6 +31,7 @@ from assets.modeling.evaluation import (
 from assets.modeling.fairness import (
     FairnessLimits,
     age_band,
+    fairness_intervals,
     fairness_summary,
     fairness_violations,
     group_fairness,
@@ -204,7 +205,10 @@ def build_challenger(
     for attribute, groups in _sensitive_groups(validation, sensitive).items():
         table = group_fairness(y_val, p, groups, threshold, settings.fairness_limits.min_group_rows)
         per_group[attribute] = table.to_dicts()
-        summaries[attribute] = fairness_summary(table, settings.fairness_limits.min_group_rows)
+        summaries[attribute] = {
+            **fairness_summary(table, settings.fairness_limits.min_group_rows),
+            **fairness_intervals(y_val, p, groups, threshold, settings.fairness_limits.min_group_rows,
+                                 seed=settings.seed)}
     violations = fairness_violations(summaries, settings.fairness_limits)
 
     booster = pipeline.booster

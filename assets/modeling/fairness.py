@@ -101,6 +101,44 @@ def fairness_summary(per_group: pl.DataFrame, min_group_rows: int = 30) -> dict:
     return summary
 
 
+def fairness_intervals(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray | pl.Series, threshold: float, min_group_rows: int = 30,
+    n_boot: int = 2000, level: float = 0.95, seed: int = 7,
+) -> dict:
+    """Seeded bootstrap percentile intervals of the equal-opportunity difference and the selection-rate ratio at
+    `threshold`, over the groups `fairness_summary` compares. Rows are resampled within each group, so group sizes
+    stay as observed; a row counts only through its cell (selected or not, churner or not), so a resample of a group
+    is one multinomial draw of its four cell counts. None when fewer than two groups can be compared."""
+    y = np.asarray(y)
+    labels = _group_labels(groups)
+    selected = np.asarray(p, dtype=np.float64) >= threshold
+    compared = [g for g in sorted(set(labels.tolist())) if (labels == g).sum() >= min_group_rows]
+    none = {"interval_level": level, "equal_opportunity_difference_ci": None, "selection_rate_ratio_ci": None}
+    if len(compared) < 2:
+        return none
+    rng = np.random.default_rng(seed)
+    tpr = np.full((n_boot, len(compared)), np.nan)
+    rate = np.empty((n_boot, len(compared)))
+    for j, group in enumerate(compared):
+        mask = labels == group
+        gy, gsel = y[mask] == 1, selected[mask]
+        cells = np.array([(gsel & gy).sum(), (~gsel & gy).sum(), (gsel & ~gy).sum(), (~gsel & ~gy).sum()])
+        draws = rng.multinomial(int(mask.sum()), cells / mask.sum(), size=n_boot)
+        positives = draws[:, 0] + draws[:, 1]
+        tpr[:, j] = np.where(positives > 0, draws[:, 0] / np.maximum(positives, 1), np.nan)
+        rate[:, j] = (draws[:, 0] + draws[:, 2]) / mask.sum()
+    tail = (1 - level) / 2
+    out = dict(none)
+    known = (~np.isnan(tpr)).sum(axis=1) >= 2
+    if known.any():
+        eod = np.nanmax(tpr[known], axis=1) - np.nanmin(tpr[known], axis=1)
+        out["equal_opportunity_difference_ci"] = [float(np.quantile(eod, tail)), float(np.quantile(eod, 1 - tail))]
+    top = rate.max(axis=1)
+    ratio = np.where(top == 0, 1.0, rate.min(axis=1) / np.where(top == 0, 1.0, top))
+    out["selection_rate_ratio_ci"] = [float(np.quantile(ratio, tail)), float(np.quantile(ratio, 1 - tail))]
+    return out
+
+
 @dataclass(frozen=True)
 class FairnessLimits:
     """Release limits; pass `min_group_rows` to group_fairness/fairness_summary so tiny groups don't gate."""
@@ -110,21 +148,32 @@ class FairnessLimits:
     min_group_rows: int = 30
 
 
+def _interval(s: dict, name: str) -> str:
+    ci = s.get(f"{name}_ci")
+    return f", {s.get('interval_level', 0.95):.0%} interval {ci[0]:.3f} to {ci[1]:.3f}" if ci else ""
+
+
 def fairness_violations(summaries: dict[str, dict], limits: FairnessLimits) -> list[str]:
-    """One readable line per violated limit per attribute (e.g. {"age_band": summary}); empty means pass."""
+    """One readable line per violated limit per attribute (e.g. {"age_band": summary}); empty means pass.
+
+    A summary with intervals (`fairness_intervals`) violates a limit only when its whole interval lies beyond it:
+    the gap between small groups must be evidence, not the luck of one validation sample. Without intervals the
+    figure itself is compared."""
     lines = []
     for attribute, s in summaries.items():
-        eod = s.get("equal_opportunity_difference")
-        if eod is not None and eod > limits.max_equal_opportunity_difference:
-            limit = limits.max_equal_opportunity_difference
+        eod, eod_ci = s.get("equal_opportunity_difference"), s.get("equal_opportunity_difference_ci")
+        limit = limits.max_equal_opportunity_difference
+        if eod is not None and (eod_ci[0] if eod_ci else eod) > limit:
             lines.append(
-                f"{attribute}: equal opportunity difference {eod:.3f} exceeds {limit:.3f}"
+                f"{attribute}: equal opportunity difference {eod:.3f}{_interval(s, 'equal_opportunity_difference')}"
+                f" exceeds {limit:.3f}"
                 f" (lowest TPR in {s.get('tpr_min_group')!r}, highest in {s.get('tpr_max_group')!r})"
             )
-        ratio = s.get("selection_rate_ratio")
-        if ratio is not None and ratio < limits.min_selection_rate_ratio:
+        ratio, ratio_ci = s.get("selection_rate_ratio"), s.get("selection_rate_ratio_ci")
+        if ratio is not None and (ratio_ci[1] if ratio_ci else ratio) < limits.min_selection_rate_ratio:
             lines.append(
-                f"{attribute}: selection rate ratio {ratio:.3f} is below {limits.min_selection_rate_ratio:.3f}"
+                f"{attribute}: selection rate ratio {ratio:.3f}{_interval(s, 'selection_rate_ratio')}"
+                f" is below {limits.min_selection_rate_ratio:.3f}"
                 f" ({s.get('selection_min_group')!r} selected least, {s.get('selection_max_group')!r} most)"
             )
     return lines

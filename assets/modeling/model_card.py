@@ -346,6 +346,11 @@ def _importance(evaluation: Mapping[str, Any]) -> list[Block]:
     ]
 
 
+def _with_interval(s: Mapping[str, Any], name: str) -> str:
+    ci = s.get(f"{name}_ci")
+    return f"{_num(s.get(name))} [{_num(ci[0])}, {_num(ci[1])}]" if ci else _num(s.get(name))
+
+
 def _fairness(evaluation: Mapping[str, Any]) -> list[Block]:
     fair = evaluation.get("fairness") or {}
     blocks: list[Block] = [Heading(2, "Fairness")]
@@ -355,7 +360,7 @@ def _fairness(evaluation: Mapping[str, Any]) -> list[Block]:
                        f"top {_percent(fair.get('top_fraction'))} of customers would be contacted."))
     summary: Mapping[str, Mapping[str, Any]] = fair.get("summary") or {}
     rows = [
-        (Code(attribute), _num(s.get("equal_opportunity_difference")), _num(s.get("selection_rate_ratio")),
+        (Code(attribute), _with_interval(s, "equal_opportunity_difference"), _with_interval(s, "selection_rate_ratio"),
          _num(s.get("auc_gap")), _codes(list(s.get("groups_compared") or [])) or "none")
         for attribute, s in sorted(summary.items())
     ]
@@ -363,7 +368,10 @@ def _fairness(evaluation: Mapping[str, Any]) -> list[Block]:
         blocks += [
             Table(("Attribute", "Equal opportunity difference", "Selection rate ratio", "AUC gap", "Groups compared"),
                   tuple(rows), frozenset((1, 2, 3))),
-            Para("n/a: fewer than two groups of the attribute had enough rows to compare."),
+            Para("n/a: fewer than two groups of the attribute had enough rows to compare. In brackets, the "
+                 f"{_percent(next(iter(summary.values())).get('interval_level', 0.95))} bootstrap interval (rows "
+                 "resampled within each group); a limit counts as violated only when the whole interval lies "
+                 "beyond it."),
         ]
     else:
         blocks.append(Para("Fairness summary: not available, because no attribute had at least two groups with "

@@ -9,6 +9,7 @@ import pytest
 from assets.modeling.fairness import (
     FairnessLimits,
     age_band,
+    fairness_intervals,
     fairness_summary,
     fairness_violations,
     group_fairness,
@@ -104,3 +105,60 @@ def test_operating_threshold_is_the_score_of_the_last_customer_contacted():
     assert operating_threshold(p, 0.25) == 0.7  # ceil(2.5) = 3
     assert operating_threshold(p, 1.0) == 0.05
     assert (p >= operating_threshold(p, 0.3)).sum() == 3
+
+
+def _population(rng: np.random.Generator, n: int, churn_rate: float, signal: float) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores where churners score higher by `signal` (in logit units) on average."""
+    y = (rng.random(n) < churn_rate).astype(int)
+    p = 1 / (1 + np.exp(-(rng.normal(size=n) + signal * y - 1.5)))
+    return y, p
+
+
+def _judged(y, p, groups, min_group_rows=30):
+    threshold = operating_threshold(p, 0.2)
+    summary = fairness_summary(group_fairness(y, p, groups, threshold, min_group_rows), min_group_rows)
+    intervals = fairness_intervals(y, p, groups, threshold, min_group_rows)
+    return summary, {**summary, **intervals}
+
+
+def test_a_chance_gap_between_small_groups_is_not_a_violation():
+    """Two groups drawn from the same population: the first seed whose sample shows an equal-opportunity gap over
+    the limit. The figure alone would block the model; its interval reaches below the limit, so it does not."""
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        y, p = _population(rng, 300, 0.3, 1.5)
+        groups = np.array(["f", "m"] * 150)
+        bare, judged = _judged(y, p, groups)
+        if bare["equal_opportunity_difference"] > 0.12:
+            break
+    else:
+        raise AssertionError("no sample with a chance gap over the limit")
+    assert fairness_violations({"gender": bare}, FairnessLimits()) != []
+    low, high = judged["equal_opportunity_difference_ci"]
+    assert low < 0.1 < high and low <= bare["equal_opportunity_difference"] <= high
+    assert fairness_violations({"gender": judged}, FairnessLimits()) == []
+
+
+def test_a_real_gap_is_a_violation_and_the_interval_is_reported():
+    """The model ranks one group's churners far worse: the whole interval lies beyond the limit."""
+    rng = np.random.default_rng(5)
+    y_a, p_a = _population(rng, 2000, 0.3, 2.5)
+    y_b, p_b = _population(rng, 2000, 0.3, 0.3)
+    y, p = np.concatenate([y_a, y_b]), np.concatenate([p_a, p_b])
+    groups = np.array(["a"] * 2000 + ["b"] * 2000)
+    _, judged = _judged(y, p, groups)
+    assert judged["equal_opportunity_difference_ci"][0] > 0.1
+    lines = fairness_violations({"group": judged}, FairnessLimits())
+    assert lines and "95% interval" in lines[0]
+
+
+def test_intervals_are_seeded_and_narrow_with_many_rows():
+    rng = np.random.default_rng(11)
+    y, p = _population(rng, 20_000, 0.3, 1.5)
+    groups = rng.choice(["x", "y"], size=y.size)
+    threshold = operating_threshold(p, 0.2)
+    first = fairness_intervals(y, p, groups, threshold)
+    assert first == fairness_intervals(y, p, groups, threshold)
+    assert first["equal_opportunity_difference_ci"][1] < 0.05
+    assert first["selection_rate_ratio_ci"][0] > 0.85
+    assert fairness_intervals(y, p, np.array(["x"] * y.size), threshold)["selection_rate_ratio_ci"] is None
