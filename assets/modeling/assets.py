@@ -229,6 +229,7 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
         "trainer_code_version": trainer_code_version(), "dbt_manifest_hash": dbt_manifest_hash(MANIFEST_PATH),
         "excluded_sensitive": sorted({c for cols in tagged_columns("sensitive").values() for c in cols}),
         "fairness_violations": challenger.fairness_violations, "created_at": datetime.now(UTC).isoformat(),
+        "dropped_features": challenger.evaluation["dropped_features"],
     }
     path = registry.register(version, challenger.pipeline, card, challenger.evaluation, challenger.reference)
     ev, m = challenger.evaluation, challenger.metrics
@@ -249,6 +250,8 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
         "training_inputs": MetadataValue.json(training_inputs),
         "params": MetadataValue.json(challenger.params),
         "features": MetadataValue.json(challenger.pipeline.features),
+        # left out of every model: no value, or a single one, in the fit window (e.g. a source the data lacks)
+        "dropped_features": MetadataValue.json(challenger.evaluation["dropped_features"]),
         "roc_curve": MetadataValue.path(str(reports / ev["plots"]["roc"])),
         "reliability_plot": MetadataValue.path(str(reports / ev["plots"]["reliability"])),
         "gains_plot": MetadataValue.path(str(reports / ev["plots"]["gains"])),

@@ -45,6 +45,7 @@ from assets.modeling.training import (
     feature_columns,
     to_model_frame,
     train_churn_model,
+    uninformative_features,
 )
 
 # Feature groups for the ablation table, by column name; anything unmatched falls in "profile".
@@ -154,6 +155,10 @@ def build_challenger(
     from domain.metrics import normalised_auc
 
     params = {k: v for k, v in params.items() if k != "num_iterations"}  # early stopping decides the rounds
+    # A feature without information in the fit window (a source the data lacks) is left out of every model here,
+    # and the card says so: a baseline cannot fit a column of nulls, and no model learns from a constant.
+    dropped = uninformative_features(_rows(data, split.train), feature_columns(data.columns))
+    data = data.drop(list(dropped))
     bgnbd = fit_bgnbd_baseline(_rows(data, split.train), horizon_days, seed=settings.seed)
     data = with_bgnbd_feature(data, bgnbd)
     calibration = _rows(data, split.calibration)
@@ -257,6 +262,7 @@ def build_challenger(
         "importance": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
         "plots": plots,
         "logistic_coefficients": logistic.coefficients(),
+        "dropped_features": dropped,
     }
     headline = dict(metrics["lightgbm_calibrated"])
     headline.update({"auc_raw": metrics["lightgbm_raw"]["auc"], "ece_raw": metrics["lightgbm_raw"]["ece"],

@@ -226,7 +226,20 @@ def _data_and_windows(card: Mapping[str, Any]) -> list[Block]:
         Para((f"Features ({len(features)}): ", *_codes(features), ".") if features else "Feature list: not available."),
         Para(("Sensitive attributes excluded from the features: ", *_codes(excluded), ".") if excluded
              else "Sensitive attributes excluded from the features: none recorded."),
+        *_dropped(card.get("dropped_features") or {}),
     ]
+
+
+def _dropped(dropped: Mapping[str, str]) -> list[Block]:
+    if not dropped:
+        return []
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in sorted(dropped.items()):
+        by_reason.setdefault(reason, []).append(name)
+    parts: list = ["Left out of every model because the training window gave them no information: "]
+    for i, (reason, names) in enumerate(sorted(by_reason.items())):
+        parts += [*_codes(names), f" ({reason})", "; " if i < len(by_reason) - 1 else "."]
+    return [Para(tuple(parts))]
 
 
 def _window_cells(dates: Any) -> tuple[str, str, str]:

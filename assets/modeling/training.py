@@ -139,6 +139,22 @@ def feature_columns(frame_columns: list[str]) -> list[str]:
     return [c for c in frame_columns if c not in excluded]
 
 
+def uninformative_features(rows: pl.DataFrame, features: list[str]) -> dict[str, str]:
+    """Features that cannot inform a model fitted on `rows`, with why: "no value" (null throughout: a source the data
+    does not have, such as campaigns or a country) or "one value" (the same value in every row, none missing)."""
+    if rows.height == 0:
+        return {}
+    nulls = rows.select(pl.col(features).null_count()).row(0, named=True)
+    distinct = rows.select(pl.col(features).drop_nulls().n_unique()).row(0, named=True)
+    found = {}
+    for name in features:
+        if nulls[name] == rows.height:
+            found[name] = "no value"
+        elif nulls[name] == 0 and distinct[name] == 1:
+            found[name] = "one value"
+    return found
+
+
 def to_model_frame(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
     """pandas at the LightGBM edge; categoricals get the training categories so codes stay stable."""
     # Money is DECIMAL in the warehouse; LightGBM takes floats.

@@ -99,3 +99,13 @@ def test_training_frame_reads_only_split_snapshots_and_thins_whole_customers():
     # Validation and early stopping are never thinned.
     assert thinned.filter(pl.col("snapshot_date").is_in(split.validation)).height == 4 * 400
     assert thinned.equals(training_frame(features, labels, split, 4000, 1000, seed=7))
+
+
+def test_features_without_information_in_the_fit_rows_are_named_with_why():
+    from assets.modeling.training import uninformative_features
+
+    rows = pl.DataFrame({"country": [None, None, None], "events_30d": [0, 0, 0], "orders_90d": [1, 2, 1],
+                         "open_rate_90d": [None, 0.5, None]}, schema_overrides={"country": pl.Utf8})
+    # a single value beside missing ones still tells the two apart, so it stays
+    assert uninformative_features(rows, rows.columns) == {"country": "no value", "events_30d": "one value"}
+    assert uninformative_features(rows.clear(), rows.columns) == {}
