@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # One planned event per asset for a partition range, not one per partition (see the Makefile).
@@ -135,6 +136,20 @@ def cmd_tick(args: argparse.Namespace) -> int:
     print(f"[assay] {len(days)} days, {sum(len(d.runs) for d in days)} runs ({len(failed)} failed) in "
           f"{time.perf_counter() - started:.0f}s; champion {days[-1].champion if days else '-'}")
     return 1 if failed else 0
+
+
+def cmd_public_data(args: argparse.Namespace) -> int:
+    from domain.public_data import cdnow_environment, land_cdnow
+
+    landing = args.landing.resolve()
+    rows = land_cdnow(landing, "full" if args.full else "sample")
+    print(f"landed CDNOW ({'all customers' if args.full else 'the 1-in-10 sample'}) in {landing}: "
+          + ", ".join(f"{source} {n:,} rows" for source, n in rows.items()))
+    print("run it in a home of its own with:")
+    for name, value in cdnow_environment(landing).items():
+        print(f"  export {name}='{value}'")
+    print("  make demo")
+    return 0
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -411,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("--no-monthly", action="store_true", help="leave out the monthly retraining schedule")
     scenario.add_argument("--home", default="", help="scratch ASSAY_HOME (default: $ASSAY_HOME-scenario-<kind>)")
     scenario.set_defaults(func=cmd_scenario)
+    public = sub.add_parser("public-data", help="land a real public transaction log (CDNOW) as a shop's CSV "
+                                                "exports, and print the settings that run it")
+    public.add_argument("--landing", required=True, type=Path, help="an empty folder for the landing files")
+    public.add_argument("--full", action="store_true", help="all 23,570 customers (default: the 1-in-10 sample)")
+    public.set_defaults(func=cmd_public_data)
     summary = sub.add_parser("summary", help="print what the last run left and where")
     summary.set_defaults(func=cmd_summary)
     args = parser.parse_args(argv)
