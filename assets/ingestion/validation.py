@@ -60,8 +60,7 @@ def build_schema(spec: SourceSpec) -> pa.DataFrameSchema:
         checks = []
         if col.min_value is not None:
             checks.append(pa.Check.ge(col.min_value, name="min_value"))
-        if col.allowed is not None:
-            checks.append(pa.Check.isin(list(col.allowed), name="allowed_values"))
+        # allowed values are checked (case-insensitively, as staging reads them) outside pandera
         if col.pattern is not None:
             checks.append(pa.Check.str_matches(col.pattern, name="pattern"))
         columns[col.name] = pa.Column(col.dtype, checks=checks, nullable=col.nullable, coerce=False)
@@ -86,6 +85,14 @@ def _cast_column(raw: pl.Series, dtype: pl.DataType) -> pl.Series:
             .otherwise(None)
             .alias(raw.name)
         ).to_series()
+    if dtype.is_integer() and raw.dtype.is_float():
+        # 2.5 items is not 2 items: a fractional value is a type error, not a truncation
+        whole = raw.is_finite() & (raw == raw.floor())
+        return pl.select(pl.when(whole).then(raw).otherwise(None).cast(dtype, strict=False).alias(raw.name)
+                         ).to_series()
+    if dtype.is_integer() and raw.dtype == pl.Utf8:
+        number = raw.str.strip_chars().cast(pl.Float64, strict=False)
+        return _cast_column(number, dtype).alias(raw.name)
     return raw.cast(dtype, strict=False)
 
 
@@ -142,6 +149,21 @@ def validate_batch(
         frame.get_column(ROW_ID), frame.get_column(PARTITION_COLUMN), frame.get_column("_source_file"),
         *[frame.get_column(c) for c in extra],
     )
+
+    # Categories compare in lower case, as staging reads them, and are stored that way: "Marketing" is marketing.
+    # A float must be a number: NaN and infinities pass a `>= 0` check, so they are refused here.
+    for col in spec.columns:
+        if col.allowed is not None:
+            lowered = typed_frame.get_column(col.name).str.strip_chars().str.to_lowercase()
+            typed_frame = typed_frame.with_columns(lowered.alias(col.name))
+            unknown = lowered.is_not_null() & ~lowered.is_in(list(col.allowed))
+            reasons.append(typed_frame.filter(unknown).select(ROW_ID).with_columns(
+                pl.lit(f"allowed_values:{col.name}").alias("reason")))
+        elif col.dtype.is_float():
+            values = typed_frame.get_column(col.name)
+            not_finite = values.is_not_null() & ~values.is_finite()
+            reasons.append(typed_frame.filter(not_finite).select(ROW_ID).with_columns(
+                pl.lit(f"not_finite:{col.name}").alias("reason")))
 
     # 2. Row rules from the contract, through pandera; lazy so every failure of every row is reported.
     try:

@@ -114,3 +114,31 @@ def test_missing_required_column_is_a_clear_error():
 def test_missing_optional_column_becomes_null():
     result = validate_batch(orders().drop("channel"), ORDERS, run_id="r1")
     assert result.rows_valid == 4 and result.valid.get_column("channel").null_count() == 4
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), float("-inf")])
+def test_an_amount_that_is_not_a_number_is_quarantined(amount):
+    result = validate_batch(orders(amount=[10.0, amount, 30.0, 40.0]), ORDERS, run_id="r1")
+    # NaN also reads as missing, and -inf as negative: every reason is listed
+    assert result.rows_valid == 3 and "not_finite:amount" in result.quarantine.get_column("reason").item()
+
+
+@pytest.mark.parametrize("n_items", [[1.0, 2.5, 3.0, 4.0], ["1", "2.5", "3", "4"]])
+def test_a_fractional_count_is_a_type_error_not_a_truncation(n_items):
+    result = validate_batch(orders(n_items=n_items), ORDERS, run_id="r1")
+    assert result.valid.get_column("n_items").to_list() == [1, 3, 4]
+    assert result.quarantine.get_column("reason").to_list() == ["type_error:n_items"]
+
+
+def test_categories_match_in_any_case_and_are_stored_as_staging_reads_them():
+    from domain.contract import CONSENTS
+
+    frame = landing(pl.DataFrame({
+        "consent_id": ["k1", "k2", "k3"], "customer_id": ["c1", "c2", "c3"],
+        "purpose": ["Marketing", " PROFILING", "newsletter"], "granted": [True, False, True],
+        "event_ts": [at(1), at(2), at(3)],
+    }))
+    result = validate_batch(frame, CONSENTS, run_id="r1")
+    assert result.valid.get_column("purpose").to_list() == ["marketing", "profiling"]
+    assert result.quarantine.get_column("reason").to_list() == ["allowed_values:purpose"]
+    assert '"purpose":"newsletter"' in result.quarantine.get_column("record").item()
