@@ -105,36 +105,50 @@ def fairness_intervals(
     y: np.ndarray, p: np.ndarray, groups: np.ndarray | pl.Series, threshold: float, min_group_rows: int = 30,
     n_boot: int = 2000, level: float = 0.95, seed: int = 7,
 ) -> dict:
-    """Seeded bootstrap percentile intervals of the equal-opportunity difference and the selection-rate ratio at
-    `threshold`, over the groups `fairness_summary` compares. Rows are resampled within each group, so group sizes
-    stay as observed; a row counts only through its cell (selected or not, churner or not), so a resample of a group
-    is one multinomial draw of its four cell counts. None when fewer than two groups can be compared."""
+    """Seeded bootstrap intervals for the two gaps `fairness_summary` reports at `threshold`: the true-positive rate
+    of the group with the highest minus that of the group with the lowest, and the selection rate of the least
+    selected group over that of the most selected. Rows are resampled within each group (group sizes stay as
+    observed); a row counts only through its cell (selected or not, churner or not), so a resample of a group is one
+    multinomial draw of its four cell counts. The pair is picked after looking at the data, so each interval is
+    widened for every pair it could have been (Bonferroni): the largest of many chance gaps is not evidence.
+    None when fewer than two groups can be compared."""
     y = np.asarray(y)
     labels = _group_labels(groups)
     selected = np.asarray(p, dtype=np.float64) >= threshold
     compared = [g for g in sorted(set(labels.tolist())) if (labels == g).sum() >= min_group_rows]
-    none = {"interval_level": level, "equal_opportunity_difference_ci": None, "selection_rate_ratio_ci": None}
+    out: dict = {"interval_level": level, "equal_opportunity_difference_ci": None, "selection_rate_ratio_ci": None}
     if len(compared) < 2:
-        return none
+        return out
     rng = np.random.default_rng(seed)
+    observed_tpr, observed_rate = {}, {}
     tpr = np.full((n_boot, len(compared)), np.nan)
     rate = np.empty((n_boot, len(compared)))
     for j, group in enumerate(compared):
         mask = labels == group
         gy, gsel = y[mask] == 1, selected[mask]
         cells = np.array([(gsel & gy).sum(), (~gsel & gy).sum(), (gsel & ~gy).sum(), (~gsel & ~gy).sum()])
-        draws = rng.multinomial(int(mask.sum()), cells / mask.sum(), size=n_boot)
+        n = int(mask.sum())
+        if cells[0] + cells[1]:
+            observed_tpr[j] = cells[0] / (cells[0] + cells[1])
+        observed_rate[j] = (cells[0] + cells[2]) / n
+        draws = rng.multinomial(n, cells / n, size=n_boot)
         positives = draws[:, 0] + draws[:, 1]
         tpr[:, j] = np.where(positives > 0, draws[:, 0] / np.maximum(positives, 1), np.nan)
-        rate[:, j] = (draws[:, 0] + draws[:, 2]) / mask.sum()
-    tail = (1 - level) / 2
-    out = dict(none)
-    known = (~np.isnan(tpr)).sum(axis=1) >= 2
-    if known.any():
-        eod = np.nanmax(tpr[known], axis=1) - np.nanmin(tpr[known], axis=1)
-        out["equal_opportunity_difference_ci"] = [float(np.quantile(eod, tail)), float(np.quantile(eod, 1 - tail))]
-    top = rate.max(axis=1)
-    ratio = np.where(top == 0, 1.0, rate.min(axis=1) / np.where(top == 0, 1.0, top))
+        rate[:, j] = (draws[:, 0] + draws[:, 2]) / n
+    pairs = len(compared) * (len(compared) - 1) / 2
+    tail = (1 - level) / 2 / pairs
+
+    def extremes(observed: dict[int, float]) -> tuple[int, int]:
+        ordered = sorted(observed, key=lambda j: (observed[j], compared[j]))
+        return ordered[0], ordered[-1]
+
+    if len(observed_tpr) >= 2:
+        low, high = extremes(observed_tpr)
+        gap = tpr[:, high] - tpr[:, low]
+        gap = gap[~np.isnan(gap)]
+        out["equal_opportunity_difference_ci"] = [float(np.quantile(gap, tail)), float(np.quantile(gap, 1 - tail))]
+    low, high = extremes(observed_rate)
+    ratio = np.where(rate[:, high] == 0, 1.0, rate[:, low] / np.where(rate[:, high] == 0, 1.0, rate[:, high]))
     out["selection_rate_ratio_ci"] = [float(np.quantile(ratio, tail)), float(np.quantile(ratio, 1 - tail))]
     return out
 
