@@ -44,7 +44,7 @@ def _champion_split():
     registry = RESOURCES["registry"]
     version = registry.champion_version() or registry.rows().get_column("version").item(-1)
     model = load_model(registry, version)
-    split = {k: [date.fromisoformat(d) for d in v] for k, v in model.card["split"].items()}
+    split = {k: [date.fromisoformat(d) for d in v] if k != "adapted" else v for k, v in model.card["split"].items()}
     return model, SnapshotSplit(**split)
 
 

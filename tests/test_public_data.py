@@ -1,7 +1,8 @@
 """A real public transaction log, landed as a shop would export it: CDNOW (the 1-in-10 sample shipped in the
 Lifetimes wheel) as daily CSV files under the shop's own column names, with ids that carry leading zeros and
-dates without a time. Customers and orders only, no consents (profiling rests on legitimate interest): the graph
-runs from the files to scores and drift, and the model says which features the data could not give."""
+dates without a time; its first 12 months, so the split adapts to a short history. Customers and orders only, no
+consents (profiling rests on legitimate interest): the graph runs from the files to scores and drift, and the
+model says which features the data could not give."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.slow
 def cdnow(tmp_path_factory):
     root = tmp_path_factory.mktemp("cdnow")
     landed = land_cdnow(root / "exports", "sample")
-    settings = AssaySettings.from_env({"ASSAY_HOME": str(root / "home"), **cdnow_environment(root / "exports")})
+    # the first 12 months only, snapshots from the first Monday: too short for the default split at a 90-day horizon
+    settings = AssaySettings.from_env({"ASSAY_HOME": str(root / "home"), **cdnow_environment(root / "exports"),
+                                       "ASSAY_END_DATE": "1998-01-01", "ASSAY_SNAPSHOT_START": "1997-01-06"})
     defs = build_definitions(settings)
     steps = backfill_steps(AssayPartitions.from_settings(settings), data_end(settings.landing, settings.end_date),
                            score_snapshots=1, drift_snapshots=1, snapshots_per_run=settings.feature_snapshots_per_run)
@@ -42,7 +45,11 @@ def test_every_purchase_lands_once_with_its_id_as_written(cdnow):
     purchases = read_cdnow("sample")
     assert landed == {"customers": len({p.customer for p in purchases}), "orders": len(purchases)} == {
         "customers": 2357, "orders": 6919}
-    for source, rows in landed.items():
+    # the home's partitions end on 1998-01-01: the days after it are not read
+    in_range = {"customers": landed["customers"],
+                "orders": sum(p.day < settings.end_date for p in purchases)}
+    assert in_range["orders"] > 5000
+    for source, rows in in_range.items():
         bronze = pl.read_delta(str(settings.lake / "bronze" / source)).height
         quarantine = pl.read_delta(str(settings.lake / "quarantine" / source)).height \
             if (settings.lake / "quarantine" / source).exists() else 0
@@ -58,13 +65,20 @@ def test_a_model_is_trained_on_customers_and_orders_alone_and_says_what_it_left_
     evaluation = json.loads((settings.models_dir / version / "evaluation.json").read_text())
     aucs = {name: figures["auc"] for name, figures in evaluation["metrics"].items()}
     assert {"lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd"} <= set(aucs)
-    assert min(aucs.values()) > 0.6, aucs
+    # all better than chance; on this little data the simple models lead (issue 21: the best model should win)
+    assert min(aucs.values()) > 0.55 and max(aucs["rfm_heuristic"], aucs["bgnbd"]) > 0.7, aucs
     # no country, channel, clickstream, campaigns or consents: left out of every model, and the card says so
     dropped = evaluation["dropped_features"]
     assert dropped["country"] == "no value" and dropped["consent_profiling"] == "no value"
     assert dropped["events_30d"] == "one value"
     assert "country" in model["dropped_features"].value
     assert metadata["models/champion"]["decision"].value == "promoted"  # the first model to pass the gate
+    # a year of history and a 90-day horizon: the folds shrank together, and the card says from what to what
+    split = json.loads((settings.models_dir / version / "model.json").read_text())["split"]
+    assert split["adapted"]["requested"]["validation"] == 4 and len(split["validation"]) < 4
+    assert len(split["train"]) >= 2 * len(split["validation"])
+    card = (settings.reports_dir / "models" / version / "model_card.md").read_text()
+    assert "too short for the requested windows" in card and "Left out of every model" in card
 
 
 def test_customers_are_scored_under_the_named_legal_basis_and_drift_runs(cdnow):

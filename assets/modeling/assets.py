@@ -26,10 +26,10 @@ from assets.modeling.pipeline import load_model
 from assets.modeling.provenance import dbt_manifest_hash, trainer_code_version
 from assets.modeling.training import (
     SnapshotSplit,
+    adaptive_split,
     default_params,
     fingerprint,
     labelled_snapshot_counts,
-    split_snapshots,
     training_frame,
 )
 from assets.modeling.tuning import (
@@ -81,9 +81,9 @@ def _labelled(config: SplitConfig, labels: pl.LazyFrame, horizon_days: int) -> d
 
 
 def _split(config: SplitConfig, counts: dict[date, int], horizon_days: int) -> SnapshotSplit:
-    return split_snapshots(sorted(counts), horizon_days, config.train_snapshots, config.validation_snapshots,
-                           config.early_stopping_snapshots, config.calibration_snapshots,
-                           date.fromisoformat(config.fit_from) if config.fit_from else None)
+    return adaptive_split(sorted(counts), horizon_days, config.train_snapshots, config.validation_snapshots,
+                          config.early_stopping_snapshots, config.calibration_snapshots,
+                          date.fromisoformat(config.fit_from) if config.fit_from else None)
 
 
 class TuningConfig(SplitConfig):
@@ -298,7 +298,8 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
         champion_p = load_model(registry, champion_version).pipeline.predict(rows)
         champion_metrics = evaluation_metrics(y, champion_p)
         ece_se = ece_difference_se(y, challenger_p, champion_p)
-    split_dates = [date.fromisoformat(d) for part in challenger.card["split"].values() for d in part]
+    split_dates = [date.fromisoformat(d) for name in ("train", "early_stopping", "calibration", "validation")
+                   for d in challenger.card["split"].get(name, [])]
     source = SOURCE_DRIFT_KEY.path
     broken = (broken_fields(lake.scan(*source), broken_null_share, min(split_dates), max(split_dates), lookback_days)
               if lake.exists(*source) else [])

@@ -219,6 +219,7 @@ def _data_and_windows(card: Mapping[str, Any]) -> list[Block]:
              "used for every performance figure below."),
         _table(("Window", "First snapshot", "Last snapshot", "Snapshots"), window_rows, (3,),
                "Snapshot windows: not available."),
+        *_adapted(split.get("adapted")),
         Para(f"Label horizon: {_horizon(card)} after each snapshot date."),
         _table(("Training input", "Delta version"), input_rows, (1,), "Training input versions: not available."),
         Para(("dbt manifest hash: ", Code(str(card.get("dbt_manifest_hash") or NOT_AVAILABLE)),
@@ -228,6 +229,16 @@ def _data_and_windows(card: Mapping[str, Any]) -> list[Block]:
              else "Sensitive attributes excluded from the features: none recorded."),
         *_dropped(card.get("dropped_features") or {}),
     ]
+
+
+def _adapted(adapted: Mapping[str, Any] | None) -> list[Block]:
+    if not adapted:
+        return []
+    asked, used = adapted.get("requested") or {}, adapted.get("used") or {}
+    folds = ", ".join(f"{name.replace('_', ' ')} {asked.get(name)} → {used.get(name)}"
+                      for name in ("validation", "calibration", "early_stopping", "train") if name in used)
+    return [Para(f"The labelled history was too short for the requested windows ({adapted.get('because')}), so "
+                 f"they were shrunk together, each still purged by the label horizon: {folds} snapshots.")]
 
 
 def _dropped(dropped: Mapping[str, str]) -> list[Block]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -26,14 +26,19 @@ class SnapshotSplit:
     early_stopping: list[date]
     validation: list[date]
     calibration: list[date] = field(default_factory=list)
+    # set when the history was too short for the requested fold sizes: what was asked for, and why it shrank
+    adapted: dict | None = None
 
     @property
     def all(self) -> list[date]:
         return sorted({*self.train, *self.early_stopping, *self.calibration, *self.validation})
 
-    def to_json(self) -> dict[str, list[str]]:
-        return {k: [d.isoformat() for d in getattr(self, k)]
-                for k in ("train", "early_stopping", "calibration", "validation")}
+    def to_json(self) -> dict:
+        out: dict = {k: [d.isoformat() for d in getattr(self, k)]
+                     for k in ("train", "early_stopping", "calibration", "validation")}
+        if self.adapted:
+            out["adapted"] = self.adapted
+        return out
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,68 @@ def split_snapshots(
         train=window[:-early_stopping_snapshots], early_stopping=window[-early_stopping_snapshots:],
         validation=validation, calibration=calibration,
     )
+
+
+class ShortHistoryError(ValueError):
+    """Too few labelled snapshots for any honest split at this label horizon."""
+
+
+MIN_TRAIN_SNAPSHOTS = 2
+
+
+def adaptive_split(
+    labelled: list[date], horizon_days: int, train_snapshots: int, validation_snapshots: int,
+    early_stopping_snapshots: int, calibration_snapshots: int = 0, fit_from: date | None = None,
+) -> SnapshotSplit:
+    """The requested split when the labelled history holds it with at least two folds' worth of training snapshots;
+    otherwise the same folds, each still purged by the horizon, shrunk together to the largest size k that leaves
+    at least 2k training snapshots (and at least `MIN_TRAIN_SNAPSHOTS`), down to one snapshot each. Below that,
+    `ShortHistoryError` says how much labelled history this horizon needs and how much the data has."""
+    requested = {"train": train_snapshots, "validation": validation_snapshots,
+                 "early_stopping": early_stopping_snapshots, "calibration": calibration_snapshots}
+    largest = max(validation_snapshots, early_stopping_snapshots, calibration_snapshots)
+    reason = ""
+    for k in range(largest, 0, -1):
+        sizes = (min(validation_snapshots, k), min(early_stopping_snapshots, k),
+                 min(calibration_snapshots, k) if calibration_snapshots else 0)
+        try:
+            split = split_snapshots(labelled, horizon_days, train_snapshots, *sizes, fit_from)
+        except ValueError as error:
+            reason = reason or str(error)
+            continue
+        if len(split.train) < max(MIN_TRAIN_SNAPSHOTS, 2 * k):
+            reason = reason or (f"the requested folds left {len(split.train)} training snapshots, fewer than twice "
+                                "a fold")
+            continue
+        if k == largest:
+            return split
+        return replace(split, adapted={"requested": requested, "because": reason,
+                                       "used": {"train": len(split.train), "validation": sizes[0],
+                                                "early_stopping": sizes[1], "calibration": sizes[2]}})
+    needed = minimum_labelled_snapshots(labelled, horizon_days, calibration_snapshots > 0)
+    span = f" (from {min(labelled)} to {max(labelled)})" if labelled else ""
+    raise ShortHistoryError(
+        f"too little labelled history for a {horizon_days}-day churn horizon: an honest split (validation, "
+        f"calibration and early stopping of one snapshot each, each purged by the horizon, and "
+        f"{MIN_TRAIN_SNAPSHOTS} training snapshots) needs {needed} snapshots whose labels have matured; the data has "
+        f"{len(labelled)}{span}. A snapshot's label matures {horizon_days} days after it, so land more history "
+        "(or snapshot from earlier in it), or shorten ASSAY_LABEL_HORIZON_DAYS."
+    )
+
+
+def minimum_labelled_snapshots(labelled: list[date], horizon_days: int, with_calibration: bool) -> int:
+    """The fewest labelled snapshots, at the data's own snapshot spacing, that `adaptive_split` can split."""
+    step = (labelled[1] - labelled[0]) if len(labelled) > 1 else timedelta(days=7)
+    end = date(2030, 1, 7)  # any date; only the spacing counts
+    for n in range(3, 2000):
+        grid = [end - step * i for i in range(n)][::-1]
+        try:
+            split = split_snapshots(grid, horizon_days, MIN_TRAIN_SNAPSHOTS, 1, 1, int(with_calibration))
+        except ValueError:
+            continue
+        if len(split.train) >= MIN_TRAIN_SNAPSHOTS:
+            return n
+    raise ValueError(f"no split fits a {horizon_days}-day horizon at this spacing")
 
 
 def fit_lag_weeks(horizon_days: int, validation_snapshots: int, early_stopping_snapshots: int,

@@ -109,3 +109,36 @@ def test_features_without_information_in_the_fit_rows_are_named_with_why():
     # a single value beside missing ones still tells the two apart, so it stays
     assert uninformative_features(rows, rows.columns) == {"country": "no value", "events_30d": "one value"}
     assert uninformative_features(rows.clear(), rows.columns) == {}
+
+
+def test_a_short_history_shrinks_the_folds_keeps_every_purge_and_records_why():
+    """A year of weekly snapshots with a 90-day horizon: 39 whose labels matured. The default folds (4 each, two
+    purges of 13 weeks, 26 training snapshots) need more; the split shrinks the folds together instead."""
+    from assets.modeling.training import adaptive_split
+
+    labelled = [date(2024, 1, 1) + timedelta(weeks=i) for i in range(39)]
+    split = adaptive_split(labelled, 90, train_snapshots=26, validation_snapshots=4, early_stopping_snapshots=4,
+                           calibration_snapshots=4)
+    sizes = {k: len(getattr(split, k)) for k in ("train", "early_stopping", "calibration", "validation")}
+    assert sizes["validation"] == sizes["calibration"] == sizes["early_stopping"] < 4
+    assert sizes["train"] >= 2 * sizes["validation"]
+    assert max(split.early_stopping) + timedelta(days=90) <= min(split.calibration)
+    assert max(split.calibration) + timedelta(days=90) <= min(split.validation)
+    assert split.adapted["requested"]["train"] == 26 and split.adapted["used"]["validation"] == sizes["validation"]
+    assert "training snapshots" in split.adapted["because"]
+    assert split.to_json()["adapted"] == split.adapted
+    # a history that holds the requested split keeps it, unmarked
+    long = [date(2023, 1, 2) + timedelta(weeks=i) for i in range(90)]
+    assert adaptive_split(long, 90, 26, 4, 4, 4).adapted is None
+
+
+def test_too_short_a_history_fails_saying_what_the_horizon_needs_and_what_the_data_has():
+    from assets.modeling.training import ShortHistoryError, adaptive_split, minimum_labelled_snapshots
+
+    labelled = [date(2024, 1, 1) + timedelta(weeks=i) for i in range(20)]
+    needed = minimum_labelled_snapshots(labelled, 90, with_calibration=True)
+    assert needed == 29  # 1 + 12 purged (13 weeks is 91 days) + 1 + 12 purged + 1 + 2
+    with pytest.raises(ShortHistoryError, match=r"90-day churn horizon.*needs 29 .*the data has 20 \(from 2024-01-01"):
+        adaptive_split(labelled, 90, 26, 4, 4, 4)
+    grid = [date(2024, 1, 1) + timedelta(weeks=i) for i in range(needed)]
+    assert len(adaptive_split(grid, 90, 26, 4, 4, 4).train) == 2
