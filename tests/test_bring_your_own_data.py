@@ -49,7 +49,7 @@ def test_customers_and_orders_alone_train_and_gate_a_model(tmp_path):
     assert {"lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd"} <= set(evaluation["metrics"])
     assert evaluation["metrics"]["bgnbd"]["auc"] > 0.6
     assert "oot_oracle_auc" not in meta  # no ground truth beside user files
-    assert gate["decision"].value == "promoted"
+    assert gate["decision"].value == "promoted", gate["reasons"].value
     fairness = evaluation["fairness"]["summary"]
     assert {"gender", "age_band"} <= set(fairness)
     assert all(s["equal_opportunity_difference_ci"] is not None for s in fairness.values())
