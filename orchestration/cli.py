@@ -138,6 +138,24 @@ def cmd_tick(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from domain.settings import AssaySettings
+    from orchestration.backfill import data_end
+    from orchestration.check import check_landing, report_lines
+
+    settings = AssaySettings.from_env()
+    until = args.until or data_end(settings.landing, settings.end_date)
+    if until is None:
+        print(f"NOT READY: nothing has landed in {settings.landing} (expected <source>/date=YYYY-MM-DD/ folders)")
+        return 1
+    print(f"[assay] checking {settings.landing} for the days before {until} "
+          f"(horizon {settings.label_horizon_days} days)")
+    report = check_landing(settings, until)
+    for line in report_lines(report):
+        print(line)
+    return 0 if report.ok else 1
+
+
 def cmd_public_data(args: argparse.Namespace) -> int:
     from domain.public_data import cdnow_environment, land_cdnow
 
@@ -426,6 +444,11 @@ def main(argv: list[str] | None = None) -> int:
     scenario.add_argument("--no-monthly", action="store_true", help="leave out the monthly retraining schedule")
     scenario.add_argument("--home", default="", help="scratch ASSAY_HOME (default: $ASSAY_HOME-scenario-<kind>)")
     scenario.set_defaults(func=cmd_scenario)
+    check = sub.add_parser("check", help="profile the landing folder against the contract before any run: rows, "
+                                         "columns, what would be quarantined, and whether a model can be trained")
+    check.add_argument("--until", type=date.fromisoformat, default=None,
+                       help="end of the days to check (exclusive); default: ASSAY_END_DATE or after the last day")
+    check.set_defaults(func=cmd_check)
     public = sub.add_parser("public-data", help="land a real public transaction log (CDNOW) as a shop's CSV "
                                                 "exports, and print the settings that run it")
     public.add_argument("--landing", required=True, type=Path, help="an empty folder for the landing files")
