@@ -24,7 +24,7 @@ import polars as pl
 
 from assets.consent import CONSENT_OVERRIDES_TABLE
 from assets.erasure import TOMBSTONES_TABLE, tombstone_hash
-from assets.ingestion.landing import SUPPORTED_SUFFIXES, read_landing_file, write_landing_file
+from assets.ingestion.landing import landing_format, read_landing_file, write_landing_file
 from domain.contract import VAULT_TABLE
 from domain.pseudonym import pseudonym_key, token
 from resources.audit import AUDIT_TABLE, record
@@ -170,7 +170,7 @@ def erase_from_files(folder: Path, subject: Subject) -> int:
     is left). Landing files hold the person's own id, hand-off files (audience CSVs) their token."""
     identifiers = list(subject.identifiers)
     rewritten = 0
-    for path in sorted(p for p in Path(folder).rglob("*") if p.suffix in SUPPORTED_SUFFIXES):
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and landing_format(p)):
         frame = read_landing_file(path)
         person = _person_rows(frame, subject.customer_id, identifiers) | _person_rows(frame, subject.token,
                                                                                       identifiers)

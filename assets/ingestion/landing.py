@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import hashlib
+import io
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
 
-SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+# Matched case-insensitively on the end of the name: `ORDERS.CSV` and `orders.csv.gz` are landing files too.
+SUPPORTED_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json")
 DAY_FOLDER_PREFIX = "date="
+CSV_DELIMITERS = ",;\t|"
 
 
 @dataclass(frozen=True)
@@ -40,23 +45,58 @@ def landed_days(landing_dir: Path, source: str) -> list[date]:
     return sorted(days)
 
 
-def read_landing_file(path: Path) -> pl.DataFrame:
-    if path.suffix == ".parquet":
+def landing_format(path: Path) -> str | None:
+    """The landing format of a file by its name (".csv", ".csv.gz", ...), or None when it is not a landing file."""
+    name = path.name.lower()
+    if name.startswith("."):
+        return None  # hidden files (editors, sync tools) are never data
+    return next((suffix for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True) if name.endswith(suffix)),
+                None)
+
+
+def _text(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    if landing_format(path).endswith(".gz"):
+        data = gzip.decompress(data)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    return data.decode(encoding)
+
+
+def csv_delimiter(header: str) -> str:
+    """The delimiter of a CSV file from its header line: the candidate that splits it into the most fields."""
+    counts = {d: header.count(d) for d in CSV_DELIMITERS}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def read_landing_file(path: Path, encoding: str = "utf-8") -> pl.DataFrame:
+    """One landing file as a frame. CSV and JSON lines may be gzipped and start with a UTF-8 byte-order mark; CSV
+    may be separated by commas, semicolons, tabs or pipes (read from the header). `encoding` applies to text."""
+    kind = landing_format(path)
+    if kind == ".parquet":
         return pl.read_parquet(path)
-    if path.suffix == ".csv":
+    text = _text(path, encoding)
+    if kind.startswith(".csv"):
+        header = text.split("\n", 1)[0]
         # Everything as text: casting to the contract happens in validation, where a bad value is quarantined.
-        return pl.read_csv(path, infer_schema=False)
-    return pl.read_ndjson(path, infer_schema_length=None)
+        return pl.read_csv(io.StringIO(text), infer_schema=False, separator=csv_delimiter(header))
+    return pl.read_ndjson(io.StringIO(text), infer_schema_length=None)
 
 
 def write_landing_file(frame: pl.DataFrame, path: Path) -> None:
     """Write a landing file back in its own format (an erasure rewrites files without a person's rows)."""
-    if path.suffix == ".parquet":
+    kind = landing_format(path)
+    if kind == ".parquet":
         frame.write_parquet(path)
-    elif path.suffix == ".csv":
-        frame.write_csv(path)
+        return
+    buffer = io.StringIO()
+    if kind.startswith(".csv"):
+        frame.write_csv(buffer, separator=csv_delimiter(_text(path, "utf-8").split("\n", 1)[0]))
     else:
-        frame.write_ndjson(path)
+        frame.write_ndjson(buffer)
+    data = buffer.getvalue().encode()
+    path.write_bytes(gzip.compress(data, mtime=0) if kind.endswith(".gz") else data)
 
 
 def apply_column_mapping(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:
@@ -75,7 +115,7 @@ def read_landing(
     while day < end:
         folder = day_folder(landing_dir, source, day)
         if folder.is_dir():
-            for path in sorted(p for p in folder.iterdir() if p.suffix in SUPPORTED_SUFFIXES):
+            for path in sorted(p for p in folder.iterdir() if landing_format(p)):
                 raw = apply_column_mapping(read_landing_file(path), mapping or {})
                 files.append(str(path))
                 frames.append(
@@ -96,7 +136,7 @@ def landing_fingerprints(landing_dir: Path, sources: list[str]) -> dict[str, str
     for source in sources:
         for day in landed_days(landing_dir, source):
             folder = day_folder(landing_dir, source, day)
-            for path in sorted(p for p in folder.iterdir() if p.suffix in SUPPORTED_SUFFIXES):
+            for path in sorted(p for p in folder.iterdir() if landing_format(p)):
                 stat = path.stat()
                 days.setdefault(day.isoformat(), []).append(f"{source}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     return {day: hashlib.sha256("|".join(sorted(items)).encode()).hexdigest()[:16] for day, items in days.items()}
