@@ -49,9 +49,11 @@ def test_too_short_a_history_says_what_the_horizon_needs(exports, tmp_path):
 def test_a_missing_required_source_or_column_is_named(exports, tmp_path):
     only_orders = tmp_path / "only_orders"
     shutil.copytree(exports / "orders", only_orders / "orders")
-    report = check_landing(settings_for(only_orders, tmp_path), END)
+    early = date(1997, 3, 1)  # two months are enough to find what is missing
+    report = check_landing(settings_for(only_orders, tmp_path, ASSAY_END_DATE=early.isoformat()), early)
     assert report.problems[0].startswith("customers is required and has no landing files")
-    unmapped = check_landing(settings_for(exports, tmp_path, ASSAY_COLUMN_MAPPING="{}"), END)
+    unmapped = check_landing(settings_for(exports, tmp_path, ASSAY_COLUMN_MAPPING="{}",
+                                          ASSAY_END_DATE=early.isoformat()), early)
     assert any("lack required column(s)" in p and "ASSAY_COLUMN_MAPPING" in p for p in unmapped.problems)
 
 
@@ -62,7 +64,8 @@ def test_rows_that_would_be_quarantined_are_counted_by_reason_never_shown(export
     day.mkdir(exist_ok=True)
     (day / "late_export.csv").write_text("order_ref,cust,purchased_on,cds,dollars\n"
                                          "X1,00004,1997-02-03,2,-5.00\nX2,00005,1997-02-03,2.5,9.99\n")
-    report = check_landing(settings_for(messy, tmp_path), END)
+    early = date(1997, 3, 1)
+    report = check_landing(settings_for(messy, tmp_path, ASSAY_END_DATE=early.isoformat()), early)
     orders = report.sources[1]
     assert orders.quarantined == {"greater_than_or_equal_to:amount": 1, "type_error:n_items": 1}
     printed = "\n".join(report_lines(report))
