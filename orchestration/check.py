@@ -32,6 +32,7 @@ class SourceCheck:
     carried: list[str] = field(default_factory=list)  # columns the contract does not name: carried into bronze
     quarantined: dict[str, int] = field(default_factory=dict)  # reason -> rows
     event_range: tuple[date, date] | None = None  # of the valid rows' time column
+    ignored: int = 0  # entries of the day folders that are not landing files
     problem: str = ""  # a reason this source stops the pipeline
 
 
@@ -67,7 +68,7 @@ def check_landing(settings, until: date) -> CheckReport:
         batch = read_landing(settings.landing, name, landed[0], landed[-1] + timedelta(days=1),
                              settings.column_mapping.get(name, {}))
         raw = batch.frame
-        check.rows = raw.height
+        check.rows, check.ignored = raw.height, len(batch.ignored)
         columns = [c for c in raw.columns if not c.startswith("_")]
         check.mapped = [c for c in spec.column_names if c in columns]
         check.missing = [c for c in spec.column_names if c not in columns]
@@ -122,6 +123,8 @@ def report_lines(report: CheckReport) -> list[str]:
         if c.quarantined:
             lines.append(f"{'':<18} would be quarantined: "
                          + ", ".join(f"{reason} {n:,}" for reason, n in sorted(c.quarantined.items())))
+        if c.ignored:
+            lines.append(f"{'':<18} not landing files, left alone: {c.ignored}")
         if c.event_range:
             lines.append(f"{'':<18} event dates of valid rows: {c.event_range[0]} to {c.event_range[1]}")
         if c.problem:

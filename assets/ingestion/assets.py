@@ -2,6 +2,7 @@
 
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -122,6 +123,9 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
                                context.run_id, datetime.now(UTC), config.chunk_days,
                                pseudonym_key(assay.home_path, real_data=assay.source != "synthetic"),
                                tombstones(lake))
+        if result.ignored:
+            context.log.warning(f"{len(result.ignored)} entries of {spec.name}'s day folders are not landing files "
+                                f"and were not read, e.g. {Path(result.ignored[0]).name}")
         if not result.files and spec.required:
             context.log.warning(f"No landing files for required source {spec.name} in [{start}, {end}).")
         # Count what landed in the tables, so the check proves the tables, not only the frames in memory.
@@ -141,6 +145,10 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
                 "rows_quarantined": result.rows_quarantined,
                 "rows_erased": result.rows_erased,
                 "files": result.files,
+                # anything else in the day folders (a README, an editor's swap file, a sub-folder) is left alone,
+                # and said so: a file in a format Assay does not read must not vanish without a word
+                "ignored_files": len(result.ignored),
+                "ignored": MetadataValue.json([Path(p).name for p in result.ignored[:20]]),
                 "source_present": bool(result.files),
                 "extra_columns": MetadataValue.json(sorted(result.extra_columns)),
                 "pii_masked": MetadataValue.json(dict(sorted(result.pii_masked.items()))),

@@ -25,6 +25,7 @@ class IngestionSummary:
     rows_quarantined: int = 0
     rows_erased: int = 0  # landing rows of customers erased on request (tombstoned), never ingested again
     files: int = 0
+    ignored: list[str] = field(default_factory=list)  # entries of the day folders that are not landing files
     reasons: Counter = field(default_factory=Counter)
     extra_columns: set[str] = field(default_factory=set)
     pii_masked: Counter = field(default_factory=Counter)  # `column:kind` -> values masked by the PII scan
@@ -77,6 +78,7 @@ def ingest_window(
         summary.rows_valid += result.rows_valid
         summary.rows_quarantined += result.rows_quarantined
         summary.files += len(batch.files)
+        summary.ignored += batch.ignored
         summary.reasons.update(result.reasons)
         summary.extra_columns.update(result.extra_columns)
         summary.pii_masked.update(result.pii_masked)

@@ -24,6 +24,7 @@ class LandingBatch:
 
     frame: pl.DataFrame  # raw columns + `_source_file` + `_partition_date`
     files: tuple[str, ...]
+    ignored: tuple[str, ...] = ()  # entries of the day folders that are not landing files: counted, never read
 
 
 def day_folder(landing_dir: Path, source: str, day: date) -> Path:
@@ -111,11 +112,13 @@ def read_landing(
     """All landing rows of `source` for days in [start, end), each tagged with its file and landing day."""
     frames: list[pl.DataFrame] = []
     files: list[str] = []
+    ignored: list[str] = []
     day = start
     while day < end:
         folder = day_folder(landing_dir, source, day)
         if folder.is_dir():
-            for path in sorted(p for p in folder.iterdir() if landing_format(p)):
+            ignored += [str(p) for p in sorted(folder.iterdir()) if not (p.is_file() and landing_format(p))]
+            for path in sorted(p for p in folder.iterdir() if p.is_file() and landing_format(p)):
                 raw = apply_column_mapping(read_landing_file(path), mapping or {})
                 files.append(str(path))
                 frames.append(
@@ -125,9 +128,9 @@ def read_landing(
                 )
         day += timedelta(days=1)
     if not frames:
-        return LandingBatch(frame=pl.DataFrame(), files=())
+        return LandingBatch(frame=pl.DataFrame(), files=(), ignored=tuple(ignored))
     # Files of different days may differ in columns (a column appearing mid-period) or in types (CSV vs Parquet).
-    return LandingBatch(frame=pl.concat(frames, how="diagonal_relaxed"), files=tuple(files))
+    return LandingBatch(frame=pl.concat(frames, how="diagonal_relaxed"), files=tuple(files), ignored=tuple(ignored))
 
 
 def landing_fingerprints(landing_dir: Path, sources: list[str]) -> dict[str, str]:

@@ -184,3 +184,13 @@ def test_a_range_run_of_several_days_equals_a_run_per_day(tmp_path, landing):
     for layer in ("bronze", "quarantine"):
         at_once, one_by_one = table("lake", layer), table("per_day", layer)
         assert at_once.height > 0 and at_once.equals(one_by_one.select(at_once.columns)), layer
+
+
+def test_what_is_not_a_landing_file_is_left_alone_and_counted(tmp_path, landing):
+    folder = landing / "orders" / f"date={D1.isoformat()}"
+    (folder / "README.txt").write_text("exported nightly by the shop system")
+    (folder / "old").mkdir()
+    result = run_ingestion(tmp_path, landing, D1.isoformat())
+    meta = result.asset_materializations_for_node("ingest_orders")[0].metadata
+    assert meta["ignored_files"].value == 2 and meta["ignored"].value == ["README.txt", "old"]
+    assert (folder / "README.txt").exists() and (folder / "old").is_dir()  # never deleted or moved

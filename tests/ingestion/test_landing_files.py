@@ -53,6 +53,7 @@ def test_a_day_folder_reads_every_landing_file_and_nothing_else(tmp_path):
     (folder / "notes.txt").write_text("not data")
     batch = read_landing(tmp_path, "orders", date(2025, 1, 6), date(2025, 1, 7))
     assert batch.frame.height == 2 * len(VARIANTS) and len(batch.files) == len(VARIANTS)
+    assert sorted(p.rsplit("/", 1)[-1] for p in batch.ignored) == [".plain.csv.swp", "notes.txt"]
     assert (landing_format(folder / ".plain.csv.swp"), landing_format(folder / "notes.txt")) == (None, None)
 
 
