@@ -243,7 +243,7 @@ def unscored_lines(con, tables: list[str], has_champion: bool) -> list[str]:
                 lines.append(f"  last decision: {decision[1]} {decision[0]}: {decision[2]}")
         return lines
     return ["SCORES:     none. A champion exists but no customer was scored: without a consents source nobody has "
-            "profiling consent (see 'Consent, exports and audit' in the README); the scoring asset's metadata "
+            "profiling consent (see docs/privacy.md); the scoring asset's metadata "
             "counts who was held back and why."]
 
 

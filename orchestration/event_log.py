@@ -5,7 +5,7 @@ event it stores. A daily-partitioned backfill logs one materialization per parti
 shard and the cross-run index), so on SQLite the bookkeeping, not the work, set the pace: closing the last
 connection to a WAL database checkpoints it, and statements compiled by a throwaway engine are never cached.
 Measured on the demo's ingestion (8,041 partition materializations): about 145 s with Dagster's class, 55 s with
-this one (README, "Benchmarks").
+this one (docs/performance.md, "Ingestion bookkeeping").
 
 This subclass keeps one engine per shard, for the index and the most recently used run shards, sets WAL's usual
 `synchronous=NORMAL` (a commit is not fsynced; a power cut can lose the last events, never corrupt the database),

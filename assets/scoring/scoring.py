@@ -35,7 +35,7 @@ def latest_scores(lake: LakeResource, snapshot: str | None = None) -> pl.DataFra
 def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons: bool = True) -> pl.DataFrame:
     """Calibrated p_churn per customer and snapshot, deciles within each snapshot (1 = highest risk), and the top
     reasons from LightGBM's TreeSHAP contributions (null when `with_reasons` is off: TreeSHAP costs about 100
-    predictions per row, see the README)."""
+    predictions per row, see docs/modelling.md)."""
     if features.height == 0:
         return pl.DataFrame(schema=SCORES_SCHEMA)
     pipeline = model.pipeline
