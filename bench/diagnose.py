@@ -110,7 +110,8 @@ def feature_ideas() -> dict:
     con = __import__("duckdb").connect(str(SETTINGS.warehouse_path), read_only=True)
     decayed = con.sql(f"""
         select s.snapshot_date, a.customer_id, {decay_sums}
-        from intermediate.int_snapshots s join intermediate.int_customer_daily_activity a
+        from (select distinct snapshot_date from marts.customer_features) s
+        join intermediate.int_customer_daily_activity a
           on a.activity_date < s.snapshot_date and a.activity_date >= s.snapshot_date - 365
         group by all""").pl()
     # A leaver's last trace is often a help-centre visit: the support visit followed by silence
@@ -120,7 +121,8 @@ def feature_ideas() -> dict:
             count(*) filter (where a.n_orders + a.n_events > 0) as active_days,
             s.snapshot_date - min(a.activity_date) filter (where a.n_orders + a.n_events > 0) as first_active_age,
             s.snapshot_date - max(a.activity_date) filter (where a.n_orders + a.n_events > 0) as days_since_active
-        from intermediate.int_snapshots s join intermediate.int_customer_daily_activity a
+        from (select distinct snapshot_date from marts.customer_features) s
+        join intermediate.int_customer_daily_activity a
           on a.activity_date < s.snapshot_date
         group by s.snapshot_date, a.customer_id""").pl()
     con.close()

@@ -37,8 +37,8 @@ class AssaySettings:
     synthetic_size: str = "demo"
     seed: int = 7
     lgbm_threads: int = 1
-    # Snapshots per dbt feature run (CLI steps and UI backfills): customer_features holds per-customer lists in a
-    # DuckDB aggregate that cannot spill, so its memory grows with the snapshots of a run (dbt_project/README.md).
+    # Snapshots per dbt feature run (CLI steps and UI backfills). Memory does not depend on it (each snapshot is
+    # its own pass over the activity table); a smaller chunk shows progress sooner and loses less to a failure.
     feature_snapshots_per_run: int = 52
     lake_root: str | None = None  # a local path or an object-store URI
     # A deployment's own defaults for every retraining run, scheduled, sensor-made or by hand:

@@ -144,7 +144,7 @@ def _dbt_definition(name: str, translator: AssayDbtTranslator, data_end: date | 
         name=name,
         partitions_def=translator.partitions.snapshots,
         dagster_dbt_translator=translator,
-        # a backfill of many snapshots runs in chunks: customer_features' memory grows with a run's snapshots
+        # a backfill of many snapshots runs in chunks (ASSAY_FEATURE_SNAPSHOTS_PER_RUN), each a dbt invocation
         backfill_policy=BackfillPolicy.multi_run(snapshots_per_run),
         pool=WAREHOUSE_POOL,
         **selection,

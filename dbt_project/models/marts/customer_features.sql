@@ -4,13 +4,11 @@
 -- counts and one 31 days before does not.
 --
 -- How: windowed counts are differences of running totals, orders_30d = (orders before T) - (orders before
--- T - 30 days). An activity row dated d holds the customer's running totals for every cut-off in
--- (d, next activity]; shifted by w days, it holds the totals "before T - w" for T in (d + w, next + w]. Each
--- activity row is mapped once per window onto the range of snapshot numbers it holds for (a few hundred
--- calendar days make that two equality joins). Per customer, a window's ranges follow each other without gaps,
--- so they are laid out as one array indexed by snapshot number; a single pass per customer then reads, for
--- each snapshot of its population, the totals before T and before T - w by position. No (customer, snapshot)
--- join and no rescan per snapshot: the work grows with activity rows plus output rows, not their product.
+-- T - 30 days). An activity row dated d holds the customer's running totals for every cut-off X in
+-- (d, next_activity_date], so "before X" is one row per customer, found by a filter rather than a search. Each
+-- snapshot is one pass over the activity rows that hold one of its cut-offs (T and T minus each window),
+-- grouped by customer: a hash aggregation, which spills to disk, so memory stays flat however many snapshots a
+-- run builds, and one snapshot costs the same whether the history is one year long or ten.
 --
 -- Incremental (delete+insert on snapshot_date): a run replaces exactly the snapshot dates it was given.
 {%- set lookbacks = {
@@ -22,41 +20,17 @@
     180: ['cum_orders', 'cum_revenue'],
     365: ['cum_orders', 'cum_revenue', 'cum_items', 'cum_events'],
 } %}
+{#- the customer's state before T: running totals and the last days of each kind #}
 {%- set state_columns = [
     'cum_orders', 'cum_revenue', 'cum_items', 'cum_events', 'cum_add_to_cart', 'cum_support', 'cum_touches',
     'cum_opens', 'cum_clicks', 'last_order_date', 'last_event_date', 'last_open_date',
 ] %}
 
+{%- set active_window = int_var('active_window_days') %}
+{#- no snapshot dates: one branch that selects nothing, so that the relation keeps its columns #}
+{%- set dates = snapshot_date_list() or [none] %}
+
 with
-
-population_ranges as (
-
-    select * from {{ ref('int_customer_population_spans') }}
-
-),
-
-{% for days, columns in lookbacks.items() %}
-
--- running totals before T - {{ days }} days: an activity row dated d holds them for T - {{ days }} in (d, next activity];
--- the last activity row holds them for ever after
-lookback_{{ days }}d_spans as (
-
-    select
-        customer_id,
-        activity_date + {{ days }} as span_start,
-        coalesce(next_activity_date + {{ days }}, 'infinity'::date) as span_end,
-        struct_pack({{ columns | join(', ') }}) as totals
-    -- read the table in each window rather than through a shared CTE, which DuckDB would materialize in memory
-    from {{ ref('int_customer_daily_activity') }}
-
-),
-
-lookback_{{ days }}d_ranges as (
-
-    {{ snapshot_index_ranges('lookback_' ~ days ~ 'd_spans', ['customer_id', 'totals']) }}
-
-),
-{% endfor %}
 
 -- consent per purpose as of the end of each day on which it changed: several events on one day resolve to the
 -- latest, and a withdrawal wins a tie
@@ -98,17 +72,15 @@ consent_changes as (
 ),
 
 -- a consent state holds for cut-offs T in (event_date, next event_date], the last one for ever after
-consent_spans as (
+consent_spans as materialized (
 
     select
         customer_id,
         event_date as span_start,
         coalesce(lead(event_date) over by_day, 'infinity'::date) as span_end,
-        struct_pack(
-            consent_profiling := last_value(profiling_changed_to ignore nulls) over to_date,
-            consent_marketing := last_value(marketing_changed_to ignore nulls) over to_date,
-            last_marketing_withdrawal_date := max(case when is_marketing_withdrawal then event_date end) over to_date
-        ) as consents
+        last_value(profiling_changed_to ignore nulls) over to_date as consent_profiling,
+        last_value(marketing_changed_to ignore nulls) over to_date as consent_marketing,
+        max(case when is_marketing_withdrawal then event_date end) over to_date as last_marketing_withdrawal_date
 
     from consent_changes
     window
@@ -120,168 +92,106 @@ consent_spans as (
 
 ),
 
-consent_ranges as (
+-- the customer's latest landed record, read once for all snapshots
+customers as materialized (
 
-    {{ snapshot_index_ranges('consent_spans', ['customer_id', 'consents']) }}
+    select customer_id, signup_date, country, acquisition_channel
+    from {{ ref('stg_customers') }}
 
 ),
 
--- every range of every kind, one column per kind, so that one aggregation can collect them per customer
-all_ranges as (
+{%- for snapshot in dates %}
+{%- set t = "date '" ~ snapshot ~ "'" if snapshot else "date '1970-01-01'" %}
+
+-- {{ snapshot or 'no snapshot' }}: the population (signed up before T, last order within the active window) with
+-- its state before T, and the running totals before T - w, each from the one activity row per customer that
+-- holds that cut-off
+snapshot_{{ loop.index }} as (
 
     select
-        customer_id,
-        first_snapshot_index,
-        last_snapshot_index,
-        country,
-        acquisition_channel,
-        signup_date,
-        first_order_date,
-        struct_pack({{ state_columns | join(', ') }}) as population
-    from population_ranges
-    {%- for days in lookbacks %}
+        {{ t }} as snapshot_date,
+        before_t.*,
+        customers.country,
+        customers.acquisition_channel,
+        customers.signup_date,
+        {%- for days, columns in lookbacks.items() %}
+        {%- for column in columns %}
+        before_{{ days }}d.{{ column }} as {{ column }}_{{ days }}d_ago,
+        {%- endfor %}
+        {%- endfor %}
+        consents.consent_profiling,
+        consents.consent_marketing,
+        consents.last_marketing_withdrawal_date
 
-    union all by name
-
-    select customer_id, first_snapshot_index, last_snapshot_index, totals as lookback_{{ days }}d
-    from lookback_{{ days }}d_ranges
+    from (
+        select customer_id, first_order_date, {{ state_columns | join(', ') }}
+        from {{ ref('int_customer_daily_activity') }}
+        where {{ holds_cutoff(t) }}
+            and last_order_date >= {{ t }} - {{ active_window }}
+            {%- if not snapshot %}
+            and false
+            {%- endif %}
+    ) as before_t
+    inner join customers
+        on customers.customer_id = before_t.customer_id
+        and customers.signup_date < {{ t }}
+    {%- for days, columns in lookbacks.items() %}
+    left join (
+        select customer_id, {{ columns | join(', ') }}
+        from {{ ref('int_customer_daily_activity') }}
+        where {{ holds_cutoff(t ~ ' - ' ~ days) }}
+    ) as before_{{ days }}d
+        on before_{{ days }}d.customer_id = before_t.customer_id
     {%- endfor %}
-
-    union all by name
-
-    select customer_id, first_snapshot_index, last_snapshot_index, consents
-    from consent_ranges
-
-),
-
-{%- set kinds = ['population'] %}
-{%- for days in lookbacks %}{% do kinds.append('lookback_' ~ days ~ 'd') %}{% endfor %}
-{%- do kinds.append('consents') %}
-
--- per customer in some population: each kind's ranges in snapshot order
-customer_ranges as (
-
-    select
-        customer_id,
-        any_value(country) as country,
-        any_value(acquisition_channel) as acquisition_channel,
-        any_value(signup_date) as signup_date,
-        any_value(first_order_date) as first_order_date,
-        {%- for kind in kinds %}
-        list_sort(
-            list(struct_pack(first_snapshot_index, last_snapshot_index, value := {{ kind }}))
-                filter (where {{ kind }} is not null)
-        ) as {{ kind }}_ranges{{ "," if not loop.last }}
-        {%- endfor %}
-    from all_ranges
-    group by customer_id
-    having count(population) > 0
+    left join (
+        select * from consent_spans
+        where span_start < {{ t }} and span_end >= {{ t }}
+    ) as consents
+        on consents.customer_id = before_t.customer_id
 
 ),
+{%- endfor %}
 
-customer_arrays as (
+snapshot_states as (
+    {%- for snapshot in dates %}
 
-    select
-        customer_id,
-        country,
-        acquisition_channel,
-        signup_date,
-        first_order_date,
-        population_ranges,
-        {%- for kind in kinds[1:] %}
-        {{ kind }}_ranges,
-        {{ snapshot_array(kind ~ '_ranges') }} as {{ kind }}_by_snapshot{{ "," if not loop.last }}
-        {%- endfor %}
-    from customer_ranges
+    select * from snapshot_{{ loop.index }}
+    {%- if not loop.last %}
 
-),
-
--- one row per population range, then per population member and snapshot: the state before T comes from the
--- range; the totals before T - w (null: no activity before then) and the consents before T are read from the
--- customer's arrays by snapshot number
-customer_population_ranges as (
-
-    select
-        customer_arrays.* exclude (population_ranges),
-        unnest(population_ranges) as population_range
-    from customer_arrays
-
-),
-
-customer_snapshots as (
-
-    select
-        *,
-        unnest(range(
-            population_range.first_snapshot_index, population_range.last_snapshot_index + 1
-        )) as snapshot_index
-    from customer_population_ranges
-
-),
-
-snapshot_values as (
-
-    select
-        customer_id,
-        country,
-        acquisition_channel,
-        signup_date,
-        first_order_date,
-        snapshot_index,
-        population_range.value as state_before_t,
-        {%- for kind in kinds[1:] %}
-        {{ value_at_snapshot(kind ~ '_by_snapshot', kind ~ '_ranges', 'snapshot_index') }} as {{ kind }}{{ "," if not loop.last }}
-        {%- endfor %}
-    from customer_snapshots
+    union all
+    {%- endif %}
+    {%- endfor %}
 
 ),
 
 windowed as (
 
     select
-        snapshots.snapshot_date,
-        snapshot_values.customer_id,
-        snapshot_values.country,
-        snapshot_values.acquisition_channel,
-        snapshot_values.signup_date,
-        snapshot_values.first_order_date,
-        state_before_t.last_order_date,
-        state_before_t.last_event_date,
-        state_before_t.last_open_date,
-        consents.last_marketing_withdrawal_date,
+        snapshot_date,
+        customer_id,
+        country,
+        acquisition_channel,
+        signup_date,
+        first_order_date,
+        last_order_date,
+        last_event_date,
+        last_open_date,
+        last_marketing_withdrawal_date,
 
-        state_before_t.cum_orders - coalesce(lookback_30d.cum_orders, 0) as orders_30d,
-        state_before_t.cum_orders - coalesce(lookback_90d.cum_orders, 0) as orders_90d,
-        state_before_t.cum_orders - coalesce(lookback_180d.cum_orders, 0) as orders_180d,
-        state_before_t.cum_orders - coalesce(lookback_365d.cum_orders, 0) as orders_365d,
-        state_before_t.cum_orders as orders_lifetime,
+        -- a windowed count is the running total before T less the one before T - w
+        {%- for days, columns in lookbacks.items() %}
+        {%- for column in columns %}
+        {{ column }} - coalesce({{ column }}_{{ days }}d_ago, 0) as {{ column | replace('cum_', '') }}_{{ days }}d,
+        {%- endfor %}
+        {%- endfor %}
+        cum_orders as orders_lifetime,
+        cum_revenue as revenue_lifetime,
+        cum_events as events_lifetime,
 
-        state_before_t.cum_revenue - coalesce(lookback_30d.cum_revenue, 0) as revenue_30d,
-        state_before_t.cum_revenue - coalesce(lookback_90d.cum_revenue, 0) as revenue_90d,
-        state_before_t.cum_revenue - coalesce(lookback_180d.cum_revenue, 0) as revenue_180d,
-        state_before_t.cum_revenue - coalesce(lookback_365d.cum_revenue, 0) as revenue_365d,
-        state_before_t.cum_revenue as revenue_lifetime,
+        consent_profiling,
+        consent_marketing
 
-        state_before_t.cum_items - coalesce(lookback_365d.cum_items, 0) as items_365d,
-
-        state_before_t.cum_events - coalesce(lookback_30d.cum_events, 0) as events_30d,
-        state_before_t.cum_events - coalesce(lookback_90d.cum_events, 0) as events_90d,
-        state_before_t.cum_events - coalesce(lookback_365d.cum_events, 0) as events_365d,
-        state_before_t.cum_events as events_lifetime,
-        state_before_t.cum_add_to_cart - coalesce(lookback_90d.cum_add_to_cart, 0) as add_to_cart_90d,
-        state_before_t.cum_support - coalesce(lookback_30d.cum_support, 0) as support_30d,
-        state_before_t.cum_support - coalesce(lookback_90d.cum_support, 0) as support_90d,
-
-        state_before_t.cum_touches - coalesce(lookback_90d.cum_touches, 0) as touches_90d,
-        state_before_t.cum_opens - coalesce(lookback_90d.cum_opens, 0) as opens_90d,
-        state_before_t.cum_clicks - coalesce(lookback_90d.cum_clicks, 0) as clicks_90d,
-
-        consents.consent_profiling,
-        consents.consent_marketing
-
-    from snapshot_values
-    inner join {{ ref('int_snapshots') }} as snapshots
-        on snapshots.snapshot_index = snapshot_values.snapshot_index
+    from snapshot_states
 
 ),
 
