@@ -10,6 +10,7 @@
 -- Incremental (delete+insert on snapshot_date): a run replaces exactly the snapshot dates it was given.
 {%- set horizon = int_var('label_horizon_days') %}
 {%- set data_end = data_end_var_sql() %}
+{%- set dates = snapshot_date_list() %}
 
 with
 
@@ -42,6 +43,18 @@ data_end as (
 
 ),
 
+-- the orders that can decide a label of this run: from the first T to the last T + horizon, so that a weekly run
+-- reads a horizon of orders rather than the whole history
+deciding_orders as (
+
+    select customer_id, order_date
+    from orders
+    {%- if dates %}
+    where order_date >= date '{{ dates[0] }}' and order_date < date '{{ dates[-1] }}' + {{ horizon }}
+    {%- endif %}
+
+),
+
 -- the customer's first order on or after T
 next_orders as (
 
@@ -50,7 +63,7 @@ next_orders as (
         population.snapshot_date,
         orders.order_date as next_order_date
     from population
-    asof left join orders
+    asof left join deciding_orders as orders
         on population.customer_id = orders.customer_id
         and population.snapshot_date <= orders.order_date
 
