@@ -7,7 +7,11 @@ which `LOAD delta` (and dbt-duckdb's `extensions: [delta]`) work in every connec
 
 from __future__ import annotations
 
+import os
+
 import duckdb
+
+DEFAULT_MEMORY_LIMIT = "4GB"
 
 
 def ensure_delta_extension(con: duckdb.DuckDBPyConnection | None = None) -> None:
@@ -28,7 +32,10 @@ def ensure_delta_extension(con: duckdb.DuckDBPyConnection | None = None) -> None
 
 
 def connect(path: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection with `delta_scan` available."""
-    con = duckdb.connect(path, read_only=read_only)
+    """A connection with `delta_scan` available, held to the memory limit that dbt's connections have
+    (ASSAY_DUCKDB_MEMORY_LIMIT): DuckDB's own default is 80% of the machine, and what goes over the limit spills
+    to the temporary directory beside the database."""
+    con = duckdb.connect(path, read_only=read_only,
+                         config={"memory_limit": os.environ.get("ASSAY_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)})
     ensure_delta_extension(con)
     return con

@@ -3,6 +3,7 @@
 
 from datetime import date
 
+import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -24,15 +25,22 @@ from resources.lake import LakeResource
 SNAPSHOT_COLUMN = "snapshot_date"
 
 
+# Snapshots per Delta commit of an export: delta-rs holds every open partition's rows until its commit, so a
+# year of snapshots in one commit took 4 GB more than this.
+SNAPSHOTS_PER_COMMIT = 8
+
+
 def export_mart(
     warehouse_path: str, lake: LakeResource, mart: str, start: date, end: date
 ) -> tuple[int, int, dict[str, int]]:
     """Stream `marts.<mart>` rows with start <= snapshot_date < end into `gold/<mart>`.
 
-    Returns the row count, the Delta version written and rows per snapshot."""
+    The window is replaced in consecutive parts of at most SNAPSHOTS_PER_COMMIT snapshots, each a Delta commit
+    that replaces exactly its own dates: memory stays flat however many snapshots a backfill covers, and a run
+    stopped half-way is completed by running it again. Returns the row count, the last Delta version written and
+    rows per snapshot."""
     con = connect(warehouse_path, read_only=True)
     try:
-        query = f"select * from marts.{mart} where {SNAPSHOT_COLUMN} >= ? and {SNAPSHOT_COLUMN} < ? order by all"
         per_snapshot = dict(
             con.execute(
                 f"select {SNAPSHOT_COLUMN}::varchar, count(*) from marts.{mart} "
@@ -40,12 +48,26 @@ def export_mart(
                 [start, end],
             ).fetchall()
         )
-        # A record-batch stream keeps memory flat however many snapshots a backfill covers.
-        reader = con.execute(query, [start, end]).fetch_record_batch(rows_per_batch=500_000)
-        result = lake.replace_window_stream("gold", mart, reader, SNAPSHOT_COLUMN, start, end, [SNAPSHOT_COLUMN])
+        schema = con.execute(f"select * from marts.{mart} limit 0").fetch_arrow_table().schema
+        snapshots = [date.fromisoformat(s) for s in per_snapshot]
+        groups = [snapshots[i:i + SNAPSHOTS_PER_COMMIT] for i in range(0, len(snapshots), SNAPSHOTS_PER_COMMIT)]
+        # part boundaries: the window's ends and each later group's first snapshot, so the parts tile the window
+        bounds = [start, *[group[0] for group in groups[1:]], end]
+
+        def batches(group: list[date]):
+            # in customer order: a deterministic file content without sorting the whole window
+            for snapshot in group:
+                yield from con.execute(f"select * from marts.{mart} where {SNAPSHOT_COLUMN} = ? order by customer_id",
+                                       [snapshot]).fetch_record_batch(rows_per_batch=500_000)
+
+        version = None
+        for group, part_start, part_end in zip(groups or [[]], bounds[:-1], bounds[1:], strict=True):
+            stream = pa.RecordBatchReader.from_batches(schema, batches(group))
+            version = lake.replace_window_stream("gold", mart, stream, SNAPSHOT_COLUMN, part_start, part_end,
+                                                 [SNAPSHOT_COLUMN]).version
     finally:
         con.close()
-    return sum(per_snapshot.values()), result.version, per_snapshot
+    return sum(per_snapshot.values()), version, per_snapshot
 
 
 def _gold_asset(mart: str, description: str, snapshots: TimeWindowPartitionsDefinition,
