@@ -28,6 +28,9 @@ class ColumnSpec:
     min_value: float | None = None
     allowed: tuple[str, ...] | None = None
     pattern: str | None = None
+    # A value breaking `pattern` is nulled rather than rejecting the row (the raw value goes to the quarantine as a
+    # record of the repair): a mistyped email must not cost the customer their place in features and scores.
+    null_if_invalid: bool = False
     # An identifier replaced by its keyed token from bronze onward (see domain/pseudonym.py). A pii column that is
     # not pseudonymised is a contact detail: it leaves the pipeline for the pii_vault and nowhere else.
     pseudonymised: bool = False
@@ -46,6 +49,9 @@ class SourceSpec:
     allow_backdated: bool = False
     customer_column: str | None = "customer_id"
     extra: dict = field(default_factory=dict)
+    # An id that an earlier landing day already delivered: for customers a newer record of the account (staging
+    # keeps the latest); for every other source a duplicate, quarantined at ingestion (the first arrival wins).
+    repeat_is_update: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -87,10 +93,12 @@ CUSTOMERS = SourceSpec(
     id_column="customer_id",
     time_column="signup_ts",
     allow_backdated=True,
+    repeat_is_update=True,
     description="One record per customer account, landed on the day it is created or first exported.",
     columns=(
         customer_key("Stable customer key."),
-        ColumnSpec("email", pl.Utf8, tag="pii", pattern=EMAIL_PATTERN, description="Contact email."),
+        ColumnSpec("email", pl.Utf8, tag="pii", pattern=EMAIL_PATTERN, null_if_invalid=True,
+                   description="Contact email; a malformed one is nulled (the row is kept) and noted in quarantine."),
         ColumnSpec("phone", pl.Utf8, tag="pii", description="Contact phone number."),
         ColumnSpec("full_name", pl.Utf8, tag="pii", description="Customer name."),
         ColumnSpec("gender", pl.Utf8, tag="sensitive", allowed=("f", "m", "x"), description="Self-declared gender."),

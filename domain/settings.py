@@ -6,6 +6,7 @@ everything a run may change is a Dagster `Config` or resource field that default
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class AssaySettings:
     # What profiling (scoring) rests on, in the GDPR's terms: with "consent" only customers with profiling consent
     # are scored; "legitimate_interest" or "contract" score everyone in the population and say so where it counts.
     profiling_legal_basis: str = "consent"
+    landing_encoding: str = "utf-8"  # text encoding of CSV and JSON landing files (a UTF-8 byte-order mark is dropped)
 
     def __post_init__(self) -> None:
         if self.profiling_legal_basis not in PROFILING_LEGAL_BASES:
@@ -56,6 +58,11 @@ class AssaySettings:
         if unknown:
             raise ValueError(f"ASSAY_MODELLING_CONFIG names unknown assets {sorted(unknown)}; "
                              f"choose from {list(MODELLING_ASSETS)}")
+        try:
+            codecs.lookup(self.landing_encoding)
+        except LookupError:
+            raise ValueError(f"ASSAY_LANDING_ENCODING: unknown encoding {self.landing_encoding!r}; "
+                             "for example utf-8 or latin-1") from None
         if self.feature_snapshots_per_run < 1:
             raise ValueError("ASSAY_FEATURE_SNAPSHOTS_PER_RUN must be at least 1, "
                              f"got {self.feature_snapshots_per_run}")
@@ -112,6 +119,7 @@ class AssaySettings:
             lake_root=env.get("ASSAY_LAKE_ROOT") or None,
             modelling_config=load_json_setting(env.get("ASSAY_MODELLING_CONFIG", ""), "ASSAY_MODELLING_CONFIG"),
             profiling_legal_basis=env.get("ASSAY_PROFILING_LEGAL_BASIS", "consent"),
+            landing_encoding=env.get("ASSAY_LANDING_ENCODING", "utf-8"),
         )
 
     def retraining_run_config(self) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from assets.ingestion.landing import landed_days, read_landing
+from assets.ingestion.landing import landed_days, read_landing, stray_entries
 from assets.ingestion.validation import ContractError, validate_batch
 from assets.modeling.training import minimum_labelled_snapshots
 from assets.partitions import AssayPartitions
@@ -33,6 +33,8 @@ class SourceCheck:
     quarantined: dict[str, int] = field(default_factory=dict)  # reason -> rows
     event_range: tuple[date, date] | None = None  # of the valid rows' time column
     ignored: int = 0  # entries of the day folders that are not landing files
+    unreadable: dict[str, int] = field(default_factory=dict)  # reason code -> landing files that cannot be read
+    strays: int = 0  # entries of the source's folder that are not day folders
     problem: str = ""  # a reason this source stops the pipeline
 
 
@@ -56,7 +58,7 @@ def check_landing(settings, until: date) -> CheckReport:
     start, end = (date.fromisoformat(days[0]), date.fromisoformat(days[-1])) if days else (until, until)
     checks, problems = [], []
     for name, spec in SOURCES.items():
-        check = SourceCheck(name, spec.required)
+        check = SourceCheck(name, spec.required, strays=len(stray_entries(settings.landing, name)))
         checks.append(check)
         landed = [d for d in landed_days(settings.landing, name) if start <= d <= end]
         if not landed:
@@ -66,9 +68,12 @@ def check_landing(settings, until: date) -> CheckReport:
             continue
         check.days, check.first_day, check.last_day = len(landed), landed[0], landed[-1]
         batch = read_landing(settings.landing, name, landed[0], landed[-1] + timedelta(days=1),
-                             settings.column_mapping.get(name, {}))
+                             settings.column_mapping.get(name, {}), settings.landing_encoding)
         raw = batch.frame
         check.rows, check.ignored = raw.height, len(batch.ignored)
+        for unreadable in batch.unreadable:
+            code = unreadable.reason.split(":", 1)[0]
+            check.unreadable[code] = check.unreadable.get(code, 0) + 1
         columns = [c for c in raw.columns if not c.startswith("_")]
         check.mapped = [c for c in spec.column_names if c in columns]
         check.missing = [c for c in spec.column_names if c not in columns]
@@ -112,6 +117,8 @@ def report_lines(report: CheckReport) -> list[str]:
         head = f"{c.source:<17} {'required' if c.required else 'optional'}"
         if not c.days:
             lines.append(f"{head}  no landing files" + (f"  PROBLEM: {c.problem}" if c.problem else ""))
+            if c.strays:
+                lines.append(f"{'':<18} not day folders (date=YYYY-MM-DD), never read: {c.strays}")
             continue
         lines.append(f"{head}  {c.days} days ({c.first_day} to {c.last_day}), {c.rows:,} rows, "
                      f"{c.valid_rows:,} valid")
@@ -125,6 +132,11 @@ def report_lines(report: CheckReport) -> list[str]:
                          + ", ".join(f"{reason} {n:,}" for reason, n in sorted(c.quarantined.items())))
         if c.ignored:
             lines.append(f"{'':<18} not landing files, left alone: {c.ignored}")
+        if c.strays:
+            lines.append(f"{'':<18} not day folders (date=YYYY-MM-DD), never read: {c.strays}")
+        if c.unreadable:
+            lines.append(f"{'':<18} unreadable files (file quarantine): "
+                         + ", ".join(f"{code} {n}" for code, n in sorted(c.unreadable.items())))
         if c.event_range:
             lines.append(f"{'':<18} event dates of valid rows: {c.event_range[0]} to {c.event_range[1]}")
         if c.problem:

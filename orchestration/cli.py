@@ -326,7 +326,8 @@ def cmd_dsar(args: argparse.Namespace) -> int:
         lake.append(*REQUESTS_TABLE, request)
         print(f"{request.item(0, 'request_id')}: {args.kind} for {args.customer}, due {request.item(0, 'deadline')}")
     elif args.action == "process":
-        outcomes = process_pending(DsarContext(lake, settings.home, settings.landing, settings.warehouse_path))
+        outcomes = process_pending(DsarContext(lake, settings.home, settings.landing, settings.warehouse_path,
+                                                    settings.landing_encoding))
         audit_outcomes(lake, outcomes, "cli")
         for outcome in outcomes:
             print(json.dumps(outcome, default=str))

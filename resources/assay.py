@@ -24,6 +24,8 @@ class AssayResource(ConfigurableResource):
     profiling_legal_basis: str = Field(
         default="consent", description="ASSAY_PROFILING_LEGAL_BASIS: consent (score only customers with profiling "
                                        "consent), legitimate_interest or contract (score everyone, recorded).")
+    landing_encoding: str = Field(default="utf-8", description="ASSAY_LANDING_ENCODING: text encoding of CSV and "
+                                                               "JSON landing files, e.g. latin-1.")
 
     @classmethod
     def from_settings(cls, settings: AssaySettings) -> AssayResource:
@@ -36,6 +38,7 @@ class AssayResource(ConfigurableResource):
             active_window_days=settings.active_window_days,
             lgbm_threads=settings.lgbm_threads,
             profiling_legal_basis=settings.profiling_legal_basis,
+            landing_encoding=settings.landing_encoding,
         )
 
     @property

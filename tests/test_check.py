@@ -65,10 +65,13 @@ def test_rows_that_would_be_quarantined_are_counted_by_reason_never_shown(export
     (day / "export.log").write_text("a file the shop's exporter leaves behind")
     (day / "late_export.csv").write_text("order_ref,cust,purchased_on,cds,dollars\n"
                                          "X1,00004,1997-02-03,2,-5.00\nX2,00005,1997-02-03,2.5,9.99\n")
+    (day / "part-2.csv.gz").write_bytes(b"not gzip at all")
+    (messy / "orders" / "old exports").mkdir()
     early = date(1997, 3, 1)
     report = check_landing(settings_for(messy, tmp_path, ASSAY_END_DATE=early.isoformat()), early)
     orders = report.sources[1]
     assert orders.quarantined == {"greater_than_or_equal_to:amount": 1, "type_error:n_items": 1}
-    assert orders.ignored == 1
+    assert (orders.ignored, orders.unreadable, orders.strays) == (1, {"corrupt_gzip": 1}, 1)
     printed = "\n".join(report_lines(report))
+    assert "unreadable files (file quarantine): corrupt_gzip 1" in printed
     assert "greater_than_or_equal_to:amount 1" in printed and "00004" not in printed and "-5.00" not in printed

@@ -160,7 +160,8 @@ def effective_policy(overrides_json: str) -> dict[str, tuple[str, int]]:
                 "the warehouse (with a tombstone against re-ingestion), or opt-out. Launched by dsar_sensor.",
 )
 def dsar_processing(context: AssetExecutionContext, assay: AssayResource, lake: LakeResource) -> MaterializeResult:
-    outcomes = process_pending(DsarContext(lake, assay.home_path, assay.landing_path, assay.warehouse_path))
+    outcomes = process_pending(DsarContext(lake, assay.home_path, assay.landing_path, assay.warehouse_path,
+                                           assay.landing_encoding))
     audit_outcomes(lake, outcomes, context.run_id)
     open_requests = requests(lake).filter(pl.col("status") == "pending")
     return MaterializeResult(metadata={

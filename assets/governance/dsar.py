@@ -24,7 +24,7 @@ import polars as pl
 
 from assets.consent import CONSENT_OVERRIDES_TABLE
 from assets.erasure import TOMBSTONES_TABLE, tombstone_hash
-from assets.ingestion.landing import landing_format, read_landing_file, write_landing_file
+from assets.ingestion.landing import UNREADABLE_ERRORS, landing_format, read_landing_file, write_landing_file
 from domain.contract import VAULT_TABLE
 from domain.pseudonym import pseudonym_key, token
 from resources.audit import AUDIT_TABLE, record
@@ -135,6 +135,7 @@ class ErasureReport:
     replaced_versions: dict[str, int] = field(default_factory=dict)
     landing_files_rewritten: int = 0
     export_files_rewritten: int = 0
+    unreadable_files: int = 0  # landing or export files that could not be read, so not checked for the person
     warehouse_rows: int = 0
 
     @property
@@ -165,24 +166,29 @@ def _in_old_files(table_dir: Path, subject: Subject) -> bool:
     return False
 
 
-def erase_from_files(folder: Path, subject: Subject) -> int:
+def erase_from_files(folder: Path, subject: Subject, encoding: str = "utf-8") -> tuple[int, int]:
     """Rewrite every data file under `folder` that mentions the person without their rows (deleted when nothing
-    is left). Landing files hold the person's own id, hand-off files (audience CSVs) their token."""
+    is left). Landing files hold the person's own id, hand-off files (audience CSVs) their token. Returns the
+    files rewritten and the files that could not be read (reported: they may hold the person, unchecked)."""
     identifiers = list(subject.identifiers)
-    rewritten = 0
+    rewritten = unreadable = 0
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and landing_format(p)):
-        frame = read_landing_file(path)
+        try:
+            frame = read_landing_file(path, encoding)
+        except UNREADABLE_ERRORS:
+            unreadable += 1
+            continue
         person = _person_rows(frame, subject.customer_id, identifiers) | _person_rows(frame, subject.token,
                                                                                       identifiers)
         if frame.filter(person).height == 0:
             continue
         kept = frame.filter(~person)
         if kept.height:
-            write_landing_file(kept, path)
+            write_landing_file(kept, path, encoding)
         else:
             path.unlink()
         rewritten += 1
-    return rewritten
+    return rewritten, unreadable
 
 
 def erase_from_warehouse(warehouse_path: Path, subject: Subject) -> int:
@@ -233,6 +239,7 @@ class DsarContext:
     home: Path
     landing_dir: Path
     warehouse_path: Path
+    landing_encoding: str = "utf-8"
 
 
 def process_pending(ctx: DsarContext, now: datetime | None = None) -> list[dict]:
@@ -296,8 +303,10 @@ def _erase(ctx: DsarContext, customer_id: str, request_id: str, key: bytes, now:
     subject = subject_of(ctx.lake, customer_id, key)
     report = ErasureReport()
     erase_from_lake(ctx.lake, subject, report)
-    report.landing_files_rewritten = erase_from_files(ctx.landing_dir, subject)
-    report.export_files_rewritten = erase_from_files(ctx.home / "exports", subject)
+    report.landing_files_rewritten, unreadable_landing = erase_from_files(ctx.landing_dir, subject,
+                                                                          ctx.landing_encoding)
+    report.export_files_rewritten, unreadable_exports = erase_from_files(ctx.home / "exports", subject)
+    report.unreadable_files = unreadable_landing + unreadable_exports
     report.warehouse_rows = erase_from_warehouse(ctx.warehouse_path, subject)
     # Earlier access bundles hold the person's data too.
     for bundle in (ctx.home / "dsar").glob("*/access.json"):
@@ -309,4 +318,5 @@ def _erase(ctx: DsarContext, customer_id: str, request_id: str, key: bytes, now:
     return {"rows_by_table": report.rows_by_table, "rows_total": report.rows_total,
             "replaced_versions": report.replaced_versions, "landing_files_rewritten": report.landing_files_rewritten,
             "export_files_rewritten": report.export_files_rewritten,
+            "unreadable_files": report.unreadable_files,
             "warehouse_rows": report.warehouse_rows}

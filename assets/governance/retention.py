@@ -24,6 +24,9 @@ DEFAULT_POLICY: dict[str, tuple[str, int]] = {
     "quarantine/events": ("_partition_date", 90),
     "quarantine/campaign_touches": ("_partition_date", 90),
     "quarantine/consents": ("_partition_date", 90),
+    # the file quarantine names files and reasons only; kept as long as the rows' quarantine
+    **{f"quarantine/{source}_files": ("_partition_date", 90)
+       for source in ("customers", "orders", "events", "campaign_touches", "consents")},
     "gold/customer_scores": ("snapshot_date", 730),
     "gold/audience_exports": ("snapshot_date", 90),
 }

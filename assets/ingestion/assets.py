@@ -1,6 +1,7 @@
 """Bronze ingestion: one daily-partitioned multi-asset per contract source (bronze table + its quarantine)."""
 
 
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from dagster import (
 from pydantic import Field
 
 from assets.erasure import tombstones
-from assets.ingestion.ingest import count_window, ingest_window
+from assets.ingestion.ingest import count_rejected, count_window, file_quarantine_table, ingest_window
+from assets.ingestion.landing import stray_entries
 from assets.partitions import AssayPartitions
 from domain.contract import SOURCES, VAULT_TABLE, SourceSpec
 from domain.pseudonym import pseudonym_key
@@ -83,6 +85,7 @@ def _window(context: AssetExecutionContext) -> tuple[date, date]:
 def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
     bronze_key = AssetKey(["bronze", spec.name])
     quarantine_key = AssetKey(["quarantine", spec.name])
+    file_quarantine_key = AssetKey(["quarantine", file_quarantine_table(spec.name)])
 
     @multi_asset(
         name=f"ingest_{spec.name}",
@@ -99,7 +102,16 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
             AssetSpec(
                 quarantine_key,
                 deps=[AssetKey(["landing", spec.name])],
-                description=f"Rejected `{spec.name}` rows with the reason(s), the raw record, file and run.",
+                description=f"Rejected `{spec.name}` rows with the reason(s), the raw record, file and run; and "
+                            "records of values nulled in rows that were kept (disposition `value_nulled`).",
+                group_name="ingestion",
+                kinds={"delta"},
+            ),
+            AssetSpec(
+                file_quarantine_key,
+                deps=[AssetKey(["landing", spec.name])],
+                description=f"`{spec.name}` landing files that could not be read (empty, corrupt, undecodable), with "
+                            "the reason; the file itself stays where it landed, and the rest of its day is ingested.",
                 group_name="ingestion",
                 kinds={"delta"},
             ),
@@ -109,8 +121,8 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
             AssetCheckSpec(
                 "rows_conserved",
                 asset=bronze_key,
-                description="Rows read from landing = rows in bronze + rows in quarantine + rows of erased "
-                            "customers (tombstoned, not ingested), for the partition.",
+                description="Rows read from landing = rows in bronze + rows rejected to quarantine + rows of "
+                            "erased customers (tombstoned, not ingested), for the partition.",
             )
         ],
         partitions_def=daily,
@@ -122,7 +134,14 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
         result = ingest_window(assay.landing_path, spec, assay.column_mapping(spec.name), lake, start, end,
                                context.run_id, datetime.now(UTC), config.chunk_days,
                                pseudonym_key(assay.home_path, real_data=assay.source != "synthetic"),
-                               tombstones(lake))
+                               tombstones(lake), assay.landing_encoding)
+        for unreadable in result.unreadable:
+            context.log.warning(f"{spec.name}: {Path(unreadable.path).name} of {unreadable.day} is in the file "
+                                f"quarantine: {unreadable.reason}")
+        strays = stray_entries(assay.landing_path, spec.name)
+        if strays:
+            context.log.warning(f"{len(strays)} entries of {spec.name}'s landing folder are not day folders "
+                                f"(date=YYYY-MM-DD) and were not read, e.g. {Path(strays[0]).name}")
         if result.ignored:
             context.log.warning(f"{len(result.ignored)} entries of {spec.name}'s day folders are not landing files "
                                 f"and were not read, e.g. {Path(result.ignored[0]).name}")
@@ -130,7 +149,7 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
             context.log.warning(f"No landing files for required source {spec.name} in [{start}, {end}).")
         # Count what landed in the tables, so the check proves the tables, not only the frames in memory.
         in_bronze = count_window(lake, "bronze", spec.name, start, end)
-        in_quarantine = count_window(lake, "quarantine", spec.name, start, end)
+        in_quarantine = count_rejected(lake, spec.name, start, end)
         window = {"window_start": start.isoformat(), "window_end": end.isoformat()}
         # Ingestion is the one step that reads identifiers and contact details in clear.
         record(lake, "ingest", f"bronze/{spec.name}", context.run_id, result.rows_in,
@@ -144,11 +163,14 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
                 "rows_valid": result.rows_valid,
                 "rows_quarantined": result.rows_quarantined,
                 "rows_erased": result.rows_erased,
+                "values_nulled": result.values_nulled,
                 "files": result.files,
                 # anything else in the day folders (a README, an editor's swap file, a sub-folder) is left alone,
                 # and said so: a file in a format Assay does not read must not vanish without a word
                 "ignored_files": len(result.ignored),
                 "ignored": MetadataValue.json([Path(p).name for p in result.ignored[:20]]),
+                "unreadable_files": len(result.unreadable),
+                "outside_day_folders": MetadataValue.json([Path(p).name for p in strays[:20]]),
                 "source_present": bool(result.files),
                 "extra_columns": MetadataValue.json(sorted(result.extra_columns)),
                 "pii_masked": MetadataValue.json(dict(sorted(result.pii_masked.items()))),
@@ -162,10 +184,24 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
             metadata={
                 **window,
                 "rows_quarantined": result.rows_quarantined,
+                "values_nulled": result.values_nulled,
                 "reasons": MetadataValue.json(dict(sorted(result.reasons.items()))),
                 "delta_version": result.quarantine_version,
                 "dagster/row_count": result.rows_quarantined,
                 "path": MetadataValue.path(lake.uri("quarantine", spec.name)),
+            },
+        )
+        yield MaterializeResult(
+            asset_key=file_quarantine_key,
+            metadata={
+                **window,
+                "unreadable_files": len(result.unreadable),
+                "reasons": MetadataValue.json(dict(sorted(Counter(
+                    f.reason.split(":", 1)[0] for f in result.unreadable).items()))),
+                "files": MetadataValue.json([{"file": Path(f.path).name, "day": f.day.isoformat(), "reason": f.reason}
+                                             for f in result.unreadable[:20]]),
+                "dagster/row_count": len(result.unreadable),
+                "path": MetadataValue.path(lake.uri("quarantine", file_quarantine_table(spec.name))),
             },
         )
         if spec.vaulted_columns:

@@ -6,6 +6,7 @@ import codecs
 import gzip
 import hashlib
 import io
+import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,6 +17,17 @@ import polars as pl
 SUPPORTED_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json")
 DAY_FOLDER_PREFIX = "date="
 CSV_DELIMITERS = ",;\t|"
+# What reading a damaged file raises; anything else is a bug and fails the run.
+UNREADABLE_ERRORS = (pl.exceptions.PolarsError, OSError, EOFError, zlib.error, UnicodeDecodeError)
+
+
+@dataclass(frozen=True)
+class UnreadableFile:
+    """A landing file that could not be read: it goes to the file quarantine, the rest of its day is ingested."""
+
+    path: str
+    day: date
+    reason: str  # a code and a plain explanation; never the error text, which can quote the file's contents
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class LandingBatch:
     frame: pl.DataFrame  # raw columns + `_source_file` + `_partition_date`
     files: tuple[str, ...]
     ignored: tuple[str, ...] = ()  # entries of the day folders that are not landing files: counted, never read
+    unreadable: tuple[UnreadableFile, ...] = ()
 
 
 def day_folder(landing_dir: Path, source: str, day: date) -> Path:
@@ -44,6 +57,16 @@ def landed_days(landing_dir: Path, source: str) -> list[date]:
             except ValueError:
                 continue  # a folder that is not a day is not ours to interpret
     return sorted(days)
+
+
+def stray_entries(landing_dir: Path, source: str) -> list[str]:
+    """Entries of a source's folder that are not day folders (`backup/`, `date=2024-13-01/`, a loose file): never
+    read, never touched, but counted, so that data left outside a day folder does not go unnoticed."""
+    root = landing_dir / source
+    if not root.is_dir():
+        return []
+    days = {day_folder(landing_dir, source, d).name for d in landed_days(landing_dir, source)}
+    return sorted(str(p) for p in root.iterdir() if not p.name.startswith(".") and p.name not in days)
 
 
 def landing_format(path: Path) -> str | None:
@@ -85,7 +108,23 @@ def read_landing_file(path: Path, encoding: str = "utf-8") -> pl.DataFrame:
     return pl.read_ndjson(io.StringIO(text), infer_schema_length=None)
 
 
-def write_landing_file(frame: pl.DataFrame, path: Path) -> None:
+def unreadable_reason(path: Path, error: Exception, encoding: str) -> str:
+    """Why a landing file could not be read, from the kind of error alone (its message may quote row values)."""
+    kind = landing_format(path) or ""
+    if path.stat().st_size == 0 or isinstance(error, pl.exceptions.NoDataError):
+        return "empty_file: the file holds no data, not even a header"
+    if isinstance(error, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return "corrupt_gzip: the file is not a complete gzip stream"
+    if isinstance(error, UnicodeDecodeError):
+        return f"undecodable_text: the file is not valid {encoding} text (set ASSAY_LANDING_ENCODING)"
+    if kind == ".parquet":
+        return "corrupt_parquet: the file is not a readable Parquet file"
+    if kind.startswith(".csv"):
+        return "malformed_csv: the file does not parse as CSV"
+    return "malformed_json: the file does not parse as JSON lines"
+
+
+def write_landing_file(frame: pl.DataFrame, path: Path, encoding: str = "utf-8") -> None:
     """Write a landing file back in its own format (an erasure rewrites files without a person's rows)."""
     kind = landing_format(path)
     if kind == ".parquet":
@@ -93,10 +132,10 @@ def write_landing_file(frame: pl.DataFrame, path: Path) -> None:
         return
     buffer = io.StringIO()
     if kind.startswith(".csv"):
-        frame.write_csv(buffer, separator=csv_delimiter(_text(path, "utf-8").split("\n", 1)[0]))
+        frame.write_csv(buffer, separator=csv_delimiter(_text(path, encoding).split("\n", 1)[0]))
     else:
         frame.write_ndjson(buffer)
-    data = buffer.getvalue().encode()
+    data = buffer.getvalue().encode(encoding)
     path.write_bytes(gzip.compress(data, mtime=0) if kind.endswith(".gz") else data)
 
 
@@ -107,19 +146,26 @@ def apply_column_mapping(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.Dat
 
 
 def read_landing(
-    landing_dir: Path, source: str, start: date, end: date, mapping: dict[str, str] | None = None
+    landing_dir: Path, source: str, start: date, end: date, mapping: dict[str, str] | None = None,
+    encoding: str = "utf-8",
 ) -> LandingBatch:
-    """All landing rows of `source` for days in [start, end), each tagged with its file and landing day."""
+    """All landing rows of `source` for days in [start, end), each tagged with its file and landing day. A file
+    that cannot be read is set aside as unreadable, with its reason; the other files of its day are read."""
     frames: list[pl.DataFrame] = []
     files: list[str] = []
     ignored: list[str] = []
+    unreadable: list[UnreadableFile] = []
     day = start
     while day < end:
         folder = day_folder(landing_dir, source, day)
         if folder.is_dir():
             ignored += [str(p) for p in sorted(folder.iterdir()) if not (p.is_file() and landing_format(p))]
             for path in sorted(p for p in folder.iterdir() if p.is_file() and landing_format(p)):
-                raw = apply_column_mapping(read_landing_file(path), mapping or {})
+                try:
+                    raw = apply_column_mapping(read_landing_file(path, encoding), mapping or {})
+                except UNREADABLE_ERRORS as error:
+                    unreadable.append(UnreadableFile(str(path), day, unreadable_reason(path, error, encoding)))
+                    continue
                 files.append(str(path))
                 frames.append(
                     raw.with_columns(
@@ -128,9 +174,10 @@ def read_landing(
                 )
         day += timedelta(days=1)
     if not frames:
-        return LandingBatch(frame=pl.DataFrame(), files=(), ignored=tuple(ignored))
+        return LandingBatch(frame=pl.DataFrame(), files=(), ignored=tuple(ignored), unreadable=tuple(unreadable))
     # Files of different days may differ in columns (a column appearing mid-period) or in types (CSV vs Parquet).
-    return LandingBatch(frame=pl.concat(frames, how="diagonal_relaxed"), files=tuple(files), ignored=tuple(ignored))
+    return LandingBatch(frame=pl.concat(frames, how="diagonal_relaxed"), files=tuple(files), ignored=tuple(ignored),
+                        unreadable=tuple(unreadable))
 
 
 def landing_fingerprints(landing_dir: Path, sources: list[str]) -> dict[str, str]:

@@ -28,7 +28,10 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "_source_file": pl.Utf8,
     "_run_id": pl.Utf8,
     "_ingested_at": TIMESTAMP,
+    # "rejected": the row is not in bronze; "value_nulled": it is, with the named values nulled (null_if_invalid)
+    "disposition": pl.Utf8,
 }
+REJECTED, VALUE_NULLED = "rejected", "value_nulled"
 
 
 class ContractError(ValueError):
@@ -50,7 +53,12 @@ class ValidationResult:
 
     @property
     def rows_quarantined(self) -> int:
-        return self.quarantine.height
+        """Rows rejected: not in bronze. Rows kept with a value nulled are quarantine records too, not counted."""
+        return self.quarantine.filter(pl.col("disposition") == REJECTED).height
+
+    @property
+    def values_nulled(self) -> int:
+        return self.quarantine.filter(pl.col("disposition") == VALUE_NULLED).height
 
 
 def build_schema(spec: SourceSpec) -> pa.DataFrameSchema:
@@ -61,16 +69,39 @@ def build_schema(spec: SourceSpec) -> pa.DataFrameSchema:
         if col.min_value is not None:
             checks.append(pa.Check.ge(col.min_value, name="min_value"))
         # allowed values are checked (case-insensitively, as staging reads them) outside pandera
-        if col.pattern is not None:
+        if col.pattern is not None and not col.null_if_invalid:
             checks.append(pa.Check.str_matches(col.pattern, name="pattern"))
         columns[col.name] = pa.Column(col.dtype, checks=checks, nullable=col.nullable, coerce=False)
     return pa.DataFrameSchema(columns, strict=False, name=spec.name)
 
 
+def _timestamps_from_text(raw: pl.Series) -> pl.Series:
+    """Text timestamps in the shapes exports use, each value on its own: ISO 8601 with an offset or `Z` (converted
+    to UTC), ISO without one (taken as UTC), a date (midnight UTC, also as YYYYMMDD) or epoch seconds (9 or 10
+    digits, with or without a fraction). Anything else, `05/01/2024` included (day or month first?), stays null
+    and so becomes a type error."""
+    text = raw.str.strip_chars()
+    iso = text.str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T").str.replace(r"Z$", "+00:00")
+    epoch = text.str.contains(r"^\d{9,10}(\.\d+)?$")
+    return pl.select(pl.coalesce(
+        pl.when(epoch).then((text.cast(pl.Float64, strict=False) * 1_000_000).cast(pl.Int64))
+        .cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+        iso.str.to_datetime(format="%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_unit="us", time_zone="UTC"),
+        iso.str.to_datetime(format="%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us").dt.replace_time_zone("UTC"),
+        *[text.str.to_date(format=f, strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+          for f in ("%Y-%m-%d", "%Y%m%d")],
+    ).alias(raw.name)).to_series()
+
+
 def _cast_column(raw: pl.Series, dtype: pl.DataType) -> pl.Series:
     if dtype == TIMESTAMP:
         if raw.dtype == pl.Utf8:
-            return raw.str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+            return _timestamps_from_text(raw)
+        if raw.dtype.is_numeric():  # a number in a time column is epoch seconds, not Arrow's microseconds
+            return pl.select((raw.cast(pl.Float64) * 1_000_000).cast(pl.Int64).cast(pl.Datetime("us"))
+                             .dt.replace_time_zone("UTC").alias(raw.name)).to_series()
+        if raw.dtype == pl.Date:
+            return raw.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         if isinstance(raw.dtype, pl.Datetime):
             if raw.dtype.time_zone is None:
                 return raw.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
@@ -105,12 +136,13 @@ def _records_as_json(frame: pl.DataFrame) -> pl.Series:
 
 def validate_batch(
     raw: pl.DataFrame, spec: SourceSpec, run_id: str, ingested_at: datetime | None = None,
-    protect: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    protect: Callable[[pl.DataFrame], pl.DataFrame] | None = None, earlier_ids: pl.Series | None = None,
 ) -> ValidationResult:
     """Split a raw landing batch into contract-typed valid rows and quarantined rows with reasons.
 
     `raw` carries `_source_file` and `_partition_date` (the landing day) next to the source's columns. `protect`
     rewrites the quarantined raw rows before they are kept (ingestion tokenises their personal data with it).
+    `earlier_ids` are ids that earlier landing days delivered: a row repeating one is a duplicate.
     """
     ingested_at = ingested_at or datetime.now(UTC)
     if raw.height == 0:
@@ -165,6 +197,18 @@ def validate_batch(
             reasons.append(typed_frame.filter(not_finite).select(ROW_ID).with_columns(
                 pl.lit(f"not_finite:{col.name}").alias("reason")))
 
+    # A value that breaks its pattern where the contract says so is nulled, and the row kept (noted below).
+    repairs: list[pl.DataFrame] = []
+    for col in spec.columns:
+        if col.null_if_invalid and col.pattern is not None:
+            values = typed_frame.get_column(col.name)
+            broken = values.is_not_null() & ~values.str.contains(col.pattern)
+            if broken.any():
+                repairs.append(typed_frame.filter(broken).select(ROW_ID).with_columns(
+                    pl.lit(f"nulled_invalid:{col.name}").alias("reason")))
+                typed_frame = typed_frame.with_columns(
+                    pl.when(broken).then(None).otherwise(values).alias(col.name))
+
     # 2. Row rules from the contract, through pandera; lazy so every failure of every row is reported.
     try:
         build_schema(spec).validate(typed_frame.select(spec.column_names), lazy=True)
@@ -195,20 +239,41 @@ def validate_batch(
 
     # 4. Duplicate ids among otherwise valid rows: the first arrival wins, later copies are quarantined.
     candidates = typed_frame.filter(~pl.col(ROW_ID).is_in(bad_ids.implode()))
-    duplicate = candidates.filter(pl.col(spec.id_column).is_duplicated() & ~pl.col(spec.id_column).is_first_distinct())
+    # A copy from a later landing day of the batch is judged as if each day ran on its own (see `earlier_ids`): a
+    # duplicate of an earlier day, or, where a repeat is an update, a newer record that is kept.
+    key = [spec.id_column, PARTITION_COLUMN] if spec.repeat_is_update else [spec.id_column]
+    duplicate = candidates.with_columns(
+        pl.col(PARTITION_COLUMN).first().over(key).alias("_first_day"),
+        pl.int_range(pl.len()).over(key).alias("_copy"),
+    ).filter(pl.col(spec.id_column).is_not_null() & (pl.col("_copy") > 0))
     if duplicate.height:
-        dup_reasons = duplicate.select(ROW_ID).with_columns(pl.lit(f"duplicate_id:{spec.id_column}").alias("reason"))
+        dup_reasons = duplicate.select(
+            pl.col(ROW_ID),
+            pl.when(pl.col(PARTITION_COLUMN) > pl.col("_first_day"))
+            .then(pl.lit(f"duplicate_id_earlier_day:{spec.id_column}"))
+            .otherwise(pl.lit(f"duplicate_id:{spec.id_column}")).alias("reason"),
+        )
         reason_frame = dup_reasons if reason_frame is None else pl.concat([reason_frame, dup_reasons])
+    if earlier_ids is not None and earlier_ids.len():
+        repeated = candidates.filter(pl.col(spec.id_column).is_in(earlier_ids.cast(pl.Utf8).implode()))
+        repeat_reasons = repeated.select(ROW_ID).with_columns(
+            pl.lit(f"duplicate_id_earlier_day:{spec.id_column}").alias("reason"))
+        reason_frame = repeat_reasons if reason_frame is None else pl.concat([reason_frame, repeat_reasons])
 
     if reason_frame is None or reason_frame.height == 0:
         reason_frame = pl.DataFrame({ROW_ID: [], "reason": []}, schema={ROW_ID: pl.UInt32, "reason": pl.Utf8})
+    rejected_ids = reason_frame.get_column(ROW_ID).unique()
+    if repairs:
+        reason_frame = pl.concat([reason_frame, *[r.with_columns(pl.col(ROW_ID).cast(pl.UInt32)) for r in repairs]])
     per_row = reason_frame.unique().sort([ROW_ID, "reason"]).group_by(ROW_ID, maintain_order=True).agg(
         pl.col("reason").str.join(REASON_SEPARATOR)
-    )
+    ).with_columns(
+        pl.when(pl.col(ROW_ID).is_in(rejected_ids.implode())).then(pl.lit(REJECTED)).otherwise(pl.lit(VALUE_NULLED))
+        .alias("disposition"))
 
     lineage = [pl.lit(run_id).alias("_run_id"), pl.lit(ingested_at, dtype=TIMESTAMP).alias("_ingested_at")]
     valid = (
-        typed_frame.join(per_row, on=ROW_ID, how="anti")
+        typed_frame.join(per_row.filter(pl.col("disposition") == REJECTED), on=ROW_ID, how="anti")
         .sort(ROW_ID)
         .with_columns(*lineage)
         .select(*spec.column_names, *extra, *LINEAGE_COLUMNS)
@@ -229,12 +294,14 @@ def validate_batch(
             "record": _records_as_json(quarantined_raw.select(raw_columns)),
             "_partition_date": quarantined_raw.get_column(PARTITION_COLUMN),
             "_source_file": quarantined_raw.get_column("_source_file"),
+            "disposition": quarantined_raw.get_column("disposition"),
         },
     ).with_columns(*lineage).select(list(QUARANTINE_SCHEMA))
 
-    if valid.height + quarantine.height != raw.height:
+    rejected = quarantine.filter(pl.col("disposition") == REJECTED).height
+    if valid.height + rejected != raw.height:
         raise AssertionError(
-            f"{spec.name}: conservation broken: {raw.height} in, {valid.height} valid, {quarantine.height} quarantined"
+            f"{spec.name}: conservation broken: {raw.height} in, {valid.height} valid, {rejected} quarantined"
         )
     counts = (
         per_row.select(pl.col("reason").str.split(REASON_SEPARATOR)).explode("reason")

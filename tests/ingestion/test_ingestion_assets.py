@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -11,8 +12,10 @@ import pytest
 from dagster import AssetKey, materialize
 
 from assets.ingestion.assets import build_ingestion_assets
+from assets.ingestion.ingest import ingest_window
 from assets.ingestion.landing import landing_fingerprints, read_landing
 from assets.partitions import AssayPartitions
+from domain.contract import CUSTOMERS, ORDERS
 from domain.pseudonym import pseudonym_key, token
 from domain.settings import AssaySettings
 from resources.assay import AssayResource
@@ -190,7 +193,99 @@ def test_what_is_not_a_landing_file_is_left_alone_and_counted(tmp_path, landing)
     folder = landing / "orders" / f"date={D1.isoformat()}"
     (folder / "README.txt").write_text("exported nightly by the shop system")
     (folder / "old").mkdir()
+    (landing / "orders" / "backup").mkdir()  # outside the day folders: not read, but counted too
+    (landing / "orders" / "date=2024-02-30").mkdir()
     result = run_ingestion(tmp_path, landing, D1.isoformat())
     meta = result.asset_materializations_for_node("ingest_orders")[0].metadata
     assert meta["ignored_files"].value == 2 and meta["ignored"].value == ["README.txt", "old"]
+    assert meta["outside_day_folders"].value == ["backup", "date=2024-02-30"]
     assert (folder / "README.txt").exists() and (folder / "old").is_dir()  # never deleted or moved
+
+
+BAD_FILES = {
+    "empty_file": ("empty.csv", b""),
+    "corrupt_parquet": ("broken.parquet", b"PAR1 this is not a parquet body"),
+    "corrupt_gzip": ("cut.csv.gz", gzip.compress(b"order_id,customer_id\no9,c9\n")[:20]),
+    "undecodable_text": ("accents.csv", "order_id,customer_id,channel\no9,c9,Caf\u00e9\n".encode("latin-1")),
+    "malformed_csv": ("quote.csv", b'order_id,customer_id,channel\no9,c9,"never closed\n'),
+    "malformed_json": ("lines.jsonl", b'{"order_id": "o9", "customer_id": \n'),
+}
+
+
+@pytest.mark.parametrize("code", sorted(BAD_FILES))
+def test_an_unreadable_file_goes_to_the_file_quarantine_and_its_day_still_ingests(tmp_path, landing, code):
+    name, data = BAD_FILES[code]
+    folder = landing / "orders" / f"date={D1.isoformat()}"
+    (folder / name).write_bytes(data)
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    summary = ingest_window(landing, ORDERS, {}, lake, D1, D2, "r1", datetime.now(UTC), 31, b"k" * 32)
+
+    files = bronze(tmp_path, "orders_files", layer="quarantine")
+    assert files.select("file").rows() == [(str(folder / name),)] and files["reason"][0].startswith(f"{code}:")
+    # nothing of the file's contents in the reason: it can be personal data
+    assert "c9" not in files["reason"][0] and "never closed" not in files["reason"][0]
+    # the readable file of the same day is in bronze and quarantine, row for row
+    assert summary.files == 1 and [f.path for f in summary.unreadable] == [str(folder / name)]
+    assert summary.rows_in == 4 == bronze(tmp_path).height + bronze(tmp_path, layer="quarantine").height
+    assert (folder / name).read_bytes() == data  # left where it landed, unchanged
+
+
+def test_the_file_quarantine_shows_in_dagster_and_empties_once_the_file_is_fixed(tmp_path, landing):
+    folder = landing / "orders" / f"date={D1.isoformat()}"
+    for name, data in BAD_FILES.values():
+        (folder / name).write_bytes(data)
+    result = run_ingestion(tmp_path, landing, D1.isoformat())
+    by_key = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("ingest_orders")}
+    assert by_key[AssetKey(["bronze", "orders"])]["unreadable_files"].value == len(BAD_FILES)
+    assert by_key[AssetKey(["quarantine", "orders_files"])]["reasons"].value == dict.fromkeys(BAD_FILES, 1)
+    assert result.get_asset_check_evaluations()[0].passed  # rows still conserved
+
+    for name, _ in BAD_FILES.values():
+        (folder / name).unlink()  # the shop re-sends the day without them: the day's entries are replaced
+    run_ingestion(tmp_path, landing, D1.isoformat())
+    assert bronze(tmp_path, "orders_files", layer="quarantine").height == 0
+
+
+def test_latin1_files_read_when_configured(tmp_path):
+    landing = tmp_path / "landing"
+    folder = landing / "orders" / f"date={D1.isoformat()}"
+    folder.mkdir(parents=True)
+    (folder / "shop.csv").write_bytes("order_id,customer_id,order_ts,amount,n_items,channel\n"
+                                      "o1,c1,2024-02-01T10:00:00Z,9.5,1,Caf\u00e9\n".encode("latin-1"))
+    resources = {"assay": AssayResource(home=str(tmp_path), landing_dir=str(landing), landing_encoding="latin-1"),
+                 "lake": LakeResource(root=str(tmp_path / "lake"))}
+    assert materialize(INGESTION, partition_key=D1.isoformat(), resources=resources).success
+    assert bronze(tmp_path)["channel"].to_list() == ["Caf\u00e9"]
+
+
+def test_an_id_repeated_on_a_later_day_is_a_duplicate_for_orders_and_an_update_for_customers(tmp_path):
+    landing, lake = tmp_path / "landing", LakeResource(root=str(tmp_path / "lake"))
+    write_orders(landing, D1, [order("o1", D1, 1), order("o2", D1, 2)])
+    write_orders(landing, D2, [order("o1", D2, 3, amount=99.0), order("o3", D2, 4)])
+
+    def ingest(spec, day):
+        return ingest_window(landing, spec, {}, lake, day, day + timedelta(days=1), "r", datetime.now(UTC), 31,
+                             b"k" * 32)
+
+    ingest(ORDERS, D1)
+    for _ in range(2):  # re-running the later day judges it the same way
+        summary = ingest(ORDERS, D2)
+        assert summary.reasons == {"duplicate_id_earlier_day:order_id": 1}
+        assert summary.rows_in == summary.rows_valid + summary.rows_quarantined == 2
+    assert sorted(bronze(tmp_path)["order_id"]) == ["o1", "o2", "o3"]  # the first arrival of o1, once
+    ingest(ORDERS, D1)  # re-running the earlier day keeps it: only earlier days count against a day
+    assert sorted(bronze(tmp_path)["order_id"]) == ["o1", "o2", "o3"]
+    # both days in one run (a backfill chunk) judge the same way
+    at_once = ingest_window(landing, ORDERS, {}, LakeResource(root=str(tmp_path / "at_once")), D1,
+                            D2 + timedelta(days=1), "r", datetime.now(UTC), 31, b"k" * 32)
+    assert at_once.reasons == {"duplicate_id_earlier_day:order_id": 1}
+
+    for day, email in ((D1, "ann@example.com"), (D2, "ann@new.example.com")):
+        folder = landing / "customers" / f"date={day.isoformat()}"
+        folder.mkdir(parents=True)
+        pl.DataFrame({"customer_id": ["c1"], "email": [email],
+                      "signup_ts": [datetime(2024, 1, 5, tzinfo=UTC)]}).write_parquet(folder / "c.parquet")
+        assert ingest(CUSTOMERS, day).rows_valid == 1  # a newer record of the account: staging keeps the latest
+    at_once = ingest_window(landing, CUSTOMERS, {}, LakeResource(root=str(tmp_path / "at_once")), D1,
+                            D2 + timedelta(days=1), "r", datetime.now(UTC), 31, b"k" * 32)
+    assert at_once.rows_valid == 2 and not at_once.reasons

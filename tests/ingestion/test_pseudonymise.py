@@ -118,10 +118,11 @@ def test_ingestion_writes_tokens_to_bronze_and_contacts_only_to_the_vault(tmp_pa
     bronze = lake.scan("bronze", "customers").collect()
     vault = lake.scan(*VAULT_TABLE).collect()
     quarantine = lake.scan("quarantine", "customers").collect()
-    assert sorted(bronze.get_column("customer_id")) == sorted([token(key, "C1"), token(key, "C2")])
+    # C3's malformed email is nulled and C3 kept; the quarantine notes the repair, tokenised like every value there
+    assert sorted(bronze.get_column("customer_id")) == sorted([token(key, c) for c in ("C1", "C2", "C3")])
     assert vault.sort("source_customer_id").select("source_customer_id", "email").rows() == [
-        ("C1", "a@x.com"), ("C2", "b@x.com")]
-    assert quarantine.get_column("customer_id").to_list() == [token(key, "C3")]
+        ("C1", "a@x.com"), ("C2", "b@x.com"), ("C3", None)]
+    assert quarantine.select("customer_id", "disposition").rows() == [(token(key, "C3"), "value_nulled")]
     # No clear id, email, phone or name anywhere in the lake but the vault.
     ids, contacts = {"C1", "C2", "C3"}, ["a@x.com", "b@x.com", "broken-email", "7946 0000", "Name C"]
     for path in (tmp_path / "lake").rglob("*.parquet"):
@@ -132,9 +133,10 @@ def test_ingestion_writes_tokens_to_bronze_and_contacts_only_to_the_vault(tmp_pa
         assert not [c for c in contacts + ['"C1"', '"C2"', '"C3"'] if any(c in cell for cell in cells)], path
     vault_meta = [m for m in result.get_asset_materialization_events()
                   if m.asset_key == AssetKey(list(VAULT_TABLE))][0].materialization.metadata
-    assert vault_meta["rows_vaulted"].value == 2
-    # conservation holds with the vault beside: in = bronze + quarantine, and one vault row per bronze row
-    assert bronze.height + quarantine.height == len(rows) and vault.height == bronze.height
+    assert vault_meta["rows_vaulted"].value == 3
+    # conservation holds with the vault beside: in = bronze + rejected rows, and one vault row per bronze row
+    rejected = quarantine.filter(pl.col("disposition") == "rejected").height
+    assert bronze.height + rejected == len(rows) and vault.height == bronze.height
 
 
 def test_generated_homes_share_a_seed_derived_key_that_real_files_refuse(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -88,16 +88,24 @@ def test_csv_text_is_cast_and_uncastable_values_are_type_errors():
     assert '"amount":"abc"' in result.quarantine.get_column("record").item()
 
 
-def test_malformed_email_is_quarantined_but_backdated_signup_is_not():
+def test_a_malformed_email_is_nulled_and_the_customer_kept_while_a_backdated_signup_is_valid():
     frame = landing(pl.DataFrame({
-        "customer_id": ["c1", "c2", "c3"],
-        "email": ["ann@example.com", "bob#example", None],
-        "signup_ts": [datetime(2021, 6, 1, tzinfo=UTC), at(1), at(2)],
+        "customer_id": ["c1", "c2", "c3", "c4"],
+        "email": ["ann@example.com", "bob#example", None, "dan#example"],
+        "signup_ts": [datetime(2021, 6, 1, tzinfo=UTC), at(1), at(2), at(2) + timedelta(days=2)],
     }))
     result = validate_batch(frame, CUSTOMERS, run_id="r1")
-    assert result.valid.get_column("customer_id").to_list() == ["c1", "c3"]
-    assert result.quarantine.get_column("reason").to_list() == ["str_matches:email"]
-    assert result.quarantine.get_column("customer_id").to_list() == ["c2"]
+    # bob keeps his place, without an email; dan's signup lies after the landing day, so dan is rejected
+    assert result.valid.select("customer_id", "email").rows() == [("c1", "ann@example.com"), ("c2", None),
+                                                                  ("c3", None)]
+    quarantine = result.quarantine.select("customer_id", "reason", "disposition").rows()
+    assert quarantine == [
+        ("c2", "nulled_invalid:email", "value_nulled"),
+        ("c4", "nulled_invalid:email;timestamp_outside_partition:signup_ts", "rejected"),
+    ]
+    assert '"email":"bob#example"' in result.quarantine.get_column("record")[0]  # the raw value, for the operator
+    assert (result.rows_valid, result.rows_quarantined, result.values_nulled) == (3, 1, 1)
+    assert result.rows_valid + result.rows_quarantined == result.rows_in
 
 
 def test_unknown_extra_column_is_carried_not_rejected():
@@ -142,3 +150,25 @@ def test_categories_match_in_any_case_and_are_stored_as_staging_reads_them():
     assert result.valid.get_column("purpose").to_list() == ["marketing", "profiling"]
     assert result.quarantine.get_column("reason").to_list() == ["allowed_values:purpose"]
     assert '"purpose":"newsletter"' in result.quarantine.get_column("record").item()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2024-03-01", datetime(2024, 3, 1, tzinfo=UTC)),
+    ("20240301", datetime(2024, 3, 1, tzinfo=UTC)),
+    ("2024-03-01 10:30:00", datetime(2024, 3, 1, 10, 30, tzinfo=UTC)),
+    ("2024-03-01T12:30:00+02:00", datetime(2024, 3, 1, 10, 30, tzinfo=UTC)),
+    ("2024-03-01T10:30:00.250Z", datetime(2024, 3, 1, 10, 30, 0, 250_000, tzinfo=UTC)),
+    ("1709289000", datetime(2024, 3, 1, 10, 30, tzinfo=UTC)),
+    (1709289000, datetime(2024, 3, 1, 10, 30, tzinfo=UTC)),  # an integer column: epoch seconds, not microseconds
+    (date(2024, 3, 1), datetime(2024, 3, 1, tzinfo=UTC)),
+    ("01/03/2024", None),  # day or month first? a type error, not a guess
+])
+def test_timestamps_as_exports_write_them(value, expected):
+    day = date(2024, 3, 1)
+    frame = landing(pl.DataFrame({"order_id": ["o1"], "customer_id": ["c1"], "order_ts": [value], "amount": [1.0],
+                                  "n_items": [1], "channel": ["web"]}), day)
+    result = validate_batch(frame, ORDERS, run_id="r1")
+    if expected is None:
+        assert "type_error:order_ts" in result.reasons and result.rows_valid == 0
+    else:
+        assert result.valid["order_ts"].to_list() == [expected]
