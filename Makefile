@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install manifest demo generate run test ui bench lint clean
+.PHONY: install manifest demo generate run test ui sql docs bench lint clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,8 +56,16 @@ demo: install manifest $(DAGSTER_HOME)/dagster.yaml
 # The suite runs on both cores, a test file per worker at a time: module fixtures (the end-to-end graph, each
 # drift replay) are built once, and LightGBM keeps one thread per worker (ASSAY_LGBM_THREADS).
 TEST_WORKERS ?= 2
-test: install manifest $(DAGSTER_HOME)/dagster.yaml
+test: install manifest docs $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+# The documentation site (MkDocs Material), built strictly: a broken link or an unlisted page is an error.
+docs: install
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(ASSAY_HOME)/site
+
+# The warehouse in the DuckDB shell, read-only (runs keep writing it), the delta extension loaded for the views.
+sql: install
+	$(BIN)/duckdb -readonly -cmd "LOAD delta" $(ASSAY_WAREHOUSE_PATH)
 
 ui: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml

@@ -4,7 +4,10 @@ jobs `assay run` uses (orchestration/backfill.py), read back from the Dagster in
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import NamedTuple
 
 import duckdb
@@ -151,6 +154,21 @@ def test_drift_reports_and_analyst_views(pipeline):
                       "from customer_scores) and reason_1_feature is null").fetchone()[0]
     assert missing == 0
     con.close()
+
+
+def test_the_readme_analyst_queries_run_in_the_duckdb_shell(pipeline):
+    """`make sql`'s shell (the pinned duckdb-cli, read-only, delta loaded) answers each query the README shows."""
+    settings = pipeline[0]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("```sql", 1)[1].split("```", 1)[0]
+    queries = [q.strip() for q in block.split(";") if q.strip()]
+    assert len(queries) == 3
+    shell = Path(sys.executable).with_name("duckdb")
+    for query in queries:
+        out = subprocess.run([str(shell), "-readonly", "-cmd", "LOAD delta", "-csv", str(settings.warehouse_path),
+                              "-c", query], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and not out.stderr, out.stderr
+        assert len(out.stdout.strip().splitlines()) > 1, query  # a header and at least one row
 
 
 def test_the_drift_report_does_not_alarm_on_unscored_customers_or_on_ages(pipeline):
