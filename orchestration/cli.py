@@ -327,7 +327,7 @@ def cmd_dsar(args: argparse.Namespace) -> int:
         print(f"{request.item(0, 'request_id')}: {args.kind} for {args.customer}, due {request.item(0, 'deadline')}")
     elif args.action == "process":
         outcomes = process_pending(DsarContext(lake, settings.home, settings.landing, settings.warehouse_path,
-                                                    settings.landing_encoding))
+                                                    settings.landing_encoding, settings.column_mapping))
         audit_outcomes(lake, outcomes, "cli")
         for outcome in outcomes:
             print(json.dumps(outcome, default=str))

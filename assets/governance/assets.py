@@ -161,7 +161,7 @@ def effective_policy(overrides_json: str) -> dict[str, tuple[str, int]]:
 )
 def dsar_processing(context: AssetExecutionContext, assay: AssayResource, lake: LakeResource) -> MaterializeResult:
     outcomes = process_pending(DsarContext(lake, assay.home_path, assay.landing_path, assay.warehouse_path,
-                                           assay.landing_encoding))
+                                           assay.landing_encoding, json.loads(assay.column_mapping_json)))
     audit_outcomes(lake, outcomes, context.run_id)
     open_requests = requests(lake).filter(pl.col("status") == "pending")
     return MaterializeResult(metadata={

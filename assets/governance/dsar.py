@@ -80,7 +80,8 @@ def _person_rows(frame: pl.DataFrame, customer_id: str, identifiers: list[str]) 
                 mentions = mentions | pl.col(column).str.contains(_token_pattern(value)).fill_null(False)
     if "customer_id" not in frame.columns:
         return mentions
-    own = (pl.col("customer_id") == customer_id).fill_null(False)
+    # ids are text from bronze on, but a landing file may hold them as numbers (Parquet, JSON lines)
+    own = (pl.col("customer_id").cast(pl.Utf8) == customer_id).fill_null(False)
     return own | (pl.col("customer_id").is_null() & mentions)
 
 
@@ -166,10 +167,12 @@ def _in_old_files(table_dir: Path, subject: Subject) -> bool:
     return False
 
 
-def erase_from_files(folder: Path, subject: Subject, encoding: str = "utf-8") -> tuple[int, int]:
+def erase_from_files(folder: Path, subject: Subject, encoding: str = "utf-8",
+                     column_mapping: dict[str, dict[str, str]] | None = None) -> tuple[int, int]:
     """Rewrite every data file under `folder` that mentions the person without their rows (deleted when nothing
-    is left). Landing files hold the person's own id, hand-off files (audience CSVs) their token. Returns the
-    files rewritten and the files that could not be read (reported: they may hold the person, unchecked)."""
+    is left). Landing files hold the person's own id, under the shop's own column name where the column mapping
+    names one (`folder/<source>/...`), hand-off files (audience CSVs) their token. Returns the files rewritten
+    and the files that could not be read (reported: they may hold the person, unchecked)."""
     identifiers = list(subject.identifiers)
     rewritten = unreadable = 0
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and landing_format(p)):
@@ -178,9 +181,12 @@ def erase_from_files(folder: Path, subject: Subject, encoding: str = "utf-8") ->
         except UNREADABLE_ERRORS:
             unreadable += 1
             continue
-        person = _person_rows(frame, subject.customer_id, identifiers) | _person_rows(frame, subject.token,
-                                                                                      identifiers)
-        if frame.filter(person).height == 0:
+        mapping = (column_mapping or {}).get(path.relative_to(folder).parts[0], {})
+        theirs = [c for c, ours in mapping.items() if ours == "customer_id" and c in frame.columns]
+        view = frame.rename({theirs[0]: "customer_id"}) if theirs and "customer_id" not in frame.columns else frame
+        person = view.select(_person_rows(view, subject.customer_id, identifiers)
+                             | _person_rows(view, subject.token, identifiers)).to_series()
+        if not person.any():
             continue
         kept = frame.filter(~person)
         if kept.height:
@@ -240,6 +246,7 @@ class DsarContext:
     landing_dir: Path
     warehouse_path: Path
     landing_encoding: str = "utf-8"
+    column_mapping: dict[str, dict[str, str]] = field(default_factory=dict)  # ASSAY_COLUMN_MAPPING
 
 
 def process_pending(ctx: DsarContext, now: datetime | None = None) -> list[dict]:
@@ -304,7 +311,7 @@ def _erase(ctx: DsarContext, customer_id: str, request_id: str, key: bytes, now:
     report = ErasureReport()
     erase_from_lake(ctx.lake, subject, report)
     report.landing_files_rewritten, unreadable_landing = erase_from_files(ctx.landing_dir, subject,
-                                                                          ctx.landing_encoding)
+                                                                          ctx.landing_encoding, ctx.column_mapping)
     report.export_files_rewritten, unreadable_exports = erase_from_files(ctx.home / "exports", subject)
     report.unreadable_files = unreadable_landing + unreadable_exports
     report.warehouse_rows = erase_from_warehouse(ctx.warehouse_path, subject)

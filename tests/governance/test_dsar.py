@@ -19,8 +19,10 @@ from assets.erasure import TOMBSTONES_TABLE
 from assets.governance.dsar import (
     REQUESTS_TABLE,
     DsarContext,
+    Subject,
     audit_outcomes,
     delta_tables,
+    erase_from_files,
     new_request,
     process_pending,
     requests,
@@ -200,3 +202,20 @@ def test_requests_are_checked():
         new_request("C1", "delete-everything")
     with pytest.raises(ValueError, match="customer id"):
         new_request("", "erasure")
+
+
+def test_landing_files_with_numeric_ids_under_the_shops_own_column_are_erased(tmp_path):
+    """Ids stay text from bronze on; a landing file may hold them as numbers under the shop's own column name."""
+    landing = tmp_path / "landing"
+    folder = landing / "orders" / "date=2024-02-01"
+    folder.mkdir(parents=True)
+    pl.DataFrame({"order_ref": ["a", "b", "c"], "cust": [42, 420, 7], "cds": [42, 1, 2]}).write_parquet(
+        folder / "orders.parquet")
+    (folder / "orders.jsonl").write_text('{"order_ref": "d", "cust": 42}\n{"order_ref": "e", "cust": 7}\n')
+    subject = Subject("42", "tok42", ("42", "tok42"))
+    rewritten, unreadable = erase_from_files(landing, subject, column_mapping={"orders": {"cust": "customer_id"}})
+    assert (rewritten, unreadable) == (2, 0)
+    parquet = pl.read_parquet(folder / "orders.parquet")
+    # the person's row only: not customer 420, not a quantity of 42; numbers stay numbers
+    assert parquet.rows() == [("b", 420, 1), ("c", 7, 2)] and parquet.schema["cust"] == pl.Int64
+    assert pl.read_ndjson(folder / "orders.jsonl")["order_ref"].to_list() == ["e"]
