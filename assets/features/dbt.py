@@ -83,6 +83,25 @@ def snapshot_vars(
     }
 
 
+DBT_RUN_VARS = ("snapshot_dates", "label_horizon_days", "active_window_days", "data_end", "activity_from",
+                "landing_from")
+
+
+def dbt_var_environment(dbt_vars: dict[str, Any]) -> dict[str, str]:
+    """A run's dbt vars as the ASSAY_DBT_<NAME> environment variables the macros read; every one is set (empty
+    when the run has no value), so that nothing of an earlier run is left standing."""
+    unknown = set(dbt_vars) - set(DBT_RUN_VARS)
+    if unknown:
+        raise ValueError(f"dbt vars the macros do not read: {sorted(unknown)}")
+
+    def text(value: Any) -> str:
+        if value is None:
+            return ""
+        return ",".join(value) if isinstance(value, list | tuple) else str(value)
+
+    return {f"ASSAY_DBT_{name.upper()}": text(dbt_vars.get(name)) for name in DBT_RUN_VARS}
+
+
 def dbt_environment(assay: AssayResource, lake: LakeResource) -> dict[str, str]:
     """Environment variables the dbt profile and sources read."""
     return {"ASSAY_LAKE_ROOT": lake.root, "ASSAY_WAREHOUSE_PATH": str(assay.warehouse_path)}
@@ -129,7 +148,19 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayRe
             + ("built from scratch" if plan.full_refresh else
                f"recomputed from {plan.recompute_from} ({plan.changed_days} landing days changed)"
                if plan.recompute_from else "unchanged (no landing day changed)"))
-    invocation = dbt.cli([*args, "--vars", json.dumps(dbt_vars)], context=context)
+    # The run's vars travel as environment variables (macros/snapshot_vars.sql, assay_var): dbt then re-parses only
+    # the files that read them. They are set for the moment dbt's process starts, so no later run inherits them.
+    run_env = dbt_var_environment(dbt_vars)
+    saved = {name: os.environ.get(name) for name in run_env}
+    os.environ.update(run_env)
+    try:
+        invocation = dbt.cli(args, context=context)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     yield from invocation.stream()
     if plan is not None:
         record_activity_run(assay.warehouse_path, plan)

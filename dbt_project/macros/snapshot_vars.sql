@@ -1,11 +1,25 @@
 {#-
+    A run's value of var `name`: the environment variable ASSAY_DBT_<NAME> when set (how the orchestrator passes
+    a run's partition: dbt re-parses only what reads it, where a changed `--vars` makes it parse the whole project
+    again, about a second and a half per invocation), else the var (`--vars`, or the default in dbt_project.yml).
+-#}
+{% macro assay_var(name, default=none) -%}
+    {%- set from_env = env_var('ASSAY_DBT_' ~ (name | upper), '') -%}
+    {%- if from_env != '' -%}
+        {{ return(from_env) }}
+    {%- endif -%}
+    {{ return(var(name, default)) }}
+{%- endmacro %}
+
+
+{#-
     The snapshot dates this run builds, from the `snapshot_dates` var.
 
     Accepts a list (strings or YAML dates) or one comma-separated string. Returns sorted, de-duplicated
     'YYYY-MM-DD' strings; anything else fails the run rather than being pasted into SQL.
 -#}
 {% macro snapshot_date_list() -%}
-    {%- set raw = var('snapshot_dates', []) -%}
+    {%- set raw = assay_var('snapshot_dates', []) -%}
     {%- if raw is none -%}
         {%- set raw = [] -%}
     {%- elif raw is string -%}
@@ -48,7 +62,7 @@
 
 {#- An optional date var ('YYYY-MM-DD') as a SQL date literal; none when it is null or absent. -#}
 {% macro date_var_sql(name) -%}
-    {%- set raw = var(name, none) -%}
+    {%- set raw = assay_var(name, none) -%}
     {%- if raw is none or (raw | string | trim) in ('', 'none', 'None', 'null') -%}
         {{ return(none) }}
     {%- endif -%}
@@ -68,7 +82,7 @@
 
 {#- A non-negative integer var, validated so that it can be pasted into SQL. -#}
 {% macro int_var(name) -%}
-    {%- set text = var(name) | string | trim -%}
+    {%- set text = assay_var(name) | string | trim -%}
     {%- if not modules.re.fullmatch('[0-9]+', text) -%}
         {{ exceptions.raise_compiler_error(name ~ ": expected a non-negative integer, got " ~ text) }}
     {%- endif -%}

@@ -19,7 +19,7 @@ from dagster import (
     validate_run_config,
 )
 
-from assets.features.dbt import snapshot_vars
+from assets.features.dbt import dbt_var_environment, snapshot_vars
 from assets.partitions import AssayPartitions
 from domain.settings import AssaySettings
 from orchestration.definitions import build_definitions
@@ -145,6 +145,16 @@ def test_snapshot_vars_are_sorted_iso_dates_with_the_window_settings():
     assert snapshot_vars(["2024-07-01"], 30, 180, None)["data_end"] is None
     with pytest.raises(ValueError):
         snapshot_vars([], 90, 365, None)
+
+
+def test_a_runs_vars_travel_as_environment_variables_each_one_set():
+    env = dbt_var_environment({**snapshot_vars(["2024-07-08", "2024-07-01"], 90, 365, None),
+                               "activity_from": "2024-06-30"})
+    assert env == {"ASSAY_DBT_SNAPSHOT_DATES": "2024-07-01,2024-07-08", "ASSAY_DBT_LABEL_HORIZON_DAYS": "90",
+                   "ASSAY_DBT_ACTIVE_WINDOW_DAYS": "365", "ASSAY_DBT_DATA_END": "",
+                   "ASSAY_DBT_ACTIVITY_FROM": "2024-06-30", "ASSAY_DBT_LANDING_FROM": ""}
+    with pytest.raises(ValueError, match="do not read"):
+        dbt_var_environment({"snapshot_date": "2024-07-01"})
 
 
 def test_partitions_are_bounded_by_the_day_asked_not_the_calendar(settings):
