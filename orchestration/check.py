@@ -72,8 +72,7 @@ def check_landing(settings, until: date) -> CheckReport:
         raw = batch.frame
         check.rows, check.ignored = raw.height, len(batch.ignored)
         for unreadable in batch.unreadable:
-            code = unreadable.reason.split(":", 1)[0]
-            check.unreadable[code] = check.unreadable.get(code, 0) + 1
+            check.unreadable[unreadable.code] = check.unreadable.get(unreadable.code, 0) + 1
         columns = [c for c in raw.columns if not c.startswith("_")]
         check.mapped = [c for c in spec.column_names if c in columns]
         check.missing = [c for c in spec.column_names if c not in columns]
@@ -115,10 +114,10 @@ def report_lines(report: CheckReport) -> list[str]:
     lines = []
     for c in report.sources:
         head = f"{c.source:<17} {'required' if c.required else 'optional'}"
+        strays = [f"{'':<18} not day folders (date=YYYY-MM-DD), never read: {c.strays}"] if c.strays else []
         if not c.days:
             lines.append(f"{head}  no landing files" + (f"  PROBLEM: {c.problem}" if c.problem else ""))
-            if c.strays:
-                lines.append(f"{'':<18} not day folders (date=YYYY-MM-DD), never read: {c.strays}")
+            lines += strays
             continue
         lines.append(f"{head}  {c.days} days ({c.first_day} to {c.last_day}), {c.rows:,} rows, "
                      f"{c.valid_rows:,} valid")
@@ -132,8 +131,7 @@ def report_lines(report: CheckReport) -> list[str]:
                          + ", ".join(f"{reason} {n:,}" for reason, n in sorted(c.quarantined.items())))
         if c.ignored:
             lines.append(f"{'':<18} not landing files, left alone: {c.ignored}")
-        if c.strays:
-            lines.append(f"{'':<18} not day folders (date=YYYY-MM-DD), never read: {c.strays}")
+        lines += strays
         if c.unreadable:
             lines.append(f"{'':<18} unreadable files (file quarantine): "
                          + ", ".join(f"{code} {n}" for code, n in sorted(c.unreadable.items())))

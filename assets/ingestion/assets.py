@@ -197,7 +197,7 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
                 **window,
                 "unreadable_files": len(result.unreadable),
                 "reasons": MetadataValue.json(dict(sorted(Counter(
-                    f.reason.split(":", 1)[0] for f in result.unreadable).items()))),
+                    f.code for f in result.unreadable).items()))),
                 "files": MetadataValue.json([{"file": Path(f.path).name, "day": f.day.isoformat(), "reason": f.reason}
                                              for f in result.unreadable[:20]]),
                 "dagster/row_count": len(result.unreadable),

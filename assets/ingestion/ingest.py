@@ -133,18 +133,17 @@ def ingest_window(
     return summary
 
 
-def count_window(lake: LakeResource, layer: str, name: str, start: date, end: date) -> int:
-    """Rows of a Delta table in [start, end) of the partition column, counted without loading them."""
+def count_window(lake: LakeResource, layer: str, name: str, start: date, end: date,
+                 where: pl.Expr | None = None) -> int:
+    """Rows of a Delta table in [start, end) of the partition column (and `where`), counted without loading them."""
     window = (pl.col(PARTITION_COLUMN) >= start) & (pl.col(PARTITION_COLUMN) < end)
-    return lake.scan(layer, name).filter(window).select(pl.len()).collect().item()
+    return lake.scan(layer, name).filter(window if where is None else window & where).select(pl.len()).collect().item()
 
 
 def count_rejected(lake: LakeResource, source: str, start: date, end: date) -> int:
     """Quarantined rows in [start, end) that are not in bronze. Records of a value nulled in a kept row are not
     counted (quarantines written before dispositions existed hold rejected rows only)."""
-    window = (pl.col(PARTITION_COLUMN) >= start) & (pl.col(PARTITION_COLUMN) < end)
-    table = lake.scan("quarantine", source)
-    if "disposition" not in table.collect_schema().names():
-        return table.filter(window).select(pl.len()).collect().item()
+    if "disposition" not in lake.scan("quarantine", source).collect_schema().names():
+        return count_window(lake, "quarantine", source, start, end)
     rejected = pl.col("disposition").is_null() | (pl.col("disposition") == REJECTED)
-    return table.filter(window & rejected).select(pl.len()).collect().item()
+    return count_window(lake, "quarantine", source, start, end, rejected)

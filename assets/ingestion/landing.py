@@ -29,6 +29,10 @@ class UnreadableFile:
     day: date
     reason: str  # a code and a plain explanation; never the error text, which can quote the file's contents
 
+    @property
+    def code(self) -> str:
+        return self.reason.split(":", 1)[0]
+
 
 @dataclass(frozen=True)
 class LandingBatch:
