@@ -44,6 +44,8 @@ def _champion_split():
     registry = RESOURCES["registry"]
     version = registry.champion_version() or registry.rows().get_column("version").item(-1)
     model = load_model(registry, version)
+    if model.kind != "lightgbm":
+        raise SystemExit(f"{version} is a {model.kind} model: these diagnostics read a LightGBM model's trees")
     split = {k: [date.fromisoformat(d) for d in v] if k != "adapted" else v for k, v in model.card["split"].items()}
     return model, SnapshotSplit(**split)
 
@@ -154,8 +156,8 @@ def information_ceiling() -> dict:
     have already left (the oracle's p_churn is exactly 1 for them); given the oracle's probability itself. The
     second bounds what better features of the same data could reach on departures: activity can only suggest a
     departure, never show it. Validation AUC and normalised AUC of each, on the champion's validation rows."""
+    from assets.modeling.baselines import with_bgnbd_feature
     from assets.modeling.challenger import ChallengerSettings
-    from assets.modeling.pipeline import with_bgnbd_feature
     from domain.metrics import normalised_auc
 
     model, split = _champion_split()
@@ -185,7 +187,7 @@ def information_ceiling() -> dict:
 
 
 def reasons_threads(rows: int = 4_000) -> dict:
-    model = load_model(RESOURCES["registry"])
+    model, _ = _champion_split()
     features = RESOURCES["lake"].scan("gold", "customer_features")
     newest = features.select(pl.col("snapshot_date").max()).collect().item()
     frame = model.pipeline.prepare(features.filter(pl.col("snapshot_date") == newest).collect().head(rows))

@@ -68,8 +68,12 @@ def test_a_model_is_trained_on_customers_and_orders_alone_and_says_what_it_left_
     evaluation = json.loads((settings.models_dir / version / "evaluation.json").read_text())
     aucs = {name: figures["auc"] for name, figures in evaluation["metrics"].items()}
     assert {"lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd"} <= set(aucs)
-    # all better than chance; on this little data the simple models lead (issue 21: the best model should win)
+    # all better than chance; on this little data a simple model leads, and it is the one registered and promoted
     assert min(aucs.values()) > 0.55 and max(aucs["rfm_heuristic"], aucs["bgnbd"]) > 0.7, aucs
+    choice = evaluation["model_choice"]
+    assert choice["chosen"] != "lightgbm_calibrated" and aucs[choice["chosen"]] == max(
+        aucs[c["model"]] for c in choice["candidates"])
+    assert model["model_kind"].value == choice["chosen"]
     # no country, channel, clickstream, campaigns or consents: left out of every model, and the card says so
     dropped = evaluation["dropped_features"]
     assert dropped["country"] == "no value" and dropped["consent_profiling"] == "no value"
@@ -82,6 +86,19 @@ def test_a_model_is_trained_on_customers_and_orders_alone_and_says_what_it_left_
     assert len(split["train"]) >= 2 * len(split["validation"])
     card = (settings.reports_dir / "models" / version / "model_card.md").read_text()
     assert "too short for the requested windows" in card and "Left out of every model" in card
+    assert "## Model choice" in card and "the highest AUC there is served" in card
+
+
+def test_the_baseline_that_won_serves_the_scores_with_its_own_reasons(cdnow):
+    settings, _, metadata = cdnow
+    kind = metadata["models/churn_model"]["model_kind"].value
+    scores = pl.read_delta(str(settings.lake / "gold" / "customer_scores"))
+    newest = scores.filter(pl.col("snapshot_date") == scores.get_column("snapshot_date").max())
+    assert newest.height > 500 and newest.get_column("reason_1_feature").null_count() == 0
+    version = metadata["models/champion"]["champion_version"].value
+    features = json.loads((settings.models_dir / version / "model.json").read_text())["features"]
+    assert set(newest.get_column("reason_1_feature").unique()) <= set(features)
+    assert kind != "lightgbm_calibrated" and set(newest.get_column("model_version").unique()) == {version}
 
 
 def test_customers_are_scored_under_the_named_legal_basis_and_drift_runs(cdnow):

@@ -192,8 +192,9 @@ def _sensitive_attributes(lake: LakeResource) -> pl.DataFrame | None:
 @asset(
     key=CHALLENGER_KEY, deps=[FEATURES_KEY, LABELS_KEY, TUNING_KEY], group_name="modeling", kinds={"lightgbm"},
     description="A challenger churn model: LightGBM with the parameters of the newest search (gold/tuning_results, "
-                "from models/lightgbm_params), BG/NBD feature if it helps, calibrated out of time, evaluated "
-                "against baselines, with fairness and an evaluation pack; registered.",
+                "from models/lightgbm_params), BG/NBD feature if it helps, and the baselines (logistic regression, "
+                "RFM rule, BG/NBD), each calibrated out of time; the one with the best validation AUC is "
+                "registered, with fairness and an evaluation pack.",
 )
 def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay: AssayResource, lake: LakeResource,
                 registry: ModelRegistryResource) -> MaterializeResult:
@@ -236,8 +237,12 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
     comparison = sorted(({"model": name, **{k: figures[k] for k in ("auc", "pr_auc", "log_loss", "brier", "ece",
                                                                     "lift_at_10")}}
                          for name, figures in ev["metrics"].items()), key=lambda r: -r["auc"])
+    choice = ev["model_choice"]
     return MaterializeResult(metadata={
         "model_version": version,
+        # the served kind: LightGBM or the baseline that beat it on the validation snapshots
+        "model_kind": challenger.pipeline.kind,
+        "model_choice": MetadataValue.md(markdown_table(choice["candidates"])),
         **{f"oot_{k}": float(v) for k, v in m.items()},
         "calibration": f"{ev['calibration']['method']}: ECE {ev['calibration']['ece_before']:.4f} → "
                        f"{ev['calibration']['ece_after']:.4f}",

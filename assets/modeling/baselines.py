@@ -17,9 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from assets.modeling.bgnbd import DAYS_PER_WEEK, BgNbdParams, bgnbd_inputs, fit_bgnbd, p_no_purchase
+from assets.modeling.bgnbd import DAYS_PER_WEEK, BgNbdParams, bgnbd_inputs, fit_bgnbd, p_alive, p_no_purchase
 
 KEY_COLUMNS = ("customer_id", "snapshot_date")
+BGNBD_FEATURE = "bgnbd_p_alive"
 
 
 def _percentile_rank(expr: pl.Expr, by_snapshot: bool) -> pl.Expr:
@@ -31,23 +32,26 @@ def _percentile_rank(expr: pl.Expr, by_snapshot: bool) -> pl.Expr:
     return pl.when(count > 1).then((rank - 1.0) / (count - 1.0)).otherwise(0.5)
 
 
-def rfm_heuristic_score(frame: pl.DataFrame) -> np.ndarray:
-    """Rule-based churn risk in [0, 1], no fitting: the mean of three percentile ranks.
+RFM_FEATURES = ("recency_days", "orders_365d", "revenue_365d")
 
-    Rule: risk rises with recency_days (no order at all = riskiest), and falls with orders_365d and revenue_365d
-    (nulls count as zero). Ranks are taken within each snapshot_date when that column is present, so the score
-    orders customers against their contemporaries rather than across time.
-    """
+
+def rfm_ranks(frame: pl.DataFrame) -> np.ndarray:
+    """The RFM rule's three percentile ranks (rows × recency, frequency, monetary), each in [0, 1] and rising with risk:
+    recency_days (no order at all = riskiest), minus orders_365d, minus revenue_365d (nulls count as zero). Ranks are
+    taken within each snapshot_date when that column is present, so customers are ordered against their
+    contemporaries rather than across time."""
     by_snapshot = "snapshot_date" in frame.columns
     recency = pl.col("recency_days").cast(pl.Float64).fill_null(float("inf"))
     orders = pl.col("orders_365d").cast(pl.Float64).fill_null(0.0)
     revenue = pl.col("revenue_365d").cast(pl.Float64).fill_null(0.0)
-    score = (
-        _percentile_rank(recency, by_snapshot)
-        + _percentile_rank(-orders, by_snapshot)
-        + _percentile_rank(-revenue, by_snapshot)
-    ) / 3.0
-    return frame.select(score.alias("score"))["score"].to_numpy().astype(float)
+    return frame.select(_percentile_rank(recency, by_snapshot).alias("recency"),
+                        _percentile_rank(-orders, by_snapshot).alias("frequency"),
+                        _percentile_rank(-revenue, by_snapshot).alias("monetary")).to_numpy().astype(float)
+
+
+def rfm_heuristic_score(frame: pl.DataFrame) -> np.ndarray:
+    """Rule-based churn risk in [0, 1], no fitting: the mean of the three RFM ranks (`rfm_ranks`)."""
+    return rfm_ranks(frame).mean(axis=1)
 
 
 def _onehot_name(feature: str, category: object) -> str:
@@ -167,3 +171,18 @@ def fit_bgnbd_baseline(train: pl.DataFrame, horizon_days: int, max_rows: int = 2
         raise ValueError("horizon_days must be positive")
     x, t_x, big_t = bgnbd_inputs(_latest_row_per_customer(train))
     return BgNbdBaseline(params=fit_bgnbd(x, t_x, big_t, max_rows=max_rows, seed=seed), horizon_days=horizon_days)
+
+
+def with_bgnbd_feature(frame: pl.DataFrame, bgnbd: BgNbdBaseline) -> pl.DataFrame:
+    """Add P(alive at T) from the fitted BG/NBD model, computed from the row's own history only (point in time)."""
+    x, t_x, big_t = bgnbd_inputs(frame)
+    return frame.with_columns(pl.Series(BGNBD_FEATURE, p_alive(bgnbd.params, x, t_x, big_t), pl.Float64))
+
+
+def prepared_with_bgnbd(frame: pl.DataFrame, features: list[str], bgnbd: BgNbdBaseline | None) -> pl.DataFrame:
+    """The frame with the BG/NBD feature added when a model uses it and it is not there yet."""
+    if BGNBD_FEATURE not in features or BGNBD_FEATURE in frame.columns:
+        return frame
+    if bgnbd is None:
+        raise ValueError(f"the model uses {BGNBD_FEATURE} but carries no BG/NBD parameters")
+    return with_bgnbd_feature(frame, bgnbd)

@@ -4,21 +4,23 @@ Order of work, each on its own out-of-time fold of the split (see `split_snapsho
 1. fit BG/NBD on the training rows and derive `bgnbd_p_alive` for every row;
 2. train LightGBM with and without that feature (early stopping on the early-stopping snapshots) and keep the
    feature only if it helps on the calibration snapshots;
-3. choose and fit a calibrator (isotonic or Platt) on the calibration snapshots;
-4. evaluate on the validation snapshots, never touched before: metrics before and after calibration, baselines,
-   lift and gains, feature-group ablation, fairness at the operating threshold, global importance, plots.
+3. choose and fit a calibrator (isotonic or Platt) on the calibration snapshots, for LightGBM and for each
+   baseline (logistic regression, the RFM rule, BG/NBD), which are candidates like it;
+4. evaluate on the validation snapshots, never touched before: the candidate with the highest AUC there is the
+   challenger, whatever its kind. Then metrics before and after calibration, lift and gains, feature-group
+   ablation (of LightGBM), fairness at the served model's operating threshold, global importance, plots.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from assets.modeling.baselines import fit_bgnbd_baseline, fit_logistic_baseline, rfm_heuristic_score
-from assets.modeling.calibration import choose_calibrator, expected_calibration_error, reliability_curve
+from assets.modeling.baselines import BGNBD_FEATURE, fit_bgnbd_baseline, fit_logistic_baseline, with_bgnbd_feature
+from assets.modeling.calibration import Calibrator, choose_calibrator, expected_calibration_error, reliability_curve
 from assets.modeling.evaluation import (
     evaluation_metrics,
     gains_table,
@@ -37,7 +39,8 @@ from assets.modeling.fairness import (
     group_fairness,
     operating_threshold,
 )
-from assets.modeling.pipeline import BGNBD_FEATURE, ChurnPipeline, with_bgnbd_feature
+from assets.modeling.pipeline import ChurnPipeline, ScoringModel
+from assets.modeling.scorers import BgNbdScorer, LogisticScorer, RfmRuleScorer
 from assets.modeling.training import (
     CATEGORICAL_FEATURES,
     LABEL_COLUMN,
@@ -58,6 +61,10 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "consent": ("consent_", "days_since_marketing_withdrawal"),
     "bgnbd": (BGNBD_FEATURE,),
 }
+
+# The candidates for the served model, in tie-break order; the evaluation names them by these keys.
+CANDIDATES = ("lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd")
+IDENTITY = Calibrator("identity")
 
 
 def feature_group(feature: str) -> str:
@@ -80,12 +87,25 @@ class ChallengerSettings:
 
 @dataclass
 class Challenger:
-    pipeline: ChurnPipeline
-    params: dict
+    pipeline: ScoringModel  # the served model: LightGBM or a baseline, whichever won on the validation snapshots
+    params: dict  # LightGBM's parameters when it won; empty for a baseline
     evaluation: dict
     metrics: dict[str, float]  # the calibrated model's validation metrics (the registry's headline figures)
     reference: pl.DataFrame  # a sample of validation rows in model-input form, for drift
     fairness_violations: list[str]
+
+
+def model_choice(metrics: dict[str, dict[str, float]], chosen: str) -> dict:
+    """Why the served model won: every candidate's validation AUC and ECE, and its margin over the runner-up."""
+    ranked = sorted(CANDIDATES, key=lambda name: -metrics[name]["auc"])
+    runner_up = next(name for name in ranked if name != chosen)
+    return {
+        "chosen": chosen,
+        "rule": "highest AUC on the validation snapshots, each candidate calibrated on the calibration snapshots",
+        "runner_up": runner_up,
+        "auc_margin": metrics[chosen]["auc"] - metrics[runner_up]["auc"],
+        "candidates": [{"model": name, "auc": metrics[name]["auc"], "ece": metrics[name]["ece"]} for name in ranked],
+    }
 
 
 def _rows(data: pl.DataFrame, dates: list) -> pl.DataFrame:
@@ -183,29 +203,39 @@ def build_challenger(
     uncalibrated = candidates[keep_bgnbd]
 
     p_cal_raw = uncalibrated.predict_uncalibrated(calibration)
-    calibrator, selection = choose_calibrator(y_cal, p_cal_raw, calibration.get_column("customer_id").to_numpy(),
-                                              seed=settings.seed)
+    cal_ids = calibration.get_column("customer_id").to_numpy()
+    calibrator, selection = choose_calibrator(y_cal, p_cal_raw, cal_ids, seed=settings.seed)
     pipeline = ChurnPipeline(booster=chosen_model.booster, features=chosen_model.features,
                              categories=chosen_model.categories, best_iteration=chosen_model.best_iteration,
                              calibrator=calibrator, bgnbd=bgnbd if keep_bgnbd else None)
 
-    y_val = _y(validation)
-    p_raw = pipeline.predict_uncalibrated(validation)
-    p = calibrator.apply(p_raw)
+    # The baselines are candidates too, each calibrated on the same fold: the best on the validation fold is served.
     train_rows = _rows(data, split.train)
     logistic = fit_logistic_baseline(train_rows, pipeline.features,
                                      [c for c in CATEGORICAL_FEATURES if c in pipeline.features], seed=settings.seed)
-    scores = {
-        "lightgbm_calibrated": p,
-        "lightgbm_raw": p_raw,
-        "logistic_regression": logistic.predict_proba(validation),
-        "rfm_heuristic": rfm_heuristic_score(validation),
-        "bgnbd": bgnbd.predict_proba(validation),
+    uncalibrated_baselines = {
+        "logistic_regression": LogisticScorer.from_baseline(logistic, IDENTITY, bgnbd),
+        "rfm_heuristic": RfmRuleScorer(calibrator=IDENTITY),
+        "bgnbd": BgNbdScorer(bgnbd=bgnbd, reference=BgNbdScorer.reference_customer(train_rows), calibrator=IDENTITY),
     }
+    models: dict[str, ScoringModel] = {"lightgbm_calibrated": pipeline}
+    selections = {"lightgbm_calibrated": selection}
+    for name, scorer in uncalibrated_baselines.items():
+        fitted, selections[name] = choose_calibrator(y_cal, scorer.predict_uncalibrated(calibration), cal_ids,
+                                                     seed=settings.seed)
+        models[name] = replace(scorer, calibrator=fitted)
+
+    y_val = _y(validation)
+    scores = {name: model.predict(validation) for name, model in models.items()}
+    scores["lightgbm_raw"] = pipeline.predict_uncalibrated(validation)
     metrics = {name: evaluation_metrics(y_val, s) for name, s in scores.items()}
+    # max() keeps the first of equal AUCs, so a tie goes to the earlier candidate
+    chosen = max(CANDIDATES, key=lambda name: metrics[name]["auc"])
+    served = models[chosen]
+    p, p_raw = scores[chosen], served.predict_uncalibrated(validation)
     oracle = oracle_auc(validation, truth) if truth is not None else None
 
-    threshold = operating_threshold(p, settings.top_fraction)
+    threshold = operating_threshold(p, settings.top_fraction)  # the served model's operating point
     per_group, summaries = {}, {}
     for attribute, groups in _sensitive_groups(validation, sensitive).items():
         table = group_fairness(y_val, p, groups, threshold, settings.fairness_limits.min_group_rows)
@@ -228,9 +258,9 @@ def build_challenger(
         "reliability": plot_reliability({"before calibration": reliability_curve(y_val, p_raw),
                                          "after calibration": reliability_curve(y_val, p)},
                                         reports_dir / "reliability.png").name,
-        "gains": plot_gains({"LightGBM": gains,
-                             "logistic regression": gains_table(y_val, scores["logistic_regression"]),
-                             "RFM heuristic": gains_table(y_val, scores["rfm_heuristic"])},
+        "gains": plot_gains({label: gains_table(y_val, scores[name]) for name, label in
+                             (("lightgbm_calibrated", "LightGBM"), ("logistic_regression", "logistic regression"),
+                              ("rfm_heuristic", "RFM heuristic"))},
                             reports_dir / "gains.png").name,
         "importance": plot_importance(importance, reports_dir / "importance.png").name,
     }
@@ -240,13 +270,14 @@ def build_challenger(
     evaluation = {
         "metrics": metrics,
         "oracle_auc": oracle,
-        "normalised_auc": normalised_auc(metrics["lightgbm_calibrated"]["auc"], oracle) if oracle else None,
+        "normalised_auc": normalised_auc(metrics[chosen]["auc"], oracle) if oracle else None,
+        "model_choice": model_choice(metrics, chosen),
         "calibration": {
-            "method": calibrator.method,
+            "method": served.calibrator.method,
             "ece_before": expected_calibration_error(y_val, p_raw),
             "ece_after": expected_calibration_error(y_val, p),
-            "selection": selection.to_dicts(),
-            "calibrator": calibrator.to_dict(),
+            "selection": selections[chosen].to_dicts(),
+            "calibrator": served.calibrator.to_dict(),
         },
         "gains": gains.to_dicts(),
         "ablation": ablation,
@@ -264,8 +295,9 @@ def build_challenger(
         "logistic_coefficients": logistic.coefficients(),
         "dropped_features": dropped,
     }
-    headline = dict(metrics["lightgbm_calibrated"])
-    headline.update({"auc_raw": metrics["lightgbm_raw"]["auc"], "ece_raw": metrics["lightgbm_raw"]["ece"],
+    headline = dict(metrics[chosen])
+    headline.update({"auc_raw": evaluation_metrics(y_val, p_raw)["auc"],
+                     "ece_raw": evaluation["calibration"]["ece_before"],
                      "train_rows": chosen_model.validation_metrics["train_rows"]})
     if oracle:
         headline.update({"oracle_auc": oracle, "normalised_auc": evaluation["normalised_auc"]})
@@ -273,6 +305,7 @@ def build_challenger(
     # rows whose predictions are out of sample like the monitored ones. Training rows lie a year further back
     # (lifetime and age features drift from them by construction) and carry in-sample, sharper predictions.
     reference = validation.sample(n=min(20_000, validation.height), seed=settings.seed)
-    return Challenger(pipeline=pipeline, params=chosen_model.params, evaluation=evaluation, metrics=headline,
+    return Challenger(pipeline=served, params=chosen_model.params if chosen == "lightgbm_calibrated" else {},
+                      evaluation=evaluation, metrics=headline,
                       reference=reference.select([c for c in feature_columns(reference.columns) if c != BGNBD_FEATURE]),
                       fairness_violations=violations)

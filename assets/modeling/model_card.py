@@ -19,6 +19,7 @@ SECTION_TITLES: tuple[str, ...] = (
     "Intended use",
     "Data and windows",
     "Performance out of time",
+    "Model choice",
     "Calibration",
     "Lift and gains",
     "Feature-group ablation",
@@ -296,6 +297,32 @@ def _performance(card: Mapping[str, Any], evaluation: Mapping[str, Any]) -> list
     return blocks
 
 
+REASON_SOURCES: dict[str, str] = {
+    "lightgbm_calibrated": "TreeSHAP contributions of the LightGBM model (log-odds)",
+    "logistic_regression": "coefficient × standardised value per feature (log-odds)",
+    "rfm_heuristic": "each rank's distance from the middle (rank points)",
+    "bgnbd": "exact Shapley values of the BG/NBD log-odds against the median training customer",
+}
+
+
+def _model_choice(evaluation: Mapping[str, Any]) -> list[Block]:
+    choice = evaluation.get("model_choice") or {}
+    blocks: list[Block] = [Heading(2, "Model choice")]
+    if not choice:
+        return [*blocks, Para("Model choice: not recorded; this version is the LightGBM model.")]
+    chosen, runner_up = str(choice.get("chosen")), str(choice.get("runner_up"))
+    rows = [(_model_label(str(c.get("model"))), _num(c.get("auc")), _num(c.get("ece")),
+             "yes" if c.get("model") == chosen else "no") for c in choice.get("candidates") or []]
+    return [
+        *blocks,
+        Para(("LightGBM and the baselines are candidates alike: each is calibrated on the calibration snapshots and "
+              "scored on the validation snapshots, and the highest AUC there is served. This version is ",
+              _model_label(chosen), f", {_signed(choice.get('auc_margin'))} AUC against the runner-up, ",
+              _model_label(runner_up), f". Its reason codes are the {REASON_SOURCES.get(chosen, 'model’s own')}.")),
+        _table(("Candidate", "AUC", "ECE", "Served"), rows, (1, 2), "Candidates: not available."),
+    ]
+
+
 def _calibration(evaluation: Mapping[str, Any]) -> list[Block]:
     cal = evaluation.get("calibration") or {}
     blocks: list[Block] = [Heading(2, "Calibration")]
@@ -340,8 +367,8 @@ def _ablation(evaluation: Mapping[str, Any]) -> list[Block]:
     ]
     blocks: list[Block] = [
         Heading(2, "Feature-group ablation"),
-        Para("Out-of-time AUC of the model refitted without each feature group, and its change against the full "
-             "model (negative: the model is worse without the group)."),
+        Para("Out-of-time AUC of the LightGBM candidate refitted without each feature group, and its change against "
+             "the full model (negative: the model is worse without the group)."),
         _table(("Group", "Features", "AUC", "AUC change"), rows, (2, 3), "Feature-group ablation: not available."),
         Heading(3, "BG/NBD feature decision"),
     ]
@@ -507,6 +534,7 @@ def build_blocks(card: Mapping[str, Any], evaluation: Mapping[str, Any], lineage
         *_intended_use(card),
         *_data_and_windows(card),
         *_performance(card, evaluation),
+        *_model_choice(evaluation),
         *_calibration(evaluation),
         *_gains(evaluation),
         *_ablation(evaluation),

@@ -3,7 +3,8 @@
 Everything needed to reproduce a version's scores lives in its JSON card (plus the LightGBM model file): the
 feature list, category levels, the BG/NBD parameters behind the `bgnbd_p_alive` feature and the calibrator's
 parameters. The registry stores those artifacts without knowing this class (`save` writes them, `load_model` turns
-them back into a pipeline).
+them back into a pipeline). A version can also be one of the baselines (assets/modeling/scorers.py), when it won
+its training run; `load_model` rebuilds whichever kind the card names.
 """
 
 from __future__ import annotations
@@ -14,20 +15,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from assets.modeling.baselines import BgNbdBaseline
-from assets.modeling.bgnbd import bgnbd_inputs, p_alive
+from assets.modeling.baselines import BgNbdBaseline, prepared_with_bgnbd
 from assets.modeling.calibration import Calibrator
+from assets.modeling.scorers import BgNbdScorer, LogisticScorer, RfmRuleScorer, scorer_from_file
 from assets.modeling.training import to_model_frame
 from resources.registry import LoadedModel, ModelRegistryResource
 
-BGNBD_FEATURE = "bgnbd_p_alive"
 REASON_COUNT = 3
-
-
-def with_bgnbd_feature(frame: pl.DataFrame, bgnbd: BgNbdBaseline) -> pl.DataFrame:
-    """Add P(alive at T) from the fitted BG/NBD model, computed from the row's own history only (point in time)."""
-    x, t_x, big_t = bgnbd_inputs(frame)
-    return frame.with_columns(pl.Series(BGNBD_FEATURE, p_alive(bgnbd.params, x, t_x, big_t), pl.Float64))
 
 
 @dataclass(frozen=True)
@@ -38,11 +32,13 @@ class ChurnPipeline:
     best_iteration: int
     calibrator: Calibrator
     bgnbd: BgNbdBaseline | None = None
+    kind = "lightgbm"
 
     def save(self, model_file: Path) -> dict:
         """Write the booster (up to its best iteration); return the card fields that rebuild the pipeline."""
         self.booster.save_model(str(model_file), num_iteration=self.best_iteration)
-        return {"features": self.features, "categories": self.categories, "best_iteration": self.best_iteration,
+        return {"model_kind": self.kind, "features": self.features, "categories": self.categories,
+                "best_iteration": self.best_iteration,
                 "calibrator": self.calibrator.to_dict(),
                 "bgnbd": self.bgnbd.to_dict() if self.bgnbd is not None else None}
 
@@ -57,11 +53,7 @@ class ChurnPipeline:
                    bgnbd=BgNbdBaseline.from_dict(card["bgnbd"]) if card.get("bgnbd") else None)
 
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
-        if BGNBD_FEATURE in self.features and BGNBD_FEATURE not in frame.columns:
-            if self.bgnbd is None:
-                raise ValueError(f"the model uses {BGNBD_FEATURE} but carries no BG/NBD parameters")
-            return with_bgnbd_feature(frame, self.bgnbd)
-        return frame
+        return prepared_with_bgnbd(frame, self.features, self.bgnbd)
 
     def raw_score(self, frame: pl.DataFrame) -> np.ndarray:
         """LightGBM's margin (log-odds) before calibration."""
@@ -81,23 +73,39 @@ class ChurnPipeline:
         return self.booster.predict(model_frame, num_iteration=self.best_iteration, pred_contrib=True)
 
 
+ScoringModel = ChurnPipeline | LogisticScorer | RfmRuleScorer | BgNbdScorer
+
+
 @dataclass(frozen=True)
 class RegisteredModel(LoadedModel):
     """A registry version with its scoring pipeline rebuilt: what scoring, drift and the gate score with."""
 
-    pipeline: ChurnPipeline
+    pipeline: ScoringModel
+
+    @property
+    def kind(self) -> str:
+        return self.pipeline.kind
+
+
+def scoring_model(stored: LoadedModel) -> ScoringModel:
+    """A version's model of whichever kind won its training run (versions from before baselines could win are
+    LightGBM)."""
+    kind = stored.card.get("model_kind", ChurnPipeline.kind)
+    if kind == ChurnPipeline.kind:
+        return ChurnPipeline.from_artifacts(stored)
+    return scorer_from_file(kind, stored.model_file, Calibrator.from_dict(stored.card["calibrator"]))
 
 
 def load_model(registry: ModelRegistryResource, version: str | None = None) -> RegisteredModel:
     """The registered `version` (the champion by default), ready to score."""
     stored = registry.load(version)
-    return RegisteredModel(version=stored.version, card=stored.card, path=stored.path,
-                           pipeline=ChurnPipeline.from_artifacts(stored))
+    return RegisteredModel(version=stored.version, card=stored.card, path=stored.path, pipeline=scoring_model(stored))
 
 
 def top_reasons(contributions: np.ndarray, features: list[str], k: int = REASON_COUNT) -> pl.DataFrame:
     """The k features pushing each row's score furthest from the base value, as reason_{i}_feature /
-    reason_{i}_direction ("raises" or "lowers" churn risk) / reason_{i}_contribution (log-odds)."""
+    reason_{i}_direction ("raises" or "lowers" churn risk) / reason_{i}_contribution (in the model's raw score:
+    log-odds, or rank points for the RFM rule)."""
     per_feature = contributions[:, : len(features)]
     k = min(k, len(features))
     # Largest absolute contribution first; a stable sort keeps ties in feature order, so reasons are reproducible.
