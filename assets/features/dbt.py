@@ -30,6 +30,8 @@ WAREHOUSE_POOL = "warehouse"  # DuckDB allows one writer: every step writing war
 LABEL_MODELS = "churn_labels"  # dbt selection of the models that look forward past their snapshot
 FEATURE_MODELS = "dbt_feature_models"
 KEEP_INVOCATIONS = 20
+TARGET_FOLDER = "dbt_target"  # under the home: each invocation's folder, and the home's partial-parse state
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 class AssayDbtTranslator(DagsterDbtTranslator):
@@ -109,12 +111,38 @@ def dbt_environment(assay: AssayResource, lake: LakeResource) -> dict[str, str]:
 
 def prune_invocation_folders(target: Path, keep: int) -> list[Path]:
     """Remove all but the newest `keep` per-invocation folders (`<asset>-<hash>`) that dagster-dbt made under
-    the project's target folder; dbt's own files there (manifest, partial parse) are left alone."""
+    the target folder; the files beside them (the parse state) are left alone."""
     folders = sorted((p for p in target.glob("dbt_*_models-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
     removed = folders[:-keep] if keep else folders
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
     return removed
+
+
+def _copy_atomically(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staged = destination.with_name(destination.name + ".tmp")
+    shutil.copyfile(source, staged)
+    os.replace(staged, destination)
+
+
+def seed_partial_parse(target_root: Path) -> None:
+    """Give a home's target folder `make manifest`'s parse state the first time: dbt then re-parses only what
+    differs, and a home whose profile is the one parsed (the default home) starts with a full partial parse."""
+    parsed = DBT_PROJECT_DIR / "target" / PARTIAL_PARSE_FILE
+    if not (target_root / PARTIAL_PARSE_FILE).exists() and parsed.exists():
+        _copy_atomically(parsed, target_root / PARTIAL_PARSE_FILE)
+
+
+def keep_partial_parse(invocation_target: Path, target_root: Path) -> None:
+    """Keep the parse state a finished invocation wrote, so the home's next invocation starts from it.
+
+    dagster-dbt gives each invocation its own target folder and seeds it from the target root's state; without this
+    every invocation would start from `make manifest`'s, which another home's profile (its warehouse path) makes
+    stale: dbt would parse the whole project each time."""
+    written = invocation_target / PARTIAL_PARSE_FILE
+    if written.exists():
+        _copy_atomically(written, target_root / PARTIAL_PARSE_FILE)
 
 
 @cache
@@ -150,7 +178,10 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayRe
                if plan.recompute_from else "unchanged (no landing day changed)"))
     # The run's vars travel as environment variables (macros/snapshot_vars.sql, assay_var): dbt then re-parses only
     # the files that read them. They are set for the moment dbt's process starts, so no later run inherits them.
-    run_env = dbt_var_environment(dbt_vars)
+    # The run's folders and parse state live in the home, not in the project's source tree.
+    target_root = assay.home_path / TARGET_FOLDER
+    seed_partial_parse(target_root)
+    run_env = {**dbt_var_environment(dbt_vars), "DBT_TARGET_PATH": str(target_root)}
     saved = {name: os.environ.get(name) for name in run_env}
     os.environ.update(run_env)
     try:
@@ -162,6 +193,7 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayRe
             else:
                 os.environ[name] = value
     yield from invocation.stream()
+    keep_partial_parse(Path(invocation.target_path), target_root)
     if plan is not None:
         record_activity_run(assay.warehouse_path, plan)
     # each invocation writes its own target folder (logs, compiled SQL, run results); keep only the newest few
