@@ -243,7 +243,7 @@ def build_challenger(
         summaries[attribute] = {
             **fairness_summary(table, settings.fairness_limits.min_group_rows),
             **fairness_intervals(y_val, p, groups, threshold, settings.fairness_limits.min_group_rows,
-                                 seed=settings.seed)}
+                                 seed=settings.seed, customers=validation.get_column("customer_id").to_numpy())}
     violations = fairness_violations(summaries, settings.fairness_limits)
 
     booster = pipeline.booster

@@ -101,20 +101,33 @@ def fairness_summary(per_group: pl.DataFrame, min_group_rows: int = 30) -> dict:
     return summary
 
 
+def _customer_cells(selected: np.ndarray, churned: np.ndarray, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's counts of rows per cell (selected churner, missed churner, selected stayer, unselected
+    stayer), folded into the distinct count patterns and how many customers have each."""
+    _, customer = np.unique(customers, return_inverse=True)
+    cell = np.where(selected & churned, 0, np.where(churned, 1, np.where(selected, 2, 3)))
+    counts = np.zeros((customer.max() + 1, 4), dtype=np.int64)
+    np.add.at(counts, (customer, cell), 1)
+    return np.unique(counts, axis=0, return_counts=True)
+
+
 def fairness_intervals(
     y: np.ndarray, p: np.ndarray, groups: np.ndarray | pl.Series, threshold: float, min_group_rows: int = 30,
-    n_boot: int = 2000, level: float = 0.95, seed: int = 7,
+    n_boot: int = 2000, level: float = 0.95, seed: int = 7, customers: np.ndarray | None = None,
 ) -> dict:
     """Seeded bootstrap intervals for the two gaps `fairness_summary` reports at `threshold`: the true-positive rate
     of the group with the highest minus that of the group with the lowest, and the selection rate of the least
-    selected group over that of the most selected. Rows are resampled within each group (group sizes stay as
-    observed); a row counts only through its cell (selected or not, churner or not), so a resample of a group is one
-    multinomial draw of its four cell counts. The pair is picked after looking at the data, so each interval is
-    widened for every pair it could have been (Bonferroni): the largest of many chance gaps is not evidence.
-    None when fewer than two groups can be compared."""
+    selected group over that of the most selected. Customers are resampled within each group (group sizes stay as
+    observed), with all their rows: the rows of one customer in several snapshots are not independent evidence, and
+    resampling them one by one would make the intervals too narrow. Without `customers` each row is its own customer.
+    A customer counts only through their rows' cells (selected or not, churner or not), so a resample of a group is
+    one multinomial draw over the customers' distinct cell patterns. The pair is picked after looking at the data,
+    so each interval is widened for every pair it could have been (Bonferroni): the largest of many chance gaps is
+    not evidence. None when fewer than two groups can be compared."""
     y = np.asarray(y)
     labels = _group_labels(groups)
     selected = np.asarray(p, dtype=np.float64) >= threshold
+    customers = np.arange(y.size) if customers is None else np.asarray(customers)
     compared = [g for g in sorted(set(labels.tolist())) if (labels == g).sum() >= min_group_rows]
     out: dict = {"interval_level": level, "equal_opportunity_difference_ci": None, "selection_rate_ratio_ci": None}
     if len(compared) < 2:
@@ -125,16 +138,15 @@ def fairness_intervals(
     rate = np.empty((n_boot, len(compared)))
     for j, group in enumerate(compared):
         mask = labels == group
-        gy, gsel = y[mask] == 1, selected[mask]
-        cells = np.array([(gsel & gy).sum(), (~gsel & gy).sum(), (gsel & ~gy).sum(), (~gsel & ~gy).sum()])
-        n = int(mask.sum())
+        patterns, frequency = _customer_cells(selected[mask], y[mask] == 1, customers[mask])
+        cells = patterns.T @ frequency
         if cells[0] + cells[1]:
             observed_tpr[j] = cells[0] / (cells[0] + cells[1])
-        observed_rate[j] = (cells[0] + cells[2]) / n
-        draws = rng.multinomial(n, cells / n, size=n_boot)
+        observed_rate[j] = (cells[0] + cells[2]) / cells.sum()
+        draws = rng.multinomial(frequency.sum(), frequency / frequency.sum(), size=n_boot) @ patterns
         positives = draws[:, 0] + draws[:, 1]
         tpr[:, j] = np.where(positives > 0, draws[:, 0] / np.maximum(positives, 1), np.nan)
-        rate[:, j] = (draws[:, 0] + draws[:, 2]) / n
+        rate[:, j] = (draws[:, 0] + draws[:, 2]) / draws.sum(axis=1)
     pairs = len(compared) * (len(compared) - 1) / 2
     tail = (1 - level) / 2 / pairs
 

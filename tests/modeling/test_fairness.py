@@ -162,3 +162,25 @@ def test_intervals_are_seeded_and_narrow_with_many_rows():
     assert first["equal_opportunity_difference_ci"][1] < 0.05
     assert first["selection_rate_ratio_ci"][0] > 0.85
     assert fairness_intervals(y, p, np.array(["x"] * y.size), threshold)["selection_rate_ratio_ci"] is None
+
+
+def test_a_customer_seen_in_several_snapshots_is_one_piece_of_evidence():
+    """The same customers in four snapshots with the same outcome: resampled as customers, the intervals are those
+    of one snapshot; resampled as rows, four times the rows would make them narrower than the evidence is."""
+    rng = np.random.default_rng(3)
+    y, p = _population(rng, 400, 0.3, 1.5)
+    groups = np.array(["f", "m"] * 200)
+    threshold = operating_threshold(p, 0.1)
+    once = fairness_intervals(y, p, groups, threshold)
+    y4, p4, groups4 = np.tile(y, 4), np.tile(p, 4), np.tile(groups, 4)
+    customers = np.tile(np.arange(y.size), 4)
+    as_customers = fairness_intervals(y4, p4, groups4, threshold, customers=customers)
+    as_rows = fairness_intervals(y4, p4, groups4, threshold)
+
+    def width(result: dict) -> float:
+        low, high = result["selection_rate_ratio_ci"]
+        return high - low
+
+    assert as_customers["selection_rate_ratio_ci"] == pytest.approx(once["selection_rate_ratio_ci"])
+    assert as_customers["equal_opportunity_difference_ci"] == pytest.approx(once["equal_opportunity_difference_ci"])
+    assert width(as_rows) < 0.7 * width(as_customers)
