@@ -200,6 +200,10 @@ class SyntheticConfig:
     # latent state (their rate, their help-centre share, their silence after a customer leaves), so this sets how
     # much of the oracle's knowledge any model can recover (`bench/diagnose.py information-ceiling`).
     events_per_week: float = EVENTS_PER_WEEK
+    # A planted dependence for fairness checks: log-odds added to the weekly hazard of customers of gender "f", from
+    # the first week on. 0 (the default): churn does not depend on gender or age, so any gap between those groups
+    # is chance. It draws nothing of its own: the customers are the same, what follows from who leaves when is not.
+    gender_hazard_shift: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.drift_kind is None) != (self.drift_onset is None):
@@ -271,9 +275,11 @@ def oracle_no_order_probability(
     horizon_days: int,
     shifted_from_week: int | None = None,
     targeted: np.ndarray | None = None,
+    hazard_offset: float | np.ndarray = 0.0,
 ) -> np.ndarray:
     """P(no order in the next `horizon_days`) with z frozen at its current value (see module docstring). From week
-    `shifted_from_week` of the horizon on, the `targeted` customers carry the churn_process drift."""
+    `shifted_from_week` of the horizon on, the `targeted` customers carry the churn_process drift; `hazard_offset`
+    moves every week's hazard (the planted gender dependence)."""
     weeks = horizon_days / 7
     weekly_orders = rate * np.exp(GAMMA_ORDERS * z)
     survive = np.ones_like(z)
@@ -283,7 +289,7 @@ def oracle_no_order_probability(
         hit = (targeted if targeted is not None and shifted_from_week is not None and k >= shifted_from_week
                else np.zeros(z.shape[0], dtype=bool))
         hazard = weekly_hazard(z, low_spend, low_engagement, (tenure_us + k * WEEK_US) < NEW_WEEKS * WEEK_US,
-                               DRIFT_HAZARD_SHIFT * hit)
+                               DRIFT_HAZARD_SHIFT * hit + hazard_offset)
         p_none += survive * hazard
         survive *= (1.0 - hazard) * np.exp(-weekly_orders * np.where(hit, DRIFT_ORDER_FACTOR, 1.0) * fraction)
     return np.where(alive, p_none + survive, 1.0)
@@ -879,6 +885,7 @@ class _Simulation:
         self.snapshots = {_us(d): d for d in snapshot_dates(config.snapshot_start, config.end)}
         self.drift = None if config.drift_kind is None else (config.drift_kind, _us(config.drift_onset))
         self.targeted = np.zeros(pop.size, dtype=bool)  # the churn_process segment, known once countries are drawn
+        self.hazard_offset = np.zeros(pop.size)  # the planted gender dependence, known once genders are drawn
         self.state, signup_consents = _signup_consents(pop, self.rng_cns, self.start_us)
         self.consent_rows = [signup_consents]
 
@@ -893,6 +900,8 @@ class _Simulation:
         self.landing.write("customers", customers, self.pop.landing_day)
         if self.drift is not None and self.drift[0] == "churn_process":
             self.targeted = (customers.get_column("country") == DRIFT_COMPETITOR_COUNTRY).to_numpy()
+        if self.config.gender_hazard_shift:
+            self.hazard_offset = self.config.gender_hazard_shift * (customers.get_column("gender") == "f").to_numpy()
         week0 = self.start_us - self.config.start.weekday() * DAY_US  # Monday on or before start
         for week in range(-BURN_IN_WEEKS, math.ceil((min(until_us, self.end_us) - week0) / WEEK_US)):
             self._step(week, week0 + week * WEEK_US)
@@ -917,13 +926,14 @@ class _Simulation:
             p = oracle_no_order_probability(
                 state.z[:n_t], pop.rate[:n_t], pop.low_spend[:n_t], pop.low_engagement[:n_t], tenure[:n_t],
                 state.alive[:n_t], self.config.label_horizon_days, self._hazard_shift_from(w_us), self.targeted[:n_t],
+                self.hazard_offset[:n_t],
             )  # fmt: skip
             self.truth.write(self.snapshots[w_us], p)
 
         # Death first, then behaviour of the survivors (the oracle assumes the same order).
         shifted = self._hazard_shift_from(w_us) == 0
         hazard = weekly_hazard(state.z, pop.low_spend, pop.low_engagement, tenure < NEW_WEEKS * WEEK_US,
-                               DRIFT_HAZARD_SHIFT * (self.targeted & shifted))
+                               DRIFT_HAZARD_SHIFT * (self.targeted & shifted) + self.hazard_offset)
         dies = (pop.signup_us < w_us) & state.alive & (self.rng_dyn.random(pop.size) < hazard)
         state.alive &= ~dies
         state.death_week[dies] = week

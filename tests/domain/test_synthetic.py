@@ -357,6 +357,27 @@ def test_a_denser_clickstream_triples_events_and_leaves_orders_and_truth_alone(t
         replace(config, events_per_week=0.0)
 
 
+def test_a_planted_gender_dependence_raises_womens_churn_only(tmp_path: Path) -> None:
+    config = config_for_size("tiny", end=date(2024, 7, 1), snapshot_start=date(2024, 3, 4))
+    plain = Run(config, tmp_path / "plain")
+    planted = Run(replace(config, gender_hazard_shift=1.5), tmp_path / "planted")
+    # the same people (the shift draws nothing of its own); who leaves when, and so what follows, differs
+    assert planted.read("customers").equals(plain.read("customers"))
+    women = plain.read("customers").filter(pl.col("gender") == "f").get_column("customer_id").unique()
+
+    def truth(run: Run) -> pl.DataFrame:
+        first = pl.read_parquet(run.truth / "churn_probability.parquet").filter(
+            pl.col("snapshot_date") == pl.col("snapshot_date").min())
+        return first.with_columns(pl.col("customer_id").is_in(women.implode()).alias("woman")).sort("customer_id")
+
+    before, after = truth(plain), truth(planted)
+    woman = before.get_column("woman").to_numpy()
+    rise = after.get_column("p_churn").to_numpy() - before.get_column("p_churn").to_numpy()
+    assert rise[woman].mean() > 0.1 and abs(rise[~woman].mean()) < 0.02, (rise[woman].mean(), rise[~woman].mean())
+    meta = json.loads((planted.truth / "generation.json").read_text())
+    assert meta["config"]["gender_hazard_shift"] == 1.5
+
+
 def test_a_drift_needs_a_known_kind_and_an_onset():
     with pytest.raises(ValueError, match="go together"):
         config_for_size("tiny", drift_kind="price_level")
