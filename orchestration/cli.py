@@ -228,7 +228,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def unscored_lines(con, tables: list[str], has_champion: bool) -> list[str]:
     """What the summary says, loudly, when nobody was scored, and why."""
-    from assets.scoring.assets import NO_CHAMPION
+    from resources.registry import NO_CHAMPION
 
     scored = con.execute("select count(*) from main.customer_scores").fetchone()[0] if "customer_scores" in tables \
         else 0

@@ -27,6 +27,8 @@ from resources.lake import LakeResource
 REGISTRY_TABLE = ("gold", "model_registry")
 DECISIONS_TABLE = ("gold", "model_decisions")
 MODEL_FILE = "model.txt"  # the model's own file inside a version's folder; promote refuses a version without it
+# why scoring and monitoring are skipped before the first promotion (asset metadata, logs, the run summary)
+NO_CHAMPION = "no model has passed the gate yet: see gold/model_decisions"
 
 
 class ModelArtifacts(Protocol):

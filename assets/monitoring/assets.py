@@ -19,6 +19,8 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
+    AssetSpec,
     AutomationCondition,
     BackfillPolicy,
     Config,
@@ -26,6 +28,7 @@ from dagster import (
     MetadataValue,
     TimeWindowPartitionMapping,
     asset,
+    multi_asset,
 )
 from pydantic import Field
 
@@ -49,7 +52,7 @@ from domain.contract import SOURCES
 from resources.alerts import AlertsResource
 from resources.assay import AssayResource
 from resources.lake import LakeResource
-from resources.registry import ModelRegistryResource
+from resources.registry import NO_CHAMPION, ModelRegistryResource
 
 DRIFT_KEY = AssetKey(["monitoring", "drift_summary"])
 
@@ -106,8 +109,22 @@ def drift_spec(partitions: AssayPartitions) -> dict:
     )
 
 
+def skipped_without_scores(context: AssetExecutionContext, lake: LakeResource,
+                           registry: ModelRegistryResource) -> bool:
+    """True, having logged why, when there is nothing scored to monitor: no model has passed the gate yet. In the
+    run that scores, Dagster skips this step by itself; a run of its own (a backfill step, a matured label) gets
+    here, and finishes without materializing instead of failing."""
+    if registry.champion_version() is not None and lake.exists("gold", "customer_scores"):
+        return False
+    context.log.warning(f"{context.asset_key.to_user_string()} skipped: {NO_CHAMPION}")
+    context.log_event(AssetObservation(asset_key=context.asset_key, metadata={"skipped": NO_CHAMPION}))
+    return True
+
+
 def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: AssayResource, lake: LakeResource,
                   registry: ModelRegistryResource, alerts: AlertsResource):
+    if skipped_without_scores(context, lake, registry):
+        return
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     model = load_model(registry)
@@ -222,6 +239,8 @@ def performance_spec(partitions: AssayPartitions) -> dict:
 
 def model_performance(context: AssetExecutionContext, config: PerformanceConfig, lake: LakeResource,
                       registry: ModelRegistryResource, alerts: AlertsResource):
+    if skipped_without_scores(context, lake, registry):
+        return
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     in_window = (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end)
@@ -410,8 +429,21 @@ def monitoring_metrics(context: AssetExecutionContext, lake: LakeResource) -> Ma
     })
 
 
+def skippable_asset(spec: dict):
+    """An asset that may finish without materializing (no model has passed the gate yet), with its checks. An
+    `@asset(output_required=False)` must still yield every check (dagster-io/dagster#27399); a one-asset
+    `multi_asset` that can subset may leave both out."""
+    key = spec["key"]
+    return multi_asset(
+        name="__".join(key.path),
+        specs=[AssetSpec(key, deps=spec["deps"], description=spec["description"], group_name=spec["group_name"],
+                         kinds=spec["kinds"], automation_condition=spec["automation_condition"], skippable=True)],
+        partitions_def=spec["partitions_def"], backfill_policy=spec["backfill_policy"],
+        check_specs=spec["check_specs"], can_subset=True)
+
+
 def build_monitoring_assets(partitions: AssayPartitions) -> list:
-    return [asset(**drift_spec(partitions))(drift_summary),
-            asset(**performance_spec(partitions))(model_performance),
+    return [skippable_asset(drift_spec(partitions))(drift_summary),
+            skippable_asset(performance_spec(partitions))(model_performance),
             asset(**source_drift_spec(partitions))(source_drift),
             asset(**monitoring_metrics_spec(partitions))(monitoring_metrics)]

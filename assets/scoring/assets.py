@@ -25,9 +25,7 @@ from assets.scoring.scoring import latest_scores, score_features
 from resources.assay import AssayResource
 from resources.audit import record
 from resources.lake import LakeResource
-from resources.registry import ModelRegistryResource
-
-NO_CHAMPION = "no model has passed the gate yet: see gold/model_decisions"
+from resources.registry import NO_CHAMPION, ModelRegistryResource
 
 
 class ScoringConfig(Config):

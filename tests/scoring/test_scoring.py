@@ -99,9 +99,10 @@ def test_without_a_champion_scoring_is_skipped_with_its_reason_and_the_run_finis
     from dagster import AssetKey, DagsterEventType, DagsterInstance, asset, materialize
 
     from assets.partitions import AssayPartitions
-    from assets.scoring.assets import NO_CHAMPION, build_customer_scores
+    from assets.scoring.assets import build_customer_scores
     from domain.settings import AssaySettings
     from resources.assay import AssayResource
+    from resources.registry import NO_CHAMPION
 
     settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path)})
     scores = build_customer_scores(AssayPartitions.from_settings(settings))
@@ -174,3 +175,27 @@ def test_without_consents_the_legal_basis_decides_who_is_scored_and_is_recorded(
     assert metadata["profiling_legal_basis"].value == basis
     audit = lake.scan("gold", "audit_log").filter(pl.col("action") == "score").collect()
     assert json.loads(audit.item(-1, "details"))["profiling_legal_basis"] == basis
+
+
+def test_without_a_champion_monitoring_in_a_run_of_its_own_is_skipped_with_its_reason(tmp_path, lake, registry):
+    """A backfill step or a matured label runs drift and performance apart from scoring: before the first promotion
+    there is nothing to monitor, and the run finishes saying so."""
+    from dagster import DagsterEventType, DagsterInstance, materialize
+
+    from assets.monitoring.assets import build_monitoring_assets
+    from assets.partitions import AssayPartitions
+    from domain.settings import AssaySettings
+    from resources.alerts import AlertsResource
+    from resources.assay import AssayResource
+    from resources.registry import NO_CHAMPION
+
+    settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path)})
+    drift, performance, *_ = build_monitoring_assets(AssayPartitions.from_settings(settings))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([drift, performance], partition_key="2024-07-08", instance=instance,
+                             resources={"lake": lake, "registry": registry, "alerts": AlertsResource(lake=lake),
+                                        "assay": AssayResource.from_settings(settings)})
+        assert result.success and result.get_asset_materialization_events() == []
+        observed = {e.asset_key.to_user_string(): e.event_specific_data.asset_observation.metadata["skipped"].value
+                    for e in result.all_events if e.event_type == DagsterEventType.ASSET_OBSERVATION}
+    assert observed == {"monitoring/drift_summary": NO_CHAMPION, "monitoring/model_performance": NO_CHAMPION}
