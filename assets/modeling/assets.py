@@ -20,7 +20,7 @@ from assets.features.dbt import MANIFEST_PATH
 from assets.markdown import markdown_table
 from assets.modeling.challenger import ChallengerSettings, build_challenger
 from assets.modeling.fairness import FairnessLimits
-from assets.modeling.gate import GatePolicy, broken_fields, decide
+from assets.modeling.gate import MAX_ECE, GatePolicy, broken_fields, decide
 from assets.modeling.model_card import render_model_card
 from assets.modeling.pipeline import load_model
 from assets.modeling.provenance import dbt_manifest_hash, trainer_code_version
@@ -172,6 +172,9 @@ class ChallengerConfig(SplitConfig):
     max_equal_opportunity_difference: float = Field(0.1, description="Fairness limit on the TPR gap.")
     min_selection_rate_ratio: float = Field(0.8, description="Fairness limit on selection-rate ratio (4/5 rule).")
     min_group_rows: int = Field(100, description="Groups smaller than this are reported but not compared.")
+    max_ece: float = Field(MAX_ECE, description="Candidates (LightGBM and the baselines) whose validation ECE exceeds "
+                                                "this are not chosen, since the gate would refuse them; when none "
+                                                "is within it, the best AUC is chosen and the gate says why.")
     ablation_rows: int = Field(60_000, description="Fit rows for each feature-group ablation refit.")
 
 
@@ -214,7 +217,7 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
     truth_path = assay.ground_truth_path / "churn_probability.parquet"
     settings = ChallengerSettings(
         max_rounds=config.max_rounds, early_stopping_rounds=config.early_stopping_rounds,
-        top_fraction=config.top_fraction, ablation_rows=config.ablation_rows, seed=config.seed,
+        top_fraction=config.top_fraction, ablation_rows=config.ablation_rows, seed=config.seed, max_ece=config.max_ece,
         fairness_limits=FairnessLimits(config.max_equal_opportunity_difference, config.min_selection_rate_ratio,
                                        config.min_group_rows),
     )
@@ -268,7 +271,7 @@ class GateConfig(Config):
     metric: str = Field("auc", description="Validation metric the challenger must improve.")
     min_improvement: float = Field(0.002, description="Required improvement over the champion on `metric`.")
     max_ece_increase: float = Field(0.005, description="Largest tolerated worsening of ECE against the champion.")
-    max_ece: float = Field(0.05, description="ECE limit for any champion.")
+    max_ece: float = Field(MAX_ECE, description="ECE limit for any champion.")
     max_metric_loss: float = Field(0.005, description="When the champion breaks `max_ece` on the challenger's "
                                                       "validation rows, a challenger within it replaces the "
                                                       "champion unless it loses more than this on `metric`.")

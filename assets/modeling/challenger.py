@@ -6,9 +6,10 @@ Order of work, each on its own out-of-time fold of the split (see `split_snapsho
    feature only if it helps on the calibration snapshots;
 3. choose and fit a calibrator (isotonic or Platt) on the calibration snapshots, for LightGBM and for each
    baseline (logistic regression, the RFM rule, BG/NBD), which are candidates like it;
-4. evaluate on the validation snapshots, never touched before: the candidate with the highest AUC there is the
-   challenger, whatever its kind. Then metrics before and after calibration, lift and gains, feature-group
-   ablation (of LightGBM), fairness at the served model's operating threshold, global importance, plots.
+4. evaluate on the validation snapshots, never touched before: of the candidates whose calibration error there is
+   within the gate's limit, the one with the highest AUC is the challenger, whatever its kind. Then metrics
+   before and after calibration, lift and gains, feature-group ablation (of LightGBM), fairness at the served
+   model's operating threshold, global importance, plots.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from assets.modeling.fairness import (
     group_fairness,
     operating_threshold,
 )
+from assets.modeling.gate import MAX_ECE
 from assets.modeling.pipeline import ChurnPipeline, ScoringModel
 from assets.modeling.scorers import BgNbdScorer, LogisticScorer, RfmRuleScorer
 from assets.modeling.training import (
@@ -83,6 +85,7 @@ class ChallengerSettings:
     ablation_rows: int = 60_000
     ablation_rounds: int = 150
     seed: int = 7
+    max_ece: float = MAX_ECE  # a candidate above it on the validation snapshots is not chosen (the gate would refuse)
 
 
 @dataclass
@@ -95,16 +98,23 @@ class Challenger:
     fairness_violations: list[str]
 
 
-def model_choice(metrics: dict[str, dict[str, float]], chosen: str) -> dict:
-    """Why the served model won: every candidate's validation AUC and ECE, and its margin over the runner-up."""
+def choose_candidate(metrics: dict[str, dict[str, float]], max_ece: float) -> dict:
+    """The served model: the highest validation AUC among the candidates whose validation ECE is within `max_ece`
+    (the gate refuses any other), or among all when none is; ties go to the earlier in CANDIDATES. Returns the
+    choice with every candidate's AUC and ECE and the margin over the best of the others."""
+    eligible = [name for name in CANDIDATES if metrics[name]["ece"] <= max_ece] or list(CANDIDATES)
+    chosen = max(eligible, key=lambda name: metrics[name]["auc"])  # max() keeps the first of equal AUCs
     ranked = sorted(CANDIDATES, key=lambda name: -metrics[name]["auc"])
     runner_up = next(name for name in ranked if name != chosen)
     return {
         "chosen": chosen,
-        "rule": "highest AUC on the validation snapshots, each candidate calibrated on the calibration snapshots",
+        "rule": f"highest AUC on the validation snapshots among the candidates with ECE within {max_ece} there, "
+                "each calibrated on the calibration snapshots",
+        "max_ece": max_ece,
         "runner_up": runner_up,
         "auc_margin": metrics[chosen]["auc"] - metrics[runner_up]["auc"],
-        "candidates": [{"model": name, "auc": metrics[name]["auc"], "ece": metrics[name]["ece"]} for name in ranked],
+        "candidates": [{"model": name, "auc": metrics[name]["auc"], "ece": metrics[name]["ece"],
+                        "eligible": metrics[name]["ece"] <= max_ece} for name in ranked],
     }
 
 
@@ -229,8 +239,8 @@ def build_challenger(
     scores = {name: model.predict(validation) for name, model in models.items()}
     scores["lightgbm_raw"] = pipeline.predict_uncalibrated(validation)
     metrics = {name: evaluation_metrics(y_val, s) for name, s in scores.items()}
-    # max() keeps the first of equal AUCs, so a tie goes to the earlier candidate
-    chosen = max(CANDIDATES, key=lambda name: metrics[name]["auc"])
+    choice = choose_candidate(metrics, settings.max_ece)
+    chosen = choice["chosen"]
     served = models[chosen]
     p, p_raw = scores[chosen], served.predict_uncalibrated(validation)
     oracle = oracle_auc(validation, truth) if truth is not None else None
@@ -271,7 +281,7 @@ def build_challenger(
         "metrics": metrics,
         "oracle_auc": oracle,
         "normalised_auc": normalised_auc(metrics[chosen]["auc"], oracle) if oracle else None,
-        "model_choice": model_choice(metrics, chosen),
+        "model_choice": choice,
         "calibration": {
             "method": served.calibrator.method,
             "ece_before": expected_calibration_error(y_val, p_raw),

@@ -8,13 +8,15 @@ from datetime import date, timedelta
 
 import polars as pl
 
+MAX_ECE = 0.05  # no champion's calibration error may exceed this; the challenger's candidates are held to it too
+
 
 @dataclass(frozen=True)
 class GatePolicy:
     metric: str = "auc"  # any key of the validation metrics; see `higher_is_better`
     min_improvement: float = 0.002  # challenger must beat the champion by at least this much on `metric`
     max_ece_increase: float = 0.005  # calibration may not get worse than this
-    max_ece: float = 0.05  # and never above this, even for a first model
+    max_ece: float = MAX_ECE  # and never above this, even for a first model
     # A champion that itself breaks `max_ece` on the challenger's validation rows (the world's churn rate moved
     # under it) is not fit for use: a challenger within the limit replaces it unless it loses more than this on
     # `metric`. AUC alone cannot see a shifted churn rate, and the threshold simulation runs on the probabilities.

@@ -312,14 +312,17 @@ def _model_choice(evaluation: Mapping[str, Any]) -> list[Block]:
         return [*blocks, Para("Model choice: not recorded; this version is the LightGBM model.")]
     chosen, runner_up = str(choice.get("chosen")), str(choice.get("runner_up"))
     rows = [(_model_label(str(c.get("model"))), _num(c.get("auc")), _num(c.get("ece")),
-             "yes" if c.get("model") == chosen else "no") for c in choice.get("candidates") or []]
+             "yes" if c.get("eligible", True) else "no", "yes" if c.get("model") == chosen else "no")
+            for c in choice.get("candidates") or []]
     return [
         *blocks,
         Para(("LightGBM and the baselines are candidates alike: each is calibrated on the calibration snapshots and "
-              "scored on the validation snapshots, and the highest AUC there is served. This version is ",
-              _model_label(chosen), f", {_signed(choice.get('auc_margin'))} AUC against the runner-up, ",
+              "scored on the validation snapshots, and of those whose ECE there is within the gate's limit "
+              f"({_num(choice.get('max_ece'))}) the highest AUC is served. This version is ",
+              _model_label(chosen), f", {_signed(choice.get('auc_margin'))} AUC against the best of the others, ",
               _model_label(runner_up), f". Its reason codes are the {REASON_SOURCES.get(chosen, 'model’s own')}.")),
-        _table(("Candidate", "AUC", "ECE", "Served"), rows, (1, 2), "Candidates: not available."),
+        _table(("Candidate", "AUC", "ECE", "Within the ECE limit", "Served"), rows, (1, 2),
+               "Candidates: not available."),
     ]
 
 

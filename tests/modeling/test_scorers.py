@@ -138,3 +138,17 @@ def test_a_baseline_that_beats_lightgbm_on_the_validation_snapshots_is_the_chall
     assert choice["chosen"] != "lightgbm_calibrated" and challenger.pipeline.kind == choice["chosen"]
     assert metrics[choice["chosen"]]["auc"] == max(c["auc"] for c in choice["candidates"]) > 0.7
     assert challenger.metrics["auc"] == metrics[choice["chosen"]]["auc"] and challenger.params == {}
+
+
+def test_the_best_auc_wins_among_the_candidates_the_gate_would_accept():
+    from assets.modeling.challenger import choose_candidate
+
+    metrics = {"lightgbm_calibrated": {"auc": 0.70, "ece": 0.04}, "logistic_regression": {"auc": 0.76, "ece": 0.08},
+               "rfm_heuristic": {"auc": 0.76, "ece": 0.11}, "bgnbd": {"auc": 0.74, "ece": 0.03}}
+    choice = choose_candidate(metrics, max_ece=0.05)
+    # the two best rankers are miscalibrated beyond the gate's limit: the best of the others is served
+    assert choice["chosen"] == "bgnbd" and choice["runner_up"] == "logistic_regression"
+    assert choice["auc_margin"] == pytest.approx(-0.02)
+    assert [c["eligible"] for c in choice["candidates"]] == [False, False, True, True]
+    # none within the limit: the best AUC (the first of a tie) is chosen, and the gate will say why it refuses it
+    assert choose_candidate(metrics, max_ece=0.01)["chosen"] == "logistic_regression"
