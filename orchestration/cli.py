@@ -202,7 +202,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if champion:
         version, metrics, path = champion
         m = json.loads(metrics)
-        print(f"model:      {version}  ({path})")
+        card_path = Path(path) / "model.json"
+        kind = json.loads(card_path.read_text()).get("model_kind", "lightgbm") if card_path.exists() else "lightgbm"
+        # the served kind: LightGBM, or the baseline that beat it on the validation snapshots
+        print(f"model:      {version}, {kind}  ({path})")
         line = ", ".join(f"{k}={m[k]:.4f}" for k in ("auc", "pr_auc", "log_loss", "brier") if k in m)
         print(f"  out-of-time: {line}  (base rate {m.get('base_rate', 0):.3f}, {m.get('rows', 0):,} rows)")
         if "ece" in m:
