@@ -54,10 +54,11 @@ demo: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/assay run
 
 # The suite runs on both cores, a test file per worker at a time: module fixtures (the end-to-end graph, each
-# drift replay) are built once, and LightGBM keeps one thread per worker (ASSAY_LGBM_THREADS).
+# drift replay) are built once, and LightGBM keeps one thread per worker (ASSAY_LGBM_THREADS). The files start in
+# tests/conftest.py's order, longest first.
 TEST_WORKERS ?= 2
 test: install manifest docs $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The documentation site (MkDocs Material), built strictly: a broken link or an unlisted page is an error.
 docs: install
