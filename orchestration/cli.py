@@ -310,12 +310,12 @@ def cmd_dsar(args: argparse.Namespace) -> int:
     import polars as pl
 
     from assets.governance.dsar import (
-        REQUESTS_TABLE,
         DsarContext,
         audit_outcomes,
         new_request,
         process_pending,
         requests,
+        submit_request,
     )
     from domain.settings import AssaySettings
     from resources.lake import LakeResource
@@ -326,7 +326,7 @@ def cmd_dsar(args: argparse.Namespace) -> int:
         if not args.customer:
             raise SystemExit("submit needs --customer")
         request = new_request(args.customer, args.kind.replace("-", "_"))
-        lake.append(*REQUESTS_TABLE, request)
+        submit_request(lake, settings.home, request)
         print(f"{request.item(0, 'request_id')}: {args.kind} for {args.customer}, due {request.item(0, 'deadline')}")
     elif args.action == "process":
         outcomes = process_pending(DsarContext(lake, settings.home, settings.landing, settings.warehouse_path,

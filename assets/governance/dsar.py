@@ -11,11 +11,13 @@ re-ingestion of old landing days from bringing the person back.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import secrets
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +52,27 @@ def new_request(customer_id: str, kind: str, requested_at: datetime | None = Non
         "kind": [kind], "requested_at": [at], "deadline": [at + timedelta(days=DEADLINE_DAYS)],
         "status": ["pending"], "completed_at": [None], "subject_hash": [None], "result": [None],
     }, schema=REQUEST_SCHEMA)
+
+
+@contextmanager
+def requests_lock(home: Path):
+    """Held while the request log is appended to, and while a run re-reads and rewrites it: a request submitted
+    while others are processed is appended either before that re-read (and kept, pending) or after the rewrite.
+    An advisory lock on a file in the home, so for writers on this machine (the rewrite needs a local lake)."""
+    path = Path(home) / "dsar" / "requests.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def submit_request(lake, home: Path, request: pl.DataFrame) -> None:
+    """Add requests (`new_request`) to the request log; the next DSAR run handles them."""
+    with requests_lock(home):
+        lake.append(*REQUESTS_TABLE, request)
 
 
 def requests(lake) -> pl.DataFrame:
@@ -88,7 +111,9 @@ def _person_rows(frame: pl.DataFrame, customer_id: str, identifiers: list[str]) 
 @dataclass(frozen=True)
 class Subject:
     """Who a request is about: their own id (landing files, the request log), their token (every table from bronze
-    on) and the identifiers a free-text field could mention (id, token and the contact details in the vault)."""
+    on) and the identifiers a free-text field could mention: the token and the contact details in the vault. Not
+    the own id: it is often a number or a short code, which a free text holds by chance (id 42 in "0.42", id 2024
+    in every date), so it is matched only where it is the row's customer id."""
 
     customer_id: str
     token: str
@@ -98,7 +123,7 @@ class Subject:
 def subject_of(lake, customer_id: str, key: bytes) -> Subject:
     """Read before anything is erased: the vault is where the contact details are."""
     subject_token = token(key, customer_id)
-    found = [customer_id, subject_token]
+    found = [subject_token]
     if lake.exists(*VAULT_TABLE):
         rows = lake.scan(*VAULT_TABLE).filter(pl.col("customer_id") == subject_token).collect()
         for column in ("email", "phone"):
@@ -276,27 +301,34 @@ def process_pending(ctx: DsarContext, now: datetime | None = None) -> list[dict]
         outcomes.append({"request_id": request_id, "kind": kind, "deadline": request["deadline"],
                          "on_time": now <= request["deadline"], **result})
     if outcomes:
-        done = {o["request_id"]: o for o in outcomes}
-        updated = table.with_columns(
-            pl.when(pl.col("request_id").is_in(list(done))).then(pl.lit("completed")).otherwise(pl.col("status"))
-            .alias("status"),
-            pl.when(pl.col("request_id").is_in(list(done))).then(pl.lit(now)).otherwise(pl.col("completed_at"))
-            .alias("completed_at"),
-            pl.col("request_id").replace_strict({r: json.dumps(o, default=str, sort_keys=True)
-                                                 for r, o in done.items()}, default=pl.col("result"))
-            .alias("result"),
-        )
-        # Every request of an erased person keeps only the keyed hash: the request log must not keep them.
-        updated = updated.with_columns(
-            pl.when(pl.col("customer_id").is_in(erased_ids))
-            .then(pl.col("customer_id").map_elements(lambda i: tombstone_hash(key, i), return_dtype=pl.Utf8))
-            .otherwise(pl.col("subject_hash")).alias("subject_hash"),
-        ).with_columns(
-            pl.when(pl.col("customer_id").is_in(erased_ids)).then(None).otherwise(pl.col("customer_id"))
-            .alias("customer_id"),
-        )
-        ctx.lake.rebuild(*REQUESTS_TABLE, updated.select(list(REQUEST_SCHEMA)))
+        with requests_lock(ctx.home):
+            _record_outcomes(ctx.lake, outcomes, erased_ids, key, now)
     return outcomes
+
+
+def _record_outcomes(lake, outcomes: list[dict], erased_ids: list[str], key: bytes, now: datetime) -> None:
+    """Mark the handled requests completed in the request log as it is now (requests submitted since this run
+    read it stay, pending), and replace every erased person's id by its keyed hash."""
+    table = requests(lake)
+    done = {o["request_id"]: o for o in outcomes}
+    updated = table.with_columns(
+        pl.when(pl.col("request_id").is_in(list(done))).then(pl.lit("completed")).otherwise(pl.col("status"))
+        .alias("status"),
+        pl.when(pl.col("request_id").is_in(list(done))).then(pl.lit(now)).otherwise(pl.col("completed_at"))
+        .alias("completed_at"),
+        pl.col("request_id").replace_strict({r: json.dumps(o, default=str, sort_keys=True)
+                                             for r, o in done.items()}, default=pl.col("result"))
+        .alias("result"),
+    )
+    # Every handled request of an erased person keeps only the keyed hash: the request log must not keep them. One
+    # submitted during this run keeps the id until a run handles it.
+    erased = pl.col("customer_id").is_in(erased_ids) & (pl.col("status") == "completed")
+    updated = updated.with_columns(
+        pl.when(erased)
+        .then(pl.col("customer_id").map_elements(lambda i: tombstone_hash(key, i), return_dtype=pl.Utf8))
+        .otherwise(pl.col("subject_hash")).alias("subject_hash"),
+    ).with_columns(pl.when(erased).then(None).otherwise(pl.col("customer_id")).alias("customer_id"))
+    lake.rebuild(*REQUESTS_TABLE, updated.select(list(REQUEST_SCHEMA)))
 
 
 def audit_outcomes(lake, outcomes: list[dict], run_id: str) -> None:
@@ -315,10 +347,10 @@ def _erase(ctx: DsarContext, customer_id: str, request_id: str, key: bytes, now:
     report.export_files_rewritten, unreadable_exports = erase_from_files(ctx.home / "exports", subject)
     report.unreadable_files = unreadable_landing + unreadable_exports
     report.warehouse_rows = erase_from_warehouse(ctx.warehouse_path, subject)
-    # Earlier access bundles hold the person's data too.
+    # Earlier access bundles hold the person's data too: those of their own requests, and any naming their token.
+    theirs = set(requests(ctx.lake).filter(pl.col("customer_id") == customer_id).get_column("request_id").to_list())
     for bundle in (ctx.home / "dsar").glob("*/access.json"):
-        text = bundle.read_text()
-        if subject.customer_id in text or subject.token in text:
+        if bundle.parent.name in theirs or subject.token in bundle.read_text():
             shutil.rmtree(bundle.parent)
     ctx.lake.append(*TOMBSTONES_TABLE, pl.DataFrame({
         "subject_hash": [tombstone_hash(key, customer_id)], "erased_at": [now], "request_id": [request_id]}))

@@ -219,3 +219,60 @@ def test_landing_files_with_numeric_ids_under_the_shops_own_column_are_erased(tm
     # the person's row only: not customer 420, not a quantity of 42; numbers stay numbers
     assert parquet.rows() == [("b", 420, 1), ("c", 7, 2)] and parquet.schema["cust"] == pl.Int64
     assert pl.read_ndjson(folder / "orders.jsonl")["order_ref"].to_list() == ["e"]
+
+
+def test_ids_that_are_numbers_or_years_erase_exactly_their_owners(tmp_path):
+    """Customers 42 and 2024: the registry's AUC of 0.42, the audit log's dates and every other customer stay."""
+    from assets.governance.dsar import submit_request
+    from domain.pseudonym import pseudonym_key, token
+    from resources.audit import AUDIT_TABLE, record
+    from resources.registry import REGISTRY_TABLE
+
+    home, lake = tmp_path / "home", LakeResource(root=str(tmp_path / "home" / "lake"))
+    key = pseudonym_key(home)
+    ids = ["42", "2024", "7", "420"]
+    lake.append("bronze", "orders", pl.DataFrame({
+        "order_id": [f"o{i}" for i in ids], "customer_id": [token(key, i) for i in ids],
+        "note": ["0.42", "2024-01-01", "42 items", "order of 2024"]}))
+    registry = pl.DataFrame({"version": ["20240101T000000-abc"], "metrics": ['{"auc": 0.42, "rows": 2024}']})
+    lake.append(*REGISTRY_TABLE, registry)
+    record(lake, "ingest", "bronze/orders", "run-2024", 42, {"window_start": "2024-01-01", "rows": 2024})
+    audit = lake.scan(*AUDIT_TABLE).collect()
+    landing = tmp_path / "landing" / "orders" / "date=2024-02-01"
+    landing.mkdir(parents=True)
+    (landing / "orders.csv").write_text("order_ref,cust,dollars\na,42,0.42\nb,2024,20.24\nc,7,42\nd,420,2024\n")
+    pl.DataFrame({"order_ref": ["e", "f", "g"], "cust": [2024, 42, 420]}).write_parquet(landing / "orders.parquet")
+
+    for customer in ("42", "2024"):
+        submit_request(lake, home, new_request(customer, "erasure"))
+    ctx = DsarContext(lake, home, tmp_path / "landing", home / "warehouse.duckdb",
+                      column_mapping={"orders": {"order_ref": "order_id", "cust": "customer_id"}})
+    outcomes = process_pending(ctx)
+
+    assert [o["kind"] for o in outcomes] == ["erasure", "erasure"]
+    assert lake.scan("bronze", "orders").collect().get_column("order_id").sort().to_list() == ["o420", "o7"]
+    assert lake.scan(*REGISTRY_TABLE).collect().equals(registry)
+    assert lake.scan(*AUDIT_TABLE).collect().equals(audit)
+    assert pl.read_csv(landing / "orders.csv").get_column("cust").to_list() == [7, 420]
+    assert pl.read_parquet(landing / "orders.parquet").get_column("cust").to_list() == [420]
+
+
+def test_a_request_submitted_while_others_are_processed_is_kept_and_handled_by_the_next_run(tmp_path, monkeypatch):
+    import assets.governance.dsar as dsar
+
+    home, lake = tmp_path / "home", LakeResource(root=str(tmp_path / "home" / "lake"))
+    dsar.submit_request(lake, home, new_request("C1", "access"))
+    bundle = dsar.access_bundle
+
+    def bundle_while_someone_submits(*args, **kwargs):
+        dsar.submit_request(lake, home, new_request("C2", "access"))  # another process, in the middle of the run
+        return bundle(*args, **kwargs)
+
+    monkeypatch.setattr(dsar, "access_bundle", bundle_while_someone_submits)
+    ctx = DsarContext(lake, home, tmp_path / "landing", home / "warehouse.duckdb")
+    assert len(process_pending(ctx)) == 1
+    log = requests(lake).sort("requested_at")
+    assert log.select("customer_id", "status").rows() == [("C1", "completed"), ("C2", "pending")]
+    monkeypatch.setattr(dsar, "access_bundle", bundle)
+    assert len(process_pending(ctx)) == 1
+    assert requests(lake).get_column("status").to_list() == ["completed", "completed"]
