@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +20,9 @@ from orchestration.backfill import backfill_steps, data_end, run_backfill
 from orchestration.definitions import build_definitions
 
 pytestmark = pytest.mark.slow
-GENDER_SHIFT = 2.0  # log-odds on the weekly churn hazard of women, in the planted world
+GENDER_SHIFT = 3.0  # log-odds on the weekly churn hazard of women, in the planted world
+# 18 months of history: 40 snapshots whose 90-day labels have matured, the folds shrunk to fit (docs/modelling.md)
+WORLD_END = date(2025, 7, 1)
 
 
 def own_files_through_the_gate(tmp_path: Path, world: SyntheticConfig) -> tuple[AssaySettings, dict, dict]:
@@ -31,7 +34,7 @@ def own_files_through_the_gate(tmp_path: Path, world: SyntheticConfig) -> tuple[
     for source in ("customers", "orders"):
         shutil.copytree(synthetic.landing / source, own_files / source)
     settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path / "home"), "ASSAY_SOURCE": "files",
-                                       "ASSAY_LANDING_DIR": str(own_files)})
+                                       "ASSAY_LANDING_DIR": str(own_files), "ASSAY_END_DATE": world.end.isoformat()})
     # a fixed secret key: the tokens, and the customers hashed out of the fit for early stopping, are the same each run
     (settings.home / "secrets").mkdir(parents=True)
     (settings.home / "secrets" / "pseudonym.key").write_bytes(b"bring-your-own-data test key, not a secret")
@@ -53,7 +56,7 @@ def own_files_through_the_gate(tmp_path: Path, world: SyntheticConfig) -> tuple[
 def test_customers_and_orders_alone_train_and_gate_a_model(tmp_path):
     # the synthetic churn does not depend on gender or age, so any gap between the groups is chance, and judged by
     # its interval it must not block the model
-    settings, meta, gate = own_files_through_the_gate(tmp_path, config_for_size("small"))
+    settings, meta, gate = own_files_through_the_gate(tmp_path, config_for_size("small", end=WORLD_END))
     assert pl.read_delta(str(settings.lake / "bronze" / "events")).height == 0  # skipped cleanly, contract schema
     evaluation = json.loads((settings.models_dir / meta["model_version"].value / "evaluation.json").read_text())
     assert {"lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd"} <= set(evaluation["metrics"])
@@ -68,7 +71,7 @@ def test_customers_and_orders_alone_train_and_gate_a_model(tmp_path):
 def test_a_churn_that_depends_on_gender_blocks_the_model(tmp_path):
     # women's weekly hazard carries GENDER_SHIFT more log-odds: no model sees gender, but the served one ranks by
     # the behaviour that follows, so it selects women far more often, and the interval says it is not chance
-    world = config_for_size("small", gender_hazard_shift=GENDER_SHIFT)
+    world = config_for_size("small", end=WORLD_END, gender_hazard_shift=GENDER_SHIFT)
     settings, meta, gate = own_files_through_the_gate(tmp_path, world)
     assert gate["decision"].value == "rejected"
     reasons = gate["reasons"].value
