@@ -145,6 +145,13 @@ class LakeResource(ConfigurableResource):
         os.rename(staging, uri)
         return WriteResult(uri=uri, version=0, rows=frame.height)
 
+    def current_files(self, layer: str, name: str) -> set[str]:
+        """The data files the table's current version reads (local paths or URIs); any other data file under the
+        table's folder belongs to an earlier version, kept until vacuumed."""
+        from deltalake import DeltaTable
+
+        return set(DeltaTable(self.uri(layer, name), storage_options=self.storage_options or None).file_uris())
+
     def scan(self, layer: str, name: str) -> pl.LazyFrame:
         # polars' reader, not DeltaTable.to_pyarrow_table(): the latter aborts the process at exit (delta-rs #2184).
         return pl.scan_delta(self.uri(layer, name), storage_options=self.storage_options or None)

@@ -176,16 +176,20 @@ def erase_from_lake(lake, subject: Subject, report: ErasureReport) -> None:
         frame = lake.scan(layer, name).collect()
         person = _person_rows(frame, subject.token, list(subject.identifiers))
         removed = frame.filter(person).height
-        if removed or _in_old_files(Path(lake.root) / layer / name, subject):
+        if removed or _in_old_files(Path(lake.root) / layer / name, lake.current_files(layer, name), subject):
             report.replaced_versions[f"{layer}/{name}"] = lake.version(layer, name)
             lake.rebuild(layer, name, frame.filter(~person))
             report.rows_by_table[f"{layer}/{name}"] = removed
 
 
-def _in_old_files(table_dir: Path, subject: Subject) -> bool:
+def _in_old_files(table_dir: Path, current: set[str], subject: Subject) -> bool:
     """Whether a data file of an earlier table version, not yet vacuumed, still holds the person: a table that was
-    overwritten since (a re-run audience export) no longer shows them, but its old files do."""
+    overwritten since (a re-run audience export) no longer shows them, but its old files do. The current version's
+    files were read through the table already."""
+    read = {str(Path(uri).resolve()) for uri in current}
     for path in table_dir.rglob("*.parquet"):
+        if str(path.resolve()) in read:
+            continue
         frame = pl.read_parquet(path)
         if frame.filter(_person_rows(frame, subject.token, list(subject.identifiers))).height:
             return True

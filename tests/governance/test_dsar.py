@@ -276,3 +276,18 @@ def test_a_request_submitted_while_others_are_processed_is_kept_and_handled_by_t
     monkeypatch.setattr(dsar, "access_bundle", bundle)
     assert len(process_pending(ctx)) == 1
     assert requests(lake).get_column("status").to_list() == ["completed", "completed"]
+
+
+def test_an_earlier_version_that_still_holds_the_person_is_found_and_only_its_table_rebuilt(tmp_path):
+    from assets.governance.dsar import ErasureReport, erase_from_lake
+
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    lake.overwrite("gold", "audience", pl.DataFrame({"customer_id": ["tok1", "tok2"]}))
+    lake.overwrite("gold", "audience", pl.DataFrame({"customer_id": ["tok2"]}))  # a re-run export without them
+    lake.overwrite("gold", "others", pl.DataFrame({"customer_id": ["tok2", "tok3"]}))
+    report = ErasureReport()
+    erase_from_lake(lake, Subject("1", "tok1", ("tok1",)), report)
+    assert set(report.replaced_versions) == {"gold/audience"} and report.rows_total == 0
+    files = list((tmp_path / "lake" / "gold" / "audience").rglob("*.parquet"))
+    assert files and all("tok1" not in pl.read_parquet(f).get_column("customer_id").to_list() for f in files)
+    assert lake.scan("gold", "others").collect().height == 2
