@@ -21,27 +21,49 @@ import polars as pl
 
 TOKEN_LENGTH = 12
 KEY_ENV = "ASSAY_PSEUDONYM_KEY"
+MIN_KEY_BYTES = 32  # HMAC-SHA256's own output size: a shorter secret can be guessed more easily than a token
 
 
 def _key_path(home: Path) -> Path:
     return Path(home) / "secrets" / "pseudonym.key"
 
 
-def _write_key(path: Path, key: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(key)
-    path.chmod(0o600)
+def _write_key(path: Path, key: bytes) -> bool:
+    """Create the key file readable by its owner only from the first byte, and only if none exists: the key is
+    written to a private temporary file and linked into place, which fails when another first run got there first
+    (its key is then the one used). Returns whether this call's key was installed."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(key)
+        os.link(staged, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        staged.unlink(missing_ok=True)
 
 
-def pseudonym_key(home: Path, real_data: bool = False) -> bytes:
-    """The deployment's secret key: ASSAY_PSEUDONYM_KEY, else a random key kept in $ASSAY_HOME/secrets (mode 600)
-    and created on first use. Never a constant in code. Losing it means new tokens for everyone. With `real_data`,
-    a home holding the synthetic demo's seed-derived key is refused: that key is public."""
+def pseudonym_key(home: Path, real_data: bool = False, create: bool = True) -> bytes:
+    """The deployment's secret key: ASSAY_PSEUDONYM_KEY (at least MIN_KEY_BYTES bytes), else a random key kept in
+    $ASSAY_HOME/secrets (mode 600) and created on first use, unless `create` is off: a step that must match tokens
+    already in the lake (erasure) would match nobody with a new key, so it fails instead. Never a constant in code.
+    Losing it means new tokens for everyone. With `real_data`, a home holding the synthetic demo's seed-derived key
+    is refused: that key is public."""
     from_env = os.environ.get(KEY_ENV)
     if from_env:
+        if len(from_env.encode()) < MIN_KEY_BYTES:
+            raise ValueError(f"{KEY_ENV} holds {len(from_env.encode())} bytes; a key needs at least {MIN_KEY_BYTES} "
+                             "(for example the output of `openssl rand -base64 32`)")
         return from_env.encode()
     path = _key_path(home)
     if not path.exists():
+        if not create:
+            raise LookupError(f"no pseudonym key: {KEY_ENV} is unset and {path} does not exist. The lake's tokens "
+                              "were made with the deployment's key; run where it is set, since a new key would match "
+                              "nobody")
         _write_key(path, secrets.token_bytes(32))
     if real_data and path.with_suffix(".synthetic").exists():
         raise PermissionError(f"{path} is the synthetic demo's seed-derived key, which anyone can recompute; real "
@@ -57,7 +79,8 @@ def install_synthetic_key(home: Path, seed: int) -> bool:
     path = _key_path(home)
     if os.environ.get(KEY_ENV) or path.exists():
         return False
-    _write_key(path, hashlib.sha256(f"assay synthetic demo key, seed {seed}".encode()).digest())
+    if not _write_key(path, hashlib.sha256(f"assay synthetic demo key, seed {seed}".encode()).digest()):
+        return False  # another first run installed a key meanwhile
     path.with_suffix(".synthetic").write_text("this key is derived from the synthetic generator's public seed\n")
     return True
 

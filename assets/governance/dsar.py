@@ -283,7 +283,8 @@ def process_pending(ctx: DsarContext, now: datetime | None = None) -> list[dict]
     now = now or datetime.now(UTC)
     table = requests(ctx.lake)
     pending = table.filter(pl.col("status") == "pending").sort("requested_at")
-    key = pseudonym_key(ctx.home)
+    # once anything was ingested, the lake's tokens are the deployment key's: a new key would match nobody
+    key = pseudonym_key(ctx.home, create=not ctx.lake.exists(*VAULT_TABLE))
     outcomes, erased_ids = [], []
     for request in pending.iter_rows(named=True):
         customer_id, kind, request_id = request["customer_id"], request["kind"], request["request_id"]

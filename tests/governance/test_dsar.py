@@ -33,7 +33,7 @@ from domain.synthetic import config_for_size, generate
 from resources.lake import LakeResource
 
 START, END = date(2024, 1, 1), date(2026, 1, 1)
-KEY = b"test-key-not-for-production"
+KEY = b"test key, not for production, 32+ bytes"
 
 
 def _ingest_all(home: Path, lake: LakeResource, erased=None) -> dict[str, int]:

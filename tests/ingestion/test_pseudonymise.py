@@ -153,3 +153,44 @@ def test_generated_homes_share_a_seed_derived_key_that_real_files_refuse(tmp_pat
     random_home = tmp_path / "d"
     key = pseudonym_key(random_home, real_data=True)  # a deployment's own random key
     assert not install_synthetic_key(random_home, 7) and pseudonym_key(random_home) == key
+
+
+def test_the_key_file_is_private_from_its_first_byte_and_the_first_of_two_first_runs_wins(tmp_path, monkeypatch):
+    import stat
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.delenv("ASSAY_PSEUDONYM_KEY", raising=False)
+    homes = [tmp_path / "home"] * 8
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(pseudonym_key, homes))
+    assert len(keys) == 1  # every first run uses the one key that was installed
+    secrets_dir = tmp_path / "home" / "secrets"
+    assert [p.name for p in secrets_dir.iterdir()] == ["pseudonym.key"]  # no staged copy is left behind
+    assert stat.S_IMODE((secrets_dir / "pseudonym.key").stat().st_mode) == 0o600
+    # an installed key is never overwritten, whoever comes second
+    from domain.pseudonym import _write_key
+
+    assert not _write_key(secrets_dir / "pseudonym.key", b"y" * 32)
+    assert pseudonym_key(tmp_path / "home") in keys
+
+
+def test_a_short_key_in_the_environment_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", "hunter2")
+    with pytest.raises(ValueError, match="at least 32"):
+        pseudonym_key(tmp_path)
+    monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", "x" * 32)
+    assert pseudonym_key(tmp_path) == b"x" * 32
+
+
+def test_erasure_in_a_shell_without_the_deployment_key_fails_instead_of_making_a_new_one(tmp_path, monkeypatch):
+    from assets.governance.dsar import DsarContext, new_request, process_pending, submit_request
+    from domain.contract import VAULT_TABLE
+    from resources.lake import LakeResource
+
+    monkeypatch.delenv("ASSAY_PSEUDONYM_KEY", raising=False)
+    home, lake = tmp_path / "home", LakeResource(root=str(tmp_path / "home" / "lake"))
+    lake.append(*VAULT_TABLE, pl.DataFrame({"customer_id": ["tok"], "source_customer_id": ["C1"]}))  # ingested
+    submit_request(lake, home, new_request("C1", "erasure"))
+    with pytest.raises(LookupError, match="a new key would match nobody"):
+        process_pending(DsarContext(lake, home, tmp_path / "landing", home / "warehouse.duckdb"))
+    assert not (home / "secrets").exists()
