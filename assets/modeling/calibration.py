@@ -95,12 +95,12 @@ def ece_difference_se(y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, draws
     return float(np.std(differences, ddof=1))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(np.asarray(p, dtype=np.float64), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
     return np.log(q) - np.log1p(-q)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
     # exp(-|z|) never overflows; both branches are the same logistic function.
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -129,7 +129,7 @@ class Calibrator:
         if self.method == "identity":
             return p.copy()
         if self.method == "platt":
-            return _sigmoid(self.a * _logit(p) + self.b)
+            return sigmoid(self.a * logit(p) + self.b)
         # np.interp clamps to the end values outside the fitted range, which is sklearn's out_of_bounds="clip".
         return np.interp(p, np.asarray(self.x_thresholds), np.asarray(self.y_thresholds))
 
@@ -165,7 +165,7 @@ def fit_calibrator(y: np.ndarray, p_raw: np.ndarray, method: Method) -> Calibrat
         raise ValueError("calibration needs both classes present")
     if method == "platt":
         # Large C: effectively unpenalised, yet finite coefficients if the fold happens to be separable.
-        model = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p).reshape(-1, 1), y)
+        model = LogisticRegression(C=1e6, max_iter=1000).fit(logit(p).reshape(-1, 1), y)
         return Calibrator("platt", a=float(model.coef_[0, 0]), b=float(model.intercept_[0]))
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
     return Calibrator(

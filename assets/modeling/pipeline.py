@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from assets.modeling.baselines import BgNbdBaseline, prepared_with_bgnbd
-from assets.modeling.calibration import Calibrator
+from assets.modeling.calibration import Calibrator, sigmoid
 from assets.modeling.scorers import BgNbdScorer, LogisticScorer, RfmRuleScorer, scorer_from_file
 from assets.modeling.training import to_model_frame
 from resources.registry import LoadedModel, ModelRegistryResource
@@ -61,7 +61,7 @@ class ChurnPipeline:
         return self.booster.predict(model_frame, num_iteration=self.best_iteration, raw_score=True)
 
     def predict_uncalibrated(self, frame: pl.DataFrame) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.raw_score(frame)))
+        return sigmoid(self.raw_score(frame))
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Calibrated P(churn)."""

@@ -34,19 +34,10 @@ from assets.modeling.baselines import (
     prepared_with_bgnbd,
     rfm_ranks,
 )
-from assets.modeling.calibration import LOGIT_CLIP, Calibrator
+from assets.modeling.calibration import Calibrator, logit, sigmoid
 
 BGNBD_FEATURES = ("orders_lifetime", "recency_days", "first_order_age_days", "tenure_days")
 MISSING_CATEGORY = "missing"  # the logistic baseline's fill value for a null category
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
-    return np.log(p) - np.log1p(-p)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 class _Scorer:
@@ -63,7 +54,7 @@ class _Scorer:
         raise NotImplementedError
 
     def predict_uncalibrated(self, frame: pl.DataFrame) -> np.ndarray:
-        return _sigmoid(self.raw_score(frame))
+        return sigmoid(self.raw_score(frame))
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         return self.calibrator.apply(self.predict_uncalibrated(frame))
@@ -239,7 +230,7 @@ class BgNbdScorer(_Scorer):
 
     def _log_odds(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         # NaN stands for a missing value in the arrays; BG/NBD's inputs read nulls
-        return _logit(self.bgnbd.predict_proba(pl.DataFrame(columns).fill_nan(None)))
+        return logit(self.bgnbd.predict_proba(pl.DataFrame(columns).fill_nan(None)))
 
     def _inputs(self, frame: pl.DataFrame) -> dict[str, np.ndarray]:
         present = [c for c in BGNBD_FEATURES if c in frame.columns]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import polars as pl
 
+from assets.modeling.calibration import sigmoid
 from assets.modeling.pipeline import REASON_COUNT, RegisteredModel, top_reasons
 from resources.lake import LakeResource
 
@@ -48,7 +48,7 @@ def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons:
     else:
         reasons = pl.DataFrame({c: pl.Series([None] * ordered.height, dtype=SCORES_SCHEMA[c])
                                 for c in REASON_COLUMNS})
-    p = pipeline.calibrator.apply(1.0 / (1.0 + np.exp(-raw)))
+    p = pipeline.calibrator.apply(sigmoid(raw))
     scored = ordered.select("customer_id", "snapshot_date").with_columns(
         pl.Series("p_churn", p, pl.Float64), pl.Series("raw_score", raw, pl.Float64))
     # Rank with a deterministic tie-break so deciles are reproducible.
