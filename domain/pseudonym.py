@@ -85,6 +85,12 @@ def install_synthetic_key(home: Path, seed: int) -> bool:
     return True
 
 
+def key_fingerprint(key: bytes) -> str:
+    """Names a key without revealing it (a keyed hash in its own domain): the lake keeps it, so a process holding
+    another key is refused before its tokens match nobody."""
+    return hmac.digest(key, b"assay:key-fingerprint", "sha256").hex()[:16]
+
+
 def token(key: bytes, value: str) -> str:
     digest = hmac.digest(key, f"id:{value}".encode(), "sha256")
     return base64.b32encode(digest[:8]).decode()[:TOKEN_LENGTH].lower()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 from dagster import ConfigurableResource
 from pydantic import Field
+
+from domain.faults import fault_point
 
 
 @dataclass(frozen=True)
@@ -15,6 +21,63 @@ class WriteResult:
     uri: str
     version: int
     rows: int
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    version_read: int
+    version_written: int
+    rows_removed: int  # rows read minus rows written
+
+
+LOG_RETENTION = "delta.logRetentionDuration"
+DEFAULT_LOG_RETENTION = "interval 30 days"  # Delta's default
+ZERO_LOG_RETENTION = "interval 0 seconds"
+
+
+def _log_mentions(log_dir: Path, mentions: Callable[[str], bool]) -> bool:
+    """Whether a commit or checkpoint of the transaction log quotes a value that `mentions` matches."""
+    for path in sorted(log_dir.glob("*.json")):
+        if mentions(path.read_text(errors="replace")):
+            return True
+    for path in sorted(log_dir.glob("*.checkpoint*.parquet")):
+        if mentions(str(pl.read_parquet(path).to_dicts())):
+            return True
+    return False
+
+
+COMMIT_ATTEMPTS = 8  # the last waits 6.4 s: a burst of schema changes is over by then
+
+
+def _retrying_conflicts(write: Callable[[], None]) -> None:
+    """Run a write that is safe to repeat (a window replace, an append) again when a concurrent commit conflicts
+    with it. delta-rs retries compatible commits itself, but a writer that merges a new column into the schema
+    fails every other writer of the table ("Metadata changed since last commit")."""
+    from deltalake.exceptions import CommitFailedError
+
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            write()
+            return
+        except CommitFailedError:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2 ** attempt)
+
+
+def _files_holding(paths: list[Path], holds: Callable[[pl.DataFrame], pl.Expr]) -> list[Path]:
+    """The Parquet files among `paths` with a row that `holds` selects: one scan per distinct file schema (a table
+    whose columns changed has several), not one read per file (a daily-partitioned table has hundreds)."""
+    by_schema: dict[tuple, list[Path]] = {}
+    for path in paths:
+        by_schema.setdefault(tuple(pl.read_parquet_schema(path).items()), []).append(path)
+    found = []
+    for schema, group in by_schema.items():
+        selected = holds(pl.DataFrame(schema=dict(schema)))
+        files = (pl.scan_parquet(group, include_file_paths="__file").filter(selected).select("__file").unique()
+                 .collect().to_series().to_list())
+        found += [Path(f) for f in files]
+    return sorted(found)
 
 
 def _literal(value: date | str) -> str:
@@ -77,7 +140,7 @@ class LakeResource(ConfigurableResource):
             # so downstream readers (dbt, views) find a schema.
             write_deltalake(uri, frame.to_arrow(), mode="overwrite", partition_by=partition_by, storage_options=options)
         else:
-            write_deltalake(
+            _retrying_conflicts(lambda: write_deltalake(
                 uri,
                 frame.to_arrow(),
                 mode="overwrite",
@@ -85,7 +148,7 @@ class LakeResource(ConfigurableResource):
                 schema_mode="merge",
                 partition_by=partition_by,
                 storage_options=options,
-            )
+            ))
         return WriteResult(uri=uri, version=self.version(layer, name) or 0, rows=frame.height)
 
     def replace_window_stream(
@@ -109,8 +172,8 @@ class LakeResource(ConfigurableResource):
         from deltalake import write_deltalake
 
         uri = self.uri(layer, name)
-        write_deltalake(uri, frame.to_arrow(), mode="append", schema_mode="merge",
-                        storage_options=self.storage_options or None)
+        _retrying_conflicts(lambda: write_deltalake(uri, frame.to_arrow(), mode="append", schema_mode="merge",
+                                                    storage_options=self.storage_options or None))
         return WriteResult(uri=uri, version=self.version(layer, name) or 0, rows=frame.height)
 
     def overwrite(self, layer: str, name: str, frame: pl.DataFrame) -> WriteResult:
@@ -122,28 +185,78 @@ class LakeResource(ConfigurableResource):
                         storage_options=self.storage_options or None)
         return WriteResult(uri=uri, version=self.version(layer, name) or 0, rows=frame.height)
 
-    def rebuild(self, layer: str, name: str, frame: pl.DataFrame) -> WriteResult:
-        """Replace a table by a fresh one holding `frame` (same schema and partitioning) and no history: no old
-        file and no transaction log entry survives, so nothing removed can come back by time travel or be read
-        from the log's file statistics. Local lakes only (the swap is a directory rename)."""
-        import os
-        import shutil
-
-        import pyarrow as pa
+    def rewrite(self, layer: str, name: str, change: Callable[[pl.DataFrame], pl.DataFrame | None],
+                attempts: int = 5) -> Rewrite:
+        """Commit `change(rows)` as the table's new content, `change` seeing the rows of the version read (None:
+        nothing to change). One Delta overwrite made on that version, so a crash leaves the table at the old
+        version or the new one, and a writer that committed meanwhile is never lost: an append lands beside the
+        rewrite (which removes only the files it read); a concurrent rewrite of the same files fails the commit,
+        and the table is read again."""
         from deltalake import DeltaTable, write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
+        options = self.storage_options or None
+        for attempt in range(attempts):
+            table = DeltaTable(self.uri(layer, name), storage_options=options)
+            version = table.version()
+            frame = pl.scan_delta(self.uri(layer, name), version=version, storage_options=options).collect()
+            changed = change(frame)
+            if changed is None:
+                return Rewrite(version, version, 0)
+            schema = pa.schema(table.schema().to_arrow())
+            try:
+                write_deltalake(table, changed.to_arrow().cast(schema) if changed.height else schema.empty_table(),
+                                mode="overwrite", partition_by=table.metadata().partition_columns or None)
+            except CommitFailedError:
+                if attempt == attempts - 1:
+                    raise
+                continue
+            written = DeltaTable(self.uri(layer, name), storage_options=options).version()
+            return Rewrite(version, written, frame.height - changed.height)
+        raise AssertionError("unreachable")
+
+    def rewrite_without(self, layer: str, name: str, rows: Callable[[pl.DataFrame], pl.Expr]) -> Rewrite:
+        """`rewrite` that drops the rows `rows` selects (nothing is committed when there are none)."""
+        def without(frame: pl.DataFrame) -> pl.DataFrame | None:
+            selected = rows(frame)
+            return frame.filter(~selected) if frame.filter(selected).height else None
+
+        return self.rewrite(layer, name, without)
+
+    def purge_earlier_versions(self, layer: str, name: str, holds: Callable[[pl.DataFrame], pl.Expr],
+                               mentions: Callable[[str], bool]) -> int:
+        """Remove what earlier versions of the table keep of rows that `holds` selects: their data files (kept for
+        time travel until vacuumed) and the transaction log, whose file statistics quote column values (an id or
+        an e-mail can be a file's minimum). The log is cut at a checkpoint of the current version (Delta's own
+        log clean-up, with a zero log retention for that moment); then the data files that are no longer read
+        and hold such rows are deleted. Each step can run again after a crash. Returns the files deleted.
+
+        A reader still on an earlier version loses those files: that is the point. Local lakes only."""
+        from deltalake import DeltaTable
 
         uri = self.uri(layer, name)
         if "://" in uri:
-            raise NotImplementedError(f"rebuilding a table works on a local lake only, not {uri}")
-        old = DeltaTable(uri, storage_options=self.storage_options or None)
-        schema = pa.schema(old.schema().to_arrow())
-        staging = f"{uri}.rebuild"
-        shutil.rmtree(staging, ignore_errors=True)
-        write_deltalake(staging, frame.to_arrow().cast(schema) if frame.height else schema.empty_table(),
-                        partition_by=old.metadata().partition_columns or None, mode="overwrite")
-        shutil.rmtree(uri)
-        os.rename(staging, uri)
-        return WriteResult(uri=uri, version=0, rows=frame.height)
+            raise NotImplementedError(f"purging earlier versions works on a local lake only, not {uri}")
+        table_dir = Path(uri)
+        read = {str(Path(u).resolve()) for u in self.current_files(layer, name)}
+        earlier = [p for p in sorted(table_dir.rglob("*.parquet"))
+                   if "_delta_log" not in p.parts and str(p.resolve()) not in read]
+        stale = _files_holding(earlier, holds)
+        if stale or _log_mentions(table_dir / "_delta_log", mentions):
+            options = self.storage_options or None
+            table = DeltaTable(uri, storage_options=options)
+            kept_for = table.metadata().configuration.get(LOG_RETENTION, DEFAULT_LOG_RETENTION)
+            if kept_for == ZERO_LOG_RETENTION:  # a purge killed before it restored the setting
+                kept_for = DEFAULT_LOG_RETENTION
+            table.alter.set_table_properties({LOG_RETENTION: ZERO_LOG_RETENTION})
+            table = DeltaTable(uri, storage_options=options)
+            table.create_checkpoint()
+            table.cleanup_metadata()
+            table.alter.set_table_properties({LOG_RETENTION: kept_for})
+            fault_point("lake:log-purged")
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
 
     def current_files(self, layer: str, name: str) -> set[str]:
         """The data files the table's current version reads (local paths or URIs); any other data file under the

@@ -26,6 +26,7 @@ from pydantic import Field
 from assets.erasure import tombstones
 from assets.ingestion.ingest import count_rejected, count_window, file_quarantine_table, ingest_window
 from assets.ingestion.landing import stray_entries
+from assets.key_check import checked_key
 from assets.partitions import AssayPartitions
 from domain.contract import SOURCES, VAULT_TABLE, SourceSpec
 from domain.pseudonym import pseudonym_key
@@ -133,7 +134,8 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
         start, end = _window(context)
         result = ingest_window(assay.landing_path, spec, assay.column_mapping(spec.name), lake, start, end,
                                context.run_id, datetime.now(UTC), config.chunk_days,
-                               pseudonym_key(assay.home_path, real_data=assay.source != "synthetic"),
+                               checked_key(lake, pseudonym_key(assay.home_path,
+                                                               real_data=assay.source != "synthetic")),
                                tombstones(lake), assay.landing_encoding)
         for unreadable in result.unreadable:
             context.log.warning(f"{spec.name}: {Path(unreadable.path).name} of {unreadable.day} is in the file "

@@ -14,6 +14,7 @@ from assets.ingestion.landing import UnreadableFile, read_landing
 from assets.ingestion.pseudonymise import protect_quarantined, pseudonymise_valid
 from assets.ingestion.validation import REJECTED, empty_quarantine, validate_batch
 from domain.contract import PARTITION_COLUMN, TIMESTAMP, VAULT_TABLE, SourceSpec
+from domain.faults import fault_point
 from domain.pseudonym import Tokeniser
 from resources.lake import LakeResource
 
@@ -101,13 +102,17 @@ def ingest_window(
                                 protect=lambda rows: protect_quarantined(rows, spec, tokens),
                                 earlier_ids=ids_landed_before(lake, spec, landing_rows, chunk_start))
         split = pseudonymise_valid(result.valid, spec, tokens)
+        # Four commits, one per table. A run killed between them leaves each table whole at its own version, and
+        # re-running the days replaces them all (the landing sensor and run retries make sure it runs again).
         bronze = lake.replace_window("bronze", spec.name, split.bronze, PARTITION_COLUMN, chunk_start, chunk_end,
                                      partition_by=[PARTITION_COLUMN])
+        fault_point(f"ingestion:bronze-written:{spec.name}")
         if split.vault is not None:
             vault = lake.replace_window(*VAULT_TABLE, split.vault, PARTITION_COLUMN, chunk_start, chunk_end,
                                         partition_by=[PARTITION_COLUMN])
             summary.rows_vaulted += split.vault.height
             summary.vault_version = vault.version
+            fault_point(f"ingestion:vault-written:{spec.name}")
         quarantine = lake.replace_window(
             "quarantine", spec.name, result.quarantine if result.rows_in else empty_quarantine(),
             PARTITION_COLUMN, chunk_start, chunk_end, partition_by=[PARTITION_COLUMN])

@@ -128,19 +128,21 @@ def unreadable_reason(path: Path, error: Exception, encoding: str) -> str:
     return "malformed_json: the file does not parse as JSON lines"
 
 
-def write_landing_file(frame: pl.DataFrame, path: Path, encoding: str = "utf-8") -> None:
-    """Write a landing file back in its own format (an erasure rewrites files without a person's rows)."""
-    kind = landing_format(path)
+def landing_file_bytes(frame: pl.DataFrame, like: Path, encoding: str = "utf-8") -> bytes:
+    """`frame` as the bytes of a landing file in the format, CSV separator and encoding of `like` (an erasure
+    rewrites files without a person's rows)."""
+    kind = landing_format(like)
+    buffer = io.BytesIO()
     if kind == ".parquet":
-        frame.write_parquet(path)
-        return
-    buffer = io.StringIO()
+        frame.write_parquet(buffer)
+        return buffer.getvalue()
+    text = io.StringIO()
     if kind.startswith(".csv"):
-        frame.write_csv(buffer, separator=csv_delimiter(_text(path, encoding).split("\n", 1)[0]))
+        frame.write_csv(text, separator=csv_delimiter(_text(like, encoding).split("\n", 1)[0]))
     else:
-        frame.write_ndjson(buffer)
-    data = buffer.getvalue().encode(encoding)
-    path.write_bytes(gzip.compress(data, mtime=0) if kind.endswith(".gz") else data)
+        frame.write_ndjson(text)
+    data = text.getvalue().encode(encoding)
+    return gzip.compress(data, mtime=0) if kind.endswith(".gz") else data
 
 
 def apply_column_mapping(frame: pl.DataFrame, mapping: dict[str, str]) -> pl.DataFrame:

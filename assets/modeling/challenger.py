@@ -94,7 +94,7 @@ class Challenger:
     params: dict  # LightGBM's parameters when it won; empty for a baseline
     evaluation: dict
     metrics: dict[str, float]  # the calibrated model's validation metrics (the registry's headline figures)
-    reference: pl.DataFrame  # a sample of validation rows in model-input form, for drift
+    reference: pl.DataFrame  # a sample of validation rows in model-input form with their customer ids, for drift
     fairness_violations: list[str]
 
 
@@ -313,9 +313,11 @@ def build_challenger(
         headline.update({"oracle_auc": oracle, "normalised_auc": evaluation["normalised_auc"]})
     # The drift reference is the out-of-time validation rows: the newest data the model was judged on, and the only
     # rows whose predictions are out of sample like the monitored ones. Training rows lie a year further back
-    # (lifetime and age features drift from them by construction) and carry in-sample, sharper predictions.
+    # (lifetime and age features drift from them by construction) and carry in-sample, sharper predictions. The
+    # customer ids stay with the rows, so an erasure finds the person's rows in every version's reference.
     reference = validation.sample(n=min(20_000, validation.height), seed=settings.seed)
     return Challenger(pipeline=served, params=chosen_model.params if chosen == "lightgbm_calibrated" else {},
                       evaluation=evaluation, metrics=headline,
-                      reference=reference.select([c for c in feature_columns(reference.columns) if c != BGNBD_FEATURE]),
+                      reference=reference.select("customer_id", *[c for c in feature_columns(reference.columns)
+                                                                 if c != BGNBD_FEATURE]),
                       fairness_violations=violations)

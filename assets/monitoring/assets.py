@@ -128,7 +128,8 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     model = load_model(registry)
-    reference = sample_rows(pl.read_parquet(model.reference_path), config.sample_cap, config.seed)
+    reference = sample_rows(pl.read_parquet(model.reference_path).drop("customer_id", strict=False),
+                            config.sample_cap, config.seed)
     reference = reference.with_columns(pl.Series("p_churn", model.pipeline.predict(reference)))
     if "consent_profiling" in reference.columns:
         # customers without profiling consent are never scored: their p_churn is missing in every snapshot, so it

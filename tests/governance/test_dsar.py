@@ -4,15 +4,14 @@ warehouse. Erasure must leave no trace in any file; access must return exactly w
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow.parquet as pq
 import pytest
+from lake_traces import rows_by_table, traces
 
 from assets.consent import current_consents
 from assets.erasure import TOMBSTONES_TABLE
@@ -26,13 +25,14 @@ from assets.governance.dsar import (
     new_request,
     process_pending,
     requests,
+    submit_request,
 )
 from assets.ingestion.ingest import ingest_window
 from domain.contract import SOURCES, VAULT_TABLE
 from domain.synthetic import config_for_size, generate
 from resources.lake import LakeResource
 
-START, END = date(2024, 1, 1), date(2026, 1, 1)
+START, END = date(2024, 1, 1), date(2024, 7, 1)  # half a year: every table and file kind, a quarter of the files
 KEY = b"test key, not for production, 32+ bytes"
 
 
@@ -49,7 +49,7 @@ def _ingest_all(home: Path, lake: LakeResource, erased=None) -> dict[str, int]:
 @pytest.fixture
 def lake_home(tmp_path, monkeypatch):
     monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", KEY.decode())
-    generate(config_for_size("tiny"), tmp_path / "landing", tmp_path / "ground_truth")
+    generate(config_for_size("tiny", end=END), tmp_path / "landing", tmp_path / "ground_truth")
     lake = LakeResource(root=str(tmp_path / "lake"))
     _ingest_all(tmp_path, lake)
     # a gold table and a warehouse table derived from bronze, as the pipeline would have them
@@ -88,44 +88,14 @@ def _person(lake: LakeResource) -> Person:
     return Person(row["source_customer_id"], row["customer_id"], row["email"], None if shared else row["phone"])
 
 
-def _traces(root: Path, needles: list[str]) -> list[str]:
-    """Every file under root whose bytes, or decoded Parquet values, hold one of the needles as a whole token."""
-    patterns = [re.compile(rb"(?<![\w])" + re.escape(n.encode()) + rb"(?![\w])") for n in needles]
-    found = []
-    for path in (p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        if path.suffix == ".parquet":
-            table = pq.read_table(path)
-            data += "\n".join(str(v) for col in table.columns for v in col.to_pylist()).encode()
-        if path.suffix == ".duckdb":
-            con = duckdb.connect(str(path), read_only=True)
-            for schema, name in con.execute("select table_schema, table_name from information_schema.tables "
-                                            "where table_type = 'BASE TABLE'").fetchall():
-                data += str(con.execute(f'select * from "{schema}"."{name}"').fetchall()).encode()
-            con.close()
-        if any(p.search(data) for p in patterns):
-            found.append(str(path.relative_to(root)))
-    return found
-
-
-def _counts(lake: LakeResource, customer_id: str) -> dict[str, tuple[int, int]]:
-    """Per table: (all rows, rows with this customer_id)."""
-    out = {}
-    for layer, name in delta_tables(lake):
-        frame = lake.scan(layer, name).collect()
-        mine = frame.filter(pl.col("customer_id") == customer_id).height if "customer_id" in frame.columns else 0
-        out[f"{layer}/{name}"] = (frame.height, mine)
-    return out
-
-
 def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
     home, lake = lake_home
     person = _person(lake)
     needles = [n for n in (person.customer_id, person.token, person.email, person.phone) if n]
     original = {p: p.read_bytes() for p in (home / "landing").rglob("*.parquet")}
-    before = _counts(lake, person.token)
+    before = rows_by_table(lake, person.token)
     for findable in (person.customer_id, person.token, person.email):
-        assert _traces(home, [findable]), f"{findable} must be findable before the erasure"
+        assert traces(home, [findable]), f"{findable} must be findable before the erasure"
     hand_off = pl.read_csv(home / "exports" / "retention_audience_x.csv")
 
     lake.append(*REQUESTS_TABLE, new_request(person.customer_id, "erasure"))
@@ -133,13 +103,13 @@ def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
     [outcome] = process_pending(ctx)
 
     assert outcome["kind"] == "erasure" and outcome["on_time"]
-    assert _traces(home / "lake", needles) == []
-    assert _traces(home / "landing", needles) == []
-    assert _traces(home / "warehouse.duckdb", needles) == []
-    assert _traces(home / "exports", needles) == []
+    assert traces(home / "lake", needles) == []
+    assert traces(home / "landing", needles) == []
+    assert traces(home / "warehouse.duckdb", needles) == []
+    assert traces(home / "exports", needles) == []
     assert pl.read_csv(home / "exports" / "retention_audience_x.csv").height == hand_off.height - 1
     # Everyone else is intact: each table lost exactly the person's rows.
-    after = _counts(lake, person.token)
+    after = rows_by_table(lake, person.token)
     for table, (rows, mine) in before.items():
         if table in ("governance/dsar_requests", "governance/erasure_tombstones"):
             continue
@@ -158,7 +128,7 @@ def test_erasure_leaves_no_trace_and_nothing_else_changes(lake_home):
     erased_rows = _ingest_all(home, lake, {request["subject_hash"]})
     assert erased_rows["customers"] == 1 and erased_rows["orders"] == before["bronze/orders"][1]
     assert lake.scan("bronze", "orders").collect().height == before["bronze/orders"][0] - before["bronze/orders"][1]
-    assert _traces(home / "lake", needles) == []
+    assert traces(home / "lake", needles) == []
 
 
 def test_access_bundle_holds_exactly_what_the_tables_hold(lake_home):
@@ -223,7 +193,6 @@ def test_landing_files_with_numeric_ids_under_the_shops_own_column_are_erased(tm
 
 def test_ids_that_are_numbers_or_years_erase_exactly_their_owners(tmp_path):
     """Customers 42 and 2024: the registry's AUC of 0.42, the audit log's dates and every other customer stay."""
-    from assets.governance.dsar import submit_request
     from domain.pseudonym import pseudonym_key, token
     from resources.audit import AUDIT_TABLE, record
     from resources.registry import REGISTRY_TABLE
@@ -278,16 +247,47 @@ def test_a_request_submitted_while_others_are_processed_is_kept_and_handled_by_t
     assert requests(lake).get_column("status").to_list() == ["completed", "completed"]
 
 
-def test_an_earlier_version_that_still_holds_the_person_is_found_and_only_its_table_rebuilt(tmp_path):
+def test_an_earlier_version_that_still_holds_the_person_is_found_and_only_its_history_purged(tmp_path):
     from assets.governance.dsar import ErasureReport, erase_from_lake
 
     lake = LakeResource(root=str(tmp_path / "lake"))
     lake.overwrite("gold", "audience", pl.DataFrame({"customer_id": ["tok1", "tok2"]}))
     lake.overwrite("gold", "audience", pl.DataFrame({"customer_id": ["tok2"]}))  # a re-run export without them
     lake.overwrite("gold", "others", pl.DataFrame({"customer_id": ["tok2", "tok3"]}))
+    others = sorted(p.name for p in (tmp_path / "lake" / "gold" / "others").rglob("*") if p.is_file())
     report = ErasureReport()
     erase_from_lake(lake, Subject("1", "tok1", ("tok1",)), report)
     assert set(report.replaced_versions) == {"gold/audience"} and report.rows_total == 0
-    files = list((tmp_path / "lake" / "gold" / "audience").rglob("*.parquet"))
-    assert files and all("tok1" not in pl.read_parquet(f).get_column("customer_id").to_list() for f in files)
-    assert lake.scan("gold", "others").collect().height == 2
+    assert report.old_files_deleted == 1
+    assert traces(tmp_path / "lake", ["tok1"]) == []  # neither a data file nor the log's file statistics
+    assert lake.scan("gold", "audience").collect().get_column("customer_id").to_list() == ["tok2"]
+    assert sorted(p.name for p in (tmp_path / "lake" / "gold" / "others").rglob("*") if p.is_file()) == others
+
+
+
+def test_anonymous_events_of_their_devices_and_their_rows_in_model_references_are_erased(tmp_path):
+    from domain.pseudonym import pseudonym_key, token
+
+    home, lake = tmp_path / "home", LakeResource(root=str(tmp_path / "home" / "lake"))
+    key = pseudonym_key(home)
+    me, other = token(key, "C1"), token(key, "C2")
+    my_device, their_device = token(key, "device-of-c1"), token(key, "device-of-c2")
+    lake.append("bronze", "events", pl.DataFrame({
+        "event_id": ["e1", "e2", "e3", "e4"], "customer_id": [me, None, other, None],
+        "device_id": [my_device, my_device, their_device, their_device]}))
+    reference = home / "models" / "20250101T000000-abc" / "reference.parquet"
+    reference.parent.mkdir(parents=True)
+    pl.DataFrame({"customer_id": [me, other], "recency_days": [3.0, 40.0]}).write_parquet(reference)
+    (home / "models" / "20250101T000000-abc" / "model.json").write_text('{"version": "x"}')
+
+    submit_request(lake, home, new_request("C1", "access"))
+    [access] = process_pending(DsarContext(lake, home, tmp_path / "landing", home / "warehouse.duckdb"))
+    assert Path(access["file"]).stat().st_mode & 0o777 == 0o600  # the bundle is readable by its owner only
+    assert {r["event_id"] for r in json.loads(Path(access["file"]).read_text())["bronze/events"]} == {"e1", "e2"}
+
+    submit_request(lake, home, new_request("C1", "erasure"))
+    [erasure] = process_pending(DsarContext(lake, home, tmp_path / "landing", home / "warehouse.duckdb"))
+    assert lake.scan("bronze", "events").collect().get_column("event_id").sort().to_list() == ["e3", "e4"]
+    assert pl.read_parquet(reference).get_column("customer_id").to_list() == [other]
+    assert erasure["model_files_rewritten"] == 1 and erasure["unreadable_files"] == 0
+    assert traces(home, [me, my_device]) == []

@@ -194,3 +194,32 @@ def test_erasure_in_a_shell_without_the_deployment_key_fails_instead_of_making_a
     with pytest.raises(LookupError, match="a new key would match nobody"):
         process_pending(DsarContext(lake, home, tmp_path / "landing", home / "warehouse.duckdb"))
     assert not (home / "secrets").exists()
+
+
+def test_a_key_other_than_the_lakes_is_refused_by_ingestion_and_by_erasure(tmp_path, monkeypatch):
+    """The first run records the key's fingerprint in the lake; a shell with another key (a typo, a rotated
+    secret, another home's key file) is refused before it writes tokens that match nobody."""
+    from assets.governance.dsar import DsarContext, new_request, process_pending, requests, submit_request
+    from assets.key_check import KeyMismatch
+
+    deployment, other = "the deployment's key, 32 bytes or more", "someone else's key, 32 bytes or more"
+    folder = tmp_path / "landing" / "customers" / f"date={DAY.isoformat()}"
+    folder.mkdir(parents=True)
+    pl.DataFrame([_customer("C1", "a@x.com")]).write_parquet(folder / "part-0.parquet")
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    resources = {"assay": AssayResource(home=str(tmp_path), landing_dir=str(tmp_path / "landing"),
+                                        column_mapping_json="{}"), "lake": lake}
+    monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", deployment)
+    assert materialize(INGESTION, partition_key=DAY.isoformat(), resources=resources).success
+
+    monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", other)
+    failed = materialize(INGESTION, partition_key=DAY.isoformat(), resources=resources, raise_on_error=False)
+    failures = [e.step_failure_data.error.cause.cls_name for e in failed.all_events if e.is_step_failure]
+    assert failures and set(failures) == {"KeyMismatch"}  # every source, before anything is written
+    submit_request(lake, tmp_path, new_request("C1", "erasure"))
+    with pytest.raises(KeyMismatch, match="not the one this lake's tokens were made with") as refused:
+        process_pending(DsarContext(lake, tmp_path, tmp_path / "landing", tmp_path / "warehouse.duckdb"))
+    assert deployment not in str(refused.value) and other not in str(refused.value)
+    assert requests(lake).get_column("status").to_list() == ["pending"]
+    monkeypatch.setenv("ASSAY_PSEUDONYM_KEY", deployment)
+    assert len(process_pending(DsarContext(lake, tmp_path, tmp_path / "landing", tmp_path / "warehouse.duckdb"))) == 1
