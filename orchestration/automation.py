@@ -9,13 +9,14 @@
 | `monthly_retraining_schedule` | retraining on the first of the month; the gate decides | on |
 | `rescore_after_promotion` | re-scoring of the newest snapshot after a promotion | on |
 | `dsar_sensor` | data-subject requests | on |
-| `monthly_retention_schedule` | deletes data past its retention period | off: turn on once the policy is yours |
+| `daily_retention_schedule` | deletes data past its retention period | off: turn on once the policy is yours |
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -26,9 +27,11 @@ from dagster import (
     AssetRecordsFilter,
     AssetSelection,
     AutomationConditionSensorDefinition,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SensorDefinition,
@@ -207,14 +210,30 @@ def rescore_after_promotion(context: SensorEvaluationContext, lake: LakeResource
         "assay/reason": "champion-promoted", "assay/champion_version": version})
 
 
+DSAR_RETRY_SECONDS = 60  # after the first failed run; doubled after each further one, at most an hour
+
+
 def dsar_sensor(context: SensorEvaluationContext, lake: LakeResource):
     pending = requests(lake).filter(pl.col("status") == "pending").sort("deadline")
     if pending.height == 0:
         return SkipReason("no pending data-subject requests")
     ids = pending.get_column("request_id").to_list()
-    # one run per set of pending requests; the run handles them all, so a retry after a failure is a new key
-    return RunRequest(run_key="|".join(ids), tags={
-        "assay/reason": "data-subject-request", "assay/dsar_requests": ",".join(ids)[:200],
+    handles = ",".join(ids)[:200]
+    # One run for the pending requests; it handles them all. A failed run (a warehouse held open by an analyst, a
+    # crash) leaves them pending; they are asked for again under a new key, later after each failure, rather than
+    # waiting for another request to change the key.
+    runs = context.instance.get_run_records(RunsFilter(job_name="dsar_job", tags={"assay/dsar_requests": handles}))
+    if any(not r.dagster_run.is_finished for r in runs):
+        return SkipReason("a DSAR run for these requests is queued or running")
+    failed = [r for r in runs if r.dagster_run.status == DagsterRunStatus.FAILURE]
+    if failed:
+        wait = min(DSAR_RETRY_SECONDS * 2 ** (len(failed) - 1), 3600)
+        last = max(r.end_time or r.create_timestamp.timestamp() for r in failed)
+        if time.time() - last < wait:
+            return SkipReason(f"{len(failed)} DSAR run(s) for these requests failed; the next try is "
+                              f"{wait:.0f} s after the last")
+    return RunRequest(run_key="|".join(ids) + (f"#retry-{len(failed)}" if failed else ""), tags={
+        "assay/reason": "data-subject-request", "assay/dsar_requests": handles,
         "assay/dsar_earliest_deadline": str(pending.item(0, "deadline"))})
 
 
@@ -270,7 +289,7 @@ def build_automation(partitions: AssayPartitions, retraining_config: dict | None
             name="monthly_retraining_schedule", job=retraining_job, cron_schedule="0 5 1 * *",
             tags={"assay/reason": "monthly-retraining"}, default_status=DefaultScheduleStatus.RUNNING,
             description="Retrain on the first day of each month whatever the monitoring says; the gate decides."),
-        schedule(name="monthly_retention_schedule", job=retention_job, cron_schedule="0 4 1 * *",
+        schedule(name="daily_retention_schedule", job=retention_job, cron_schedule="0 4 * * *",
                  default_status=DefaultScheduleStatus.STOPPED,
                  description="Applies the retention policy on the first day of each month, as of that day. Off by "
                              "default: it deletes data.")(retention_schedule_fn),

@@ -7,7 +7,8 @@
    through Dagster's own evaluation (`build_sensor_context`, `evaluate_tick`, `evaluate_automation_conditions`),
    with their cursors carried from day to day, as the daemon does;
 3. executes what they request against the home's Dagster instance, tagged as the daemon tags its runs, so the
-   runs show in the UI's history; a sensor's run key already used is skipped, as the daemon skips it.
+   runs show in the UI's history; a sensor's run key already used is skipped, as the daemon skips it. A failed
+   run is retried as the daemon's run retries would retry it, when the instance enables them.
 
 Schedules catch up like the daemon: every cron tick missed since the last evaluation, the newest
 `MAX_CATCHUP_TICKS`. Missed landing days are picked up by the landing sensor's cursor, and missed snapshots by
@@ -47,6 +48,7 @@ class RunRecord:
     seconds: float = 0.0
     step_seconds: dict[str, float] = field(default_factory=dict)  # per Dagster step (op) of the run
     assets: list[str] = field(default_factory=list)  # what automation asked for (a job's runs: empty)
+    retry: int = 0  # the run retries a failed run this many times over (the instance's run retries)
 
 
 @dataclass
@@ -298,28 +300,58 @@ class Clock:
             keys = by_partition[partition]
             tags = {"dagster/sensor_name": AUTOMATION_SENSOR, "assay/reason": "automation-condition",
                     "assay/clock_day": now.date().isoformat()}
-            started = datetime.now(UTC)
-            outcome = execute_assets(self.defs, self.instance, keys, partition_key=partition, tags=tags,
-                                     log_level=self.log_level)
             conditions = {graph.get(k).automation_condition.get_label() or "automation" for k in keys
                           if graph.get(k).automation_condition is not None}
-            report.runs.append(RunRecord(AUTOMATION_SENSOR, _assets_label(keys), partition or "",
-                                         _main_condition(conditions), outcome.success, outcome.run_id, started,
-                                         (datetime.now(UTC) - started).total_seconds(),
-                                         self._step_seconds(outcome.run_id),
-                                         sorted(k.to_user_string() for k in keys)))
+            for started, outcome, retry in self._with_retries(
+                    lambda run_tags, retry_keys, keys=keys, partition=partition: execute_assets(
+                        self.defs, self.instance, retry_keys or keys, partition_key=partition, tags=run_tags,
+                        log_level=self.log_level), tags):
+                report.runs.append(RunRecord(AUTOMATION_SENSOR, _assets_label(keys), partition or "",
+                                             _main_condition(conditions), outcome.success, outcome.run_id, started,
+                                             (datetime.now(UTC) - started).total_seconds(),
+                                             self._step_seconds(outcome.run_id),
+                                             sorted(k.to_user_string() for k in keys), retry))
 
     def _run_request(self, trigger: str, job_name: str | None, request, tags: dict, report: Day) -> None:
         job = request.job_name or job_name
         tags = {**tags, "assay/clock_day": report.day.isoformat()}
+        for started, outcome, retry in self._with_retries(
+                lambda run_tags, retry_keys: execute_job(
+                    self.defs, self.instance, job, partition_key=request.partition_key, tags=run_tags,
+                    run_config=request.run_config or None, asset_selection=retry_keys or request.asset_selection,
+                    log_level=self.log_level),
+                tags):
+            report.runs.append(RunRecord(trigger, job, _partitions_label(request),
+                                         request.tags.get("assay/reason", ""), outcome.success, outcome.run_id,
+                                         started, (datetime.now(UTC) - started).total_seconds(),
+                                         self._step_seconds(outcome.run_id), retry=retry))
+
+    def _with_retries(self, execute: Callable[[dict, list | None], object], tags: dict):
+        """Execute a run, then, while it fails, a retry of it as the daemon's run retries make one when the
+        instance enables them (`run_retries` in dagster.yaml), up to the instance's maximum: tagged with the run
+        it retries, and, like the daemon's default strategy (from failure), for the assets that run planned and
+        did not materialize. Yields (start, outcome, retry number) for each run."""
         started = datetime.now(UTC)
-        outcome = execute_job(self.defs, self.instance, job, partition_key=request.partition_key, tags=tags,
-                              run_config=request.run_config or None,
-                              asset_selection=request.asset_selection, log_level=self.log_level)
-        report.runs.append(RunRecord(trigger, job, _partitions_label(request), request.tags.get("assay/reason", ""),
-                                     outcome.success, outcome.run_id, started,
-                                     (datetime.now(UTC) - started).total_seconds(),
-                                     self._step_seconds(outcome.run_id)))
+        outcome = execute(tags, None)
+        yield started, outcome, 0
+        retries = self.instance.run_retries_max_retries if self.instance.run_retries_enabled else 0
+        root = outcome.run_id
+        for number in range(1, retries + 1):
+            if outcome.success:
+                return
+            started = datetime.now(UTC)
+            outcome = execute({**tags, "dagster/parent_run_id": outcome.run_id, "dagster/root_run_id": root,
+                               "dagster/retry_number": str(number)}, self._not_materialized(outcome.run_id))
+            yield started, outcome, number
+
+    def _not_materialized(self, run_id: str) -> list:
+        from dagster import DagsterEventType
+
+        def keys(kind) -> set:
+            return {entry.dagster_event.asset_key for entry in self.instance.all_logs(run_id, of_type=kind)}
+
+        return sorted(keys(DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+                      - keys(DagsterEventType.ASSET_MATERIALIZATION), key=lambda k: k.to_user_string())
 
     def _step_seconds(self, run_id: str) -> dict[str, float]:
         return {stat.step_key: round(stat.end_time - stat.start_time, 2)
@@ -384,6 +416,8 @@ def timeline_lines(report: Day) -> list[str]:
     lines = []
     for i, run in enumerate(report.runs):
         what = f"{run.target} {run.partitions}".strip() + f" ({run.reason or run.trigger}, {run.seconds:.0f}s)"
+        if run.retry:
+            what += f" retry {run.retry}"
         if not run.success:
             what += " FAILED"
         figures = ""

@@ -1,20 +1,26 @@
 """The clock moves a home forward as the daemon would, on real files: a shop's export job delivers each day's files
 into the user's own folder, and Assay (ASSAY_SOURCE=files, no synthetic feed) picks up what has landed. The home is
 backfilled to D, lives day by day, goes down for three weeks while the files keep coming, catches up, and has a
-late file corrected. Every run after the backfill comes from a sensor, a schedule or the automation; every partition
-is built exactly once; a late file re-labels what it changes; the user's folder is only ever read."""
+late file corrected. One ingestion run fails on the way (an injected error), and the instance's run retries, as
+shipped in dagster.yaml, retry it. Every run after the backfill comes from a sensor, a schedule or the automation, or
+retries one; every partition is built exactly once; a late file re-labels what it changes; the user's folder is only
+ever read."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
 
 from assets.partitions import AssayPartitions
+from domain.faults import ACTION_ENV, FAULT_ENV
 from domain.settings import AssaySettings
 from domain.synthetic import MARKER_FILE, config_for_size, generate
 from orchestration.backfill import backfill_steps, run_backfill
@@ -29,6 +35,8 @@ BEFORE_OUTAGE = D + timedelta(days=7)
 AFTER_OUTAGE = BEFORE_OUTAGE + timedelta(weeks=3)  # the deployment was down for three weeks
 END = AFTER_OUTAGE + timedelta(days=7)
 HORIZON = 7
+FAILING_DAY = BEFORE_OUTAGE - timedelta(days=4)  # its tick's ingestion run fails once, after bronze/orders committed
+SHIPPED_INSTANCE = yaml.safe_load((Path(__file__).resolve().parents[2] / "orchestration" / "dagster.yaml").read_text())
 
 
 def _materialized(instance, key: AssetKey) -> Counter:
@@ -59,7 +67,7 @@ def home(tmp_path_factory):
                                        "ASSAY_SNAPSHOT_START": "2024-09-02"})
     deliver(D)
     defs = build_definitions(settings)
-    with DagsterInstance.ephemeral() as instance:
+    with DagsterInstance.ephemeral(settings={"run_retries": SHIPPED_INSTANCE["run_retries"]}) as instance:
         steps = backfill_steps(AssayPartitions.from_settings(settings), D)
         run_backfill(defs, instance, steps, ["ingestion", "features", "labels"], say=lambda _: None,
                      log_level="ERROR")
@@ -74,7 +82,12 @@ def home(tmp_path_factory):
         ticks += [AFTER_OUTAGE, END]  # one tick after the outage, then a daemon that looks once a week
         for day in ticks:
             deliver(day)
-            days.append(clock.tick(day))
+            if day == FAILING_DAY:
+                os.environ.update({FAULT_ENV: "ingestion:bronze-written:orders", ACTION_ENV: "raise"})
+            try:
+                days.append(clock.tick(day))
+            finally:
+                os.environ.pop(FAULT_ENV, None), os.environ.pop(ACTION_ENV, None)
         yield settings, defs, instance, clock, days, backfilled, _files(exports)
 
 
@@ -89,7 +102,15 @@ def test_every_run_after_the_backfill_comes_from_a_sensor_or_a_schedule(home):
     runs = [r.dagster_run for r in instance.get_run_records() if r.dagster_run.run_id not in backfilled]
     assert runs and all(run.tags.get("dagster/sensor_name") or run.tags.get("dagster/schedule_name") for run in runs)
     assert {run.run_id for run in runs} == {r.run_id for day in days for r in day.runs}
-    assert all(r.success for day in days for r in day.runs)
+    # the one failed run was retried once, on the same tick, for what it had not materialized
+    records = [r for day in days for r in day.runs]
+    [failed] = [r for r in records if not r.success]
+    [retry] = [r for r in records if r.retry]
+    assert retry.success and retry.retry == 1 and (retry.target, retry.partitions) == (failed.target, failed.partitions)
+    retried = instance.get_run_by_id(retry.run_id)
+    assert retried.tags["dagster/parent_run_id"] == failed.run_id
+    assert AssetKey(["bronze", "orders"]) in retried.asset_selection
+    assert AssetKey(["bronze", "customers"]) not in retried.asset_selection  # it had materialized
 
 
 def test_each_landing_day_and_snapshot_is_built_exactly_once_across_the_outage(home):

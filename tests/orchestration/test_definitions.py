@@ -76,7 +76,7 @@ def test_jobs_schedules_and_sensors(defs):
     assert {name: (s.job_name, s.default_status) for name, s in schedules.items()} == {
         "monthly_retraining_schedule": ("retraining_job", DefaultScheduleStatus.RUNNING),
         # it deletes data: off until the policy is the deployment's own
-        "monthly_retention_schedule": ("retention_job", DefaultScheduleStatus.STOPPED),
+        "daily_retention_schedule": ("retention_job", DefaultScheduleStatus.STOPPED),
     }
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {"landing_sensor", "snapshot_automation", "retraining_sensor", "rescore_after_promotion",
@@ -103,7 +103,7 @@ def test_labels_are_built_when_they_mature_never_by_the_weekly_run(defs):
 
 
 def test_the_retention_schedule_measures_from_the_day_it_fired_for(defs):
-    schedule = next(s for s in defs.schedules if s.name == "monthly_retention_schedule")
+    schedule = next(s for s in defs.schedules if s.name == "daily_retention_schedule")
     with build_schedule_context(scheduled_execution_time=datetime(2025, 3, 1, 4, tzinfo=UTC)) as context:
         [request] = schedule.evaluate_tick(context).run_requests
     validated = validate_run_config(defs.resolve_job_def("retention_job"), request.run_config)
