@@ -13,11 +13,12 @@ from assets.features.dbt import WAREHOUSE_POOL
 from assets.governance.anonymity import is_k_anonymous
 from assets.governance.dsar import DsarContext, audit_outcomes, process_pending, requests
 from assets.governance.exports import build_audience, risk_by_segment, with_source_ids
-from assets.governance.retention import DEFAULT_POLICY, apply_retention
+from assets.governance.retention import DEFAULT_POLICY, FILE_POLICY, apply_retention, expire_files
 from assets.ingestion.pseudonymise import empty_vault
 from assets.markdown import markdown_table
 from assets.scoring.scoring import latest_scores
 from domain.contract import VAULT_SOURCE_ID, VAULT_TABLE
+from domain.private_files import write_private
 from resources.assay import AssayResource
 from resources.audit import record
 from resources.lake import LakeResource
@@ -49,7 +50,7 @@ def retention_audience(context: AssetExecutionContext, config: AudienceConfig, a
     # The lake keeps tokens; only the file handed to the campaign tool resolves them, from the vault.
     hand_off = with_source_ids(audience, lake.scan(*VAULT_TABLE) if lake.exists(*VAULT_TABLE) else
                                empty_vault().lazy())
-    hand_off.write_csv(csv_path)
+    write_private(csv_path, hand_off.write_csv)
     record(lake, "export", "exports/retention_audience", context.run_id, audience.height,
            {"snapshot_date": snapshot, "file": str(csv_path), "excluded": consented.excluded})
     segments = audience.group_by("segment").len().sort("len", descending=True)
@@ -104,7 +105,7 @@ class RetentionConfig(Config):
         "", description='Overrides of the default policy as JSON, {"bronze/events": 395, ...} (days kept); '
                         "see DEFAULT_POLICY in assets/governance/retention.py.")
     as_of: str = Field(
-        "", description="Date retention is measured from (YYYY-MM-DD). Empty: today. The monthly schedule sets it to "
+        "", description="Date retention is measured from (YYYY-MM-DD). Empty: today. The daily schedule sets it to "
                         "the day it fired for.")
     purge_landing: bool = Field(True, description="Also delete landing day folders older than a bronze cutoff.")
 
@@ -113,8 +114,9 @@ class RetentionConfig(Config):
     key=AssetKey(["governance", "retention"]),
     group_name="retention",
     kinds={"delta"},
-    description="Deletes rows older than each table's retention period, vacuums their files (no time travel back) "
-                "and purges the matching landing days; scheduled monthly.",
+    description="Deletes rows older than each table's retention period, vacuums their files (no time travel back), "
+                "purges the matching landing days and deletes expired hand-off files and access bundles; scheduled "
+                "daily.",
 )
 def retention(context: AssetExecutionContext, config: RetentionConfig, assay: AssayResource,
               lake: LakeResource) -> MaterializeResult:
@@ -129,12 +131,18 @@ def retention(context: AssetExecutionContext, config: RetentionConfig, assay: As
             record(lake, "retention_delete", table, context.run_id, outcome.rows_deleted,
                    {"cutoff": outcome.cutoff, "files_vacuumed": outcome.files_vacuumed,
                     "landing_days_purged": outcome.landing_days_purged})
+    files = {}
+    for name, (pattern, days) in FILE_POLICY.items():
+        files[name] = expire_files(assay.home_path, pattern, days, as_of)
+        if files[name]:
+            record(lake, "retention_delete", name, context.run_id, files[name], {"files_deleted": files[name]})
     rows = [{"table": o.table, "kept_days": policy[o.table][1], "cutoff": str(o.cutoff), "rows_before": o.rows_before,
              "deleted": o.rows_deleted, "after": o.rows_after, "files_vacuumed": o.files_vacuumed,
              "landing_days_purged": o.landing_days_purged} for o in outcomes]
     return MaterializeResult(metadata={
         "as_of": str(as_of),
         "rows_deleted": sum(o.rows_deleted for o in outcomes),
+        "files_deleted": MetadataValue.json(files),
         "policy": MetadataValue.md(markdown_table(rows, digits=0)),
     })
 

@@ -1,5 +1,7 @@
-"""Retention: rows older than a table's retention period are deleted, and their files vacuumed at once so Delta
-time travel cannot bring them back; the landing files of those days are purged too, so nothing re-ingests them."""
+"""Retention: rows older than a table's retention period are deleted, and their files vacuumed once no reader can
+still need them, so Delta time travel cannot bring them back; the landing files of those days are purged too, so
+nothing re-ingests them. Files Assay writes outside the lake with personal data in them (campaign hand-offs, access
+bundles) are deleted after their own period."""
 
 from __future__ import annotations
 
@@ -32,6 +34,28 @@ DEFAULT_POLICY: dict[str, tuple[str, int]] = {
 }
 
 
+# Files under $ASSAY_HOME: (glob, days kept, by their modification time). A hand-off file as long as the audience
+# table it came from; an access bundle a month after it was made (the person has had it by then).
+FILE_POLICY: dict[str, tuple[str, int]] = {
+    "exports/retention_audience": ("exports/retention_audience_*.csv", 90),
+    "dsar/access_bundles": ("dsar/*/access.json", 30),
+}
+
+
+def expire_files(home: Path, pattern: str, days: int, as_of: date) -> int:
+    """Delete the files under `home` matching `pattern` last written before `as_of - days` (an access bundle with
+    its request's folder). Returns how many."""
+    cutoff = as_of - timedelta(days=days)
+    expired = [p for p in Path(home).glob(pattern)
+               if p.is_file() and date.fromtimestamp(p.stat().st_mtime) < cutoff]
+    for path in expired:
+        if path.name == "access.json":
+            shutil.rmtree(path.parent)
+        else:
+            path.unlink()
+    return len(expired)
+
+
 @dataclass(frozen=True)
 class RetentionOutcome:
     table: str
@@ -46,11 +70,19 @@ class RetentionOutcome:
         return self.rows_before - self.rows_deleted
 
 
+VACUUM_GRACE_HOURS = 1
+
+
 def apply_retention(lake, table: str, column: str, days: int, as_of: date,
-                    landing_dir: Path | None = None) -> RetentionOutcome:
-    """Delete rows of `layer/table` whose `column` is before `as_of - days`, vacuum, and (for bronze tables, when
-    `landing_dir` is given) remove the landing day folders before the cutoff. Running it twice deletes nothing
-    the second time."""
+                    landing_dir: Path | None = None, vacuum_grace_hours: int = VACUUM_GRACE_HOURS) -> RetentionOutcome:
+    """Delete rows of `layer/table` whose `column` is before `as_of - days`, vacuum the files that earlier
+    versions no longer need once `vacuum_grace_hours` have passed since they were removed, and (for bronze
+    tables, when `landing_dir` is given) remove the landing day folders before the cutoff. Running it twice
+    deletes nothing the second time.
+
+    The grace lets a reader that started before the delete (a dbt build, a scoring run) finish on the version it
+    read; the daily schedule's next run vacuums what this one deleted. Erasure does not wait: it deletes the
+    person's files at once."""
     from deltalake import DeltaTable
 
     layer, name = table.split("/")
@@ -61,8 +93,7 @@ def apply_retention(lake, table: str, column: str, days: int, as_of: date,
     delta = DeltaTable(lake.uri(layer, name), storage_options=lake.storage_options or None)
     metrics = delta.delete(predicate=f"{column} < '{cutoff.isoformat()}'")
     deleted = int(metrics.get("num_deleted_rows", 0) or 0)
-    # Zero retention on purpose: the point is that the old rows are gone, including from time travel.
-    vacuumed = delta.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    vacuumed = delta.vacuum(retention_hours=vacuum_grace_hours, enforce_retention_duration=False, dry_run=False)
     purged = 0
     if landing_dir is not None and layer == "bronze":
         for day in landed_days(landing_dir, name):

@@ -41,7 +41,7 @@ def lake_with_events(tmp_path):
 def test_old_rows_and_their_files_are_gone_and_the_rest_is_intact(lake_with_events):
     lake, landing, root = lake_with_events
     before = lake.scan("bronze", "events").collect()
-    outcome = apply_retention(lake, "bronze/events", "_partition_date", 395, AS_OF, landing)
+    outcome = apply_retention(lake, "bronze/events", "_partition_date", 395, AS_OF, landing, vacuum_grace_hours=0)
     after = lake.scan("bronze", "events").collect()
     cutoff = AS_OF - timedelta(days=395)
     assert outcome.cutoff == cutoff
@@ -57,6 +57,20 @@ def test_old_rows_and_their_files_are_gone_and_the_rest_is_intact(lake_with_even
     assert sorted(p.name for p in (landing / "events").iterdir()) == sorted(
         f"date={d}" for d in after.get_column("_partition_date").unique().cast(pl.Utf8))
     assert outcome.landing_days_purged == 3
+
+
+def test_a_reader_of_the_version_before_the_delete_keeps_its_files_until_the_grace_is_over(lake_with_events):
+    from deltalake import DeltaTable
+
+    lake, landing, root = lake_with_events
+    uri = lake.uri("bronze", "events")
+    reader = DeltaTable(uri)  # a dbt build or a scoring run that began before retention ran
+    before = lake.scan("bronze", "events").collect()
+    outcome = apply_retention(lake, "bronze/events", "_partition_date", 395, AS_OF, landing)
+    assert outcome.rows_deleted == 4 and outcome.files_vacuumed == 0
+    assert pl.scan_delta(uri, version=reader.version()).collect().height == before.height  # still readable
+    later = apply_retention(lake, "bronze/events", "_partition_date", 395, AS_OF, landing, vacuum_grace_hours=0)
+    assert later.rows_deleted == 0 and later.files_vacuumed >= 3  # the next run, once the grace is over
 
 
 def test_a_second_run_deletes_nothing(lake_with_events):
@@ -84,3 +98,30 @@ def test_unknown_tables_and_empty_retention_are_refused():
     with pytest.raises(ValueError, match="at least one day"):
         effective_policy('{"bronze/events": 0}')
     assert effective_policy("")["bronze/events"] == ("_partition_date", 395)
+
+
+def test_expired_hand_off_files_and_access_bundles_are_deleted_and_the_rest_kept(lake_with_events):
+    import os
+    from datetime import datetime
+
+    lake, landing, root = lake_with_events
+
+    def written(path, day: date) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("customer_id\nC1\n")
+        stamp = datetime(day.year, day.month, day.day, 12).timestamp()
+        os.utime(path, (stamp, stamp))
+
+    written(root / "exports" / "retention_audience_2025-08-04.csv", AS_OF - timedelta(days=120))
+    written(root / "exports" / "retention_audience_2025-12-29.csv", AS_OF - timedelta(days=2))
+    written(root / "dsar" / "DSAR-1" / "access.json", AS_OF - timedelta(days=45))
+    written(root / "dsar" / "DSAR-2" / "access.json", AS_OF - timedelta(days=3))
+    written(root / "exports" / "notes.csv", AS_OF - timedelta(days=400))  # not a file Assay names so: kept
+    assay = AssayResource(home=str(root), landing_dir=str(landing))
+    result = materialize([retention], resources={"lake": lake, "assay": assay},
+                         run_config={"ops": {"governance__retention": {"config": {"as_of": AS_OF.isoformat()}}}})
+    assert result.success
+    assert sorted(p.name for p in (root / "exports").iterdir()) == ["notes.csv", "retention_audience_2025-12-29.csv"]
+    assert sorted(p.name for p in (root / "dsar").iterdir()) == ["DSAR-2"]
+    [metadata] = [m.metadata for m in result.asset_materializations_for_node("governance__retention")]
+    assert metadata["files_deleted"].data == {"exports/retention_audience": 1, "dsar/access_bundles": 1}
