@@ -8,7 +8,7 @@ from pathlib import Path
 # LightGBM's OpenMP threads busy-wait by default, which starves every other step on a 2-core machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from dagster import Definitions  # noqa: E402
+from dagster import Definitions, EnvVar  # noqa: E402
 from dagster_dbt import DbtCliResource  # noqa: E402
 
 from assets.features.dbt import DBT_PROJECT_DIR, build_dbt_assets  # noqa: E402
@@ -27,7 +27,7 @@ from assets.scoring.assets import build_customer_scores, threshold_simulation  #
 from assets.warehouse.assets import analyst_views  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
 from orchestration.automation import build_automation  # noqa: E402
-from resources.alerts import AlertsResource  # noqa: E402
+from resources.alerts import WEBHOOK_ENV, AlertsResource, check_webhook_url  # noqa: E402
 from resources.assay import AssayResource  # noqa: E402
 from resources.lake import LakeResource  # noqa: E402
 from resources.registry import ModelRegistryResource  # noqa: E402
@@ -35,11 +35,14 @@ from resources.registry import ModelRegistryResource  # noqa: E402
 
 def build_resources(settings: AssaySettings) -> dict:
     lake = LakeResource(root=settings.lake_uri)
+    webhook = os.environ.get(WEBHOOK_ENV, "")
+    check_webhook_url(webhook)  # a wrong URL fails the code location's load, not an alert months later
     return {
         "assay": AssayResource.from_settings(settings),
         "lake": lake,
         "registry": ModelRegistryResource(models_dir=str(settings.models_dir), lake=lake),
-        "alerts": AlertsResource(lake=lake, webhook_url=os.environ.get("ASSAY_ALERT_WEBHOOK", "")),
+        # as an EnvVar, the UI shows the variable's name, not the URL (a chat tool's webhook URL is its password)
+        "alerts": AlertsResource(lake=lake, webhook_url=EnvVar(WEBHOOK_ENV) if webhook else ""),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),
