@@ -19,6 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
+from domain.private_files import install_private
+
 TOKEN_LENGTH = 12
 KEY_ENV = "ASSAY_PSEUDONYM_KEY"
 MIN_KEY_BYTES = 32  # HMAC-SHA256's own output size: a shorter secret can be guessed more easily than a token
@@ -29,21 +31,10 @@ def _key_path(home: Path) -> Path:
 
 
 def _write_key(path: Path, key: bytes) -> bool:
-    """Create the key file readable by its owner only from the first byte, and only if none exists: the key is
-    written to a private temporary file and linked into place, which fails when another first run got there first
-    (its key is then the one used). Returns whether this call's key was installed."""
+    """Create the key file readable by its owner only from the first byte, and only if none exists (two first runs
+    at once agree on one key: the other's is then the one used). Returns whether this call's key was installed."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    staged = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(key)
-        os.link(staged, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        staged.unlink(missing_ok=True)
+    return install_private(path, key)
 
 
 def pseudonym_key(home: Path, real_data: bool = False, create: bool = True) -> bytes:
