@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from dagster import ConfigurableResource
 from pydantic import Field
 
@@ -35,15 +38,39 @@ DEFAULT_LOG_RETENTION = "interval 30 days"  # Delta's default
 ZERO_LOG_RETENTION = "interval 0 seconds"
 
 
-def _log_mentions(log_dir: Path, mentions: Callable[[str], bool]) -> bool:
+def _log_mentions(fs: pafs.FileSystem, log_dir: str, mentions: Callable[[str], bool]) -> bool:
     """Whether a commit or checkpoint of the transaction log quotes a value that `mentions` matches."""
-    for path in sorted(log_dir.glob("*.json")):
-        if mentions(path.read_text(errors="replace")):
-            return True
-    for path in sorted(log_dir.glob("*.checkpoint*.parquet")):
-        if mentions(str(pl.read_parquet(path).to_dicts())):
+    for path in _listed(fs, log_dir):
+        if path.endswith(".json"):
+            with fs.open_input_stream(path) as stream:
+                if mentions(stream.read().decode(errors="replace")):
+                    return True
+        elif (".checkpoint" in path and path.endswith(".parquet")
+              and mentions(str(pq.read_table(path, filesystem=fs).to_pylist()))):
             return True
     return False
+
+
+def _listed(fs: pafs.FileSystem, folder: str) -> list[str]:
+    """The files under `folder`, sorted (an object store has no folders: every object under the prefix)."""
+    selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+    return sorted(info.path for info in fs.get_file_info(selector) if info.type == pafs.FileType.File)
+
+
+def lake_filesystem(root: str, storage_options: dict[str, str]) -> tuple[pafs.FileSystem, str]:
+    """The file system the lake root is on, and the root's path in it. An object store takes its credentials and
+    endpoint from the storage options, else from the environment (`AWS_*`), as deltalake and polars do."""
+    if "://" not in root:
+        return pafs.LocalFileSystem(), str(Path(root).resolve())
+    options = {k.lower().removeprefix("aws_"): v for k, v in storage_options.items()}
+    if not root.startswith("s3://") or not options:
+        return pafs.FileSystem.from_uri(root.rstrip("/"))
+    endpoint = options.get("endpoint_url") or options.get("endpoint")
+    s3 = pafs.S3FileSystem(
+        access_key=options.get("access_key_id"), secret_key=options.get("secret_access_key"),
+        session_token=options.get("session_token"), region=options.get("region"),
+        endpoint_override=endpoint, scheme="http" if endpoint and endpoint.startswith("http://") else "https")
+    return s3, root.removeprefix("s3://").rstrip("/")
 
 
 COMMIT_ATTEMPTS = 8  # the last waits 6.4 s: a burst of schema changes is over by then
@@ -65,18 +92,21 @@ def _retrying_conflicts(write: Callable[[], None]) -> None:
             time.sleep(0.05 * 2 ** attempt)
 
 
-def _files_holding(paths: list[Path], holds: Callable[[pl.DataFrame], pl.Expr]) -> list[Path]:
+def _files_holding(fs: pafs.FileSystem, paths: list[str], holds: Callable[[pl.DataFrame], pl.Expr],
+                   uri_of: Callable[[str], str], storage_options: dict[str, str] | None) -> list[str]:
     """The Parquet files among `paths` with a row that `holds` selects: one scan per distinct file schema (a table
     whose columns changed has several), not one read per file (a daily-partitioned table has hundreds)."""
-    by_schema: dict[tuple, list[Path]] = {}
+    by_schema: dict[tuple, list[str]] = {}
     for path in paths:
-        by_schema.setdefault(tuple(pl.read_parquet_schema(path).items()), []).append(path)
+        schema = pl.from_arrow(pq.read_schema(path, filesystem=fs).empty_table()).schema
+        by_schema.setdefault(tuple(schema.items()), []).append(path)
     found = []
     for schema, group in by_schema.items():
         selected = holds(pl.DataFrame(schema=dict(schema)))
-        files = (pl.scan_parquet(group, include_file_paths="__file").filter(selected).select("__file").unique()
-                 .collect().to_series().to_list())
-        found += [Path(f) for f in files]
+        uris = {uri_of(path): path for path in group}
+        files = (pl.scan_parquet(list(uris), include_file_paths="__file", storage_options=storage_options)
+                 .filter(selected).select("__file").unique().collect().to_series().to_list())
+        found += [uris[f] for f in files]
     return sorted(found)
 
 
@@ -231,19 +261,18 @@ class LakeResource(ConfigurableResource):
         log clean-up, with a zero log retention for that moment); then the data files that are no longer read
         and hold such rows are deleted. Each step can run again after a crash. Returns the files deleted.
 
-        A reader still on an earlier version loses those files: that is the point. Local lakes only."""
+        A reader still on an earlier version loses those files: that is the point. On a local disk or an object
+        store alike: the files are listed and deleted through the lake's file system."""
         from deltalake import DeltaTable
 
-        uri = self.uri(layer, name)
-        if "://" in uri:
-            raise NotImplementedError(f"purging earlier versions works on a local lake only, not {uri}")
-        table_dir = Path(uri)
-        read = {str(Path(u).resolve()) for u in self.current_files(layer, name)}
-        earlier = [p for p in sorted(table_dir.rglob("*.parquet"))
-                   if "_delta_log" not in p.parts and str(p.resolve()) not in read]
-        stale = _files_holding(earlier, holds)
-        if stale or _log_mentions(table_dir / "_delta_log", mentions):
-            options = self.storage_options or None
+        fs, table_path = self._table_path(layer, name)
+        read = {self._path_of(uri) for uri in self.current_files(layer, name)}
+        earlier = [p for p in _listed(fs, table_path)
+                   if p.endswith(".parquet") and "/_delta_log/" not in p and p not in read]
+        options = self.storage_options or None
+        stale = _files_holding(fs, earlier, holds, self._uri_of, options)
+        if stale or _log_mentions(fs, f"{table_path}/_delta_log", mentions):
+            uri = self.uri(layer, name)
             table = DeltaTable(uri, storage_options=options)
             kept_for = table.metadata().configuration.get(LOG_RETENTION, DEFAULT_LOG_RETENTION)
             if kept_for == ZERO_LOG_RETENTION:  # a purge killed before it restored the setting
@@ -255,8 +284,41 @@ class LakeResource(ConfigurableResource):
             table.alter.set_table_properties({LOG_RETENTION: kept_for})
             fault_point("lake:log-purged")
         for path in stale:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # deleted by a run killed after it
+                fs.delete_file(path)
         return len(stale)
+
+    def tables(self) -> list[tuple[str, str]]:
+        """Every Delta table under the root, as (layer, name)."""
+        fs, root = lake_filesystem(self.root, self.storage_options)
+        found = []
+        for layer in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+            if layer.type != pafs.FileType.Directory:
+                continue
+            for table in fs.get_file_info(pafs.FileSelector(layer.path)):
+                if table.type == pafs.FileType.Directory and \
+                        fs.get_file_info(f"{table.path}/_delta_log").type == pafs.FileType.Directory:
+                    found.append((layer.base_name, table.base_name))
+        return sorted(found)
+
+    def _table_path(self, layer: str, name: str) -> tuple[pafs.FileSystem, str]:
+        fs, root = lake_filesystem(self.root, self.storage_options)
+        return fs, f"{root}/{layer}/{name}"
+
+    def _scheme(self) -> str:
+        return self.root.split("://", 1)[0] if "://" in self.root else ""
+
+    def _uri_of(self, path: str) -> str:
+        """A path of the lake's file system as a URI that deltalake and polars read."""
+        return f"{self._scheme()}://{path}" if self._scheme() else path
+
+    def _path_of(self, uri: str) -> str:
+        """A data file's URI (as deltalake lists it) as a path of the lake's file system."""
+        from urllib.parse import unquote
+
+        if not self._scheme():
+            return str(Path(uri.removeprefix("file://")).resolve())
+        return unquote(uri.split("://", 1)[1])
 
     def current_files(self, layer: str, name: str) -> set[str]:
         """The data files the table's current version reads (local paths or URIs); any other data file under the

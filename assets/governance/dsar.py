@@ -69,7 +69,8 @@ def new_request(customer_id: str, kind: str, requested_at: datetime | None = Non
 def requests_lock(home: Path):
     """Held while the request log is appended to, and while a run re-reads and rewrites it: a request submitted
     while others are processed is appended either before that re-read (and kept, pending) or after the rewrite.
-    An advisory lock on a file in the home, so for writers on this machine (the rewrite needs a local lake)."""
+    An advisory lock on a file in the home, so for writers on this machine: a lake on an object store shared by
+    several machines needs their DSAR runs to share one home."""
     path = Path(home) / "dsar" / "requests.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
@@ -94,8 +95,7 @@ def requests(lake) -> pl.DataFrame:
 
 def delta_tables(lake) -> list[tuple[str, str]]:
     """Every Delta table under the lake root, as (layer, name)."""
-    root = Path(lake.root)
-    return sorted((log.parent.parent.name, log.parent.name) for log in root.glob("*/*/_delta_log"))
+    return lake.tables()
 
 
 def _token_pattern(*values: str) -> str:
@@ -423,10 +423,6 @@ def audit_outcomes(lake, outcomes: list[dict], run_id: str) -> None:
 
 def _erase(ctx: DsarContext, customer_id: str, request_id: str, key: bytes, now: datetime) -> dict:
     """Every step can run again: a run killed part-way leaves the request pending, and the next run finishes it."""
-    if "://" in str(ctx.lake.root):
-        raise NotImplementedError("erasure works on a local lake only (ASSAY_LAKE_ROOT is an object store): its "
-                                  "files and transaction logs are searched and purged on disk. The request stays "
-                                  "pending.")
     subject = erasure_subject(ctx, request_id, customer_id, key)
     subject_hash = tombstone_hash(key, customer_id)
     # First: from here on, ingestion drops the person's landing rows, whatever happens to this run.
