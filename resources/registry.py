@@ -21,6 +21,7 @@ import polars as pl
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from domain.private_files import write_private
 from resources.audit import record
 from resources.lake import LakeResource
 
@@ -79,7 +80,8 @@ class ModelRegistryResource(ConfigurableResource):
         card = {**card, **model.save(path / MODEL_FILE), "version": version, "features": model.features}
         (path / "model.json").write_text(json.dumps(card, indent=2, sort_keys=True, default=str))
         (path / "evaluation.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True, default=str))
-        reference.write_parquet(path / "reference.parquet")
+        # validation rows with customer ids: private, like every file of personal data Assay writes
+        write_private(path / "reference.parquet", reference.write_parquet)
         row = pl.DataFrame(
             {
                 "version": [version],

@@ -131,6 +131,12 @@ def test_model_is_registered_with_lineage_and_oracle_comparison(pipeline):
     evaluation = json.loads((settings.models_dir / version / "evaluation.json").read_text())
     assert {"lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd"} <= set(evaluation["metrics"])
     assert {"gender", "age_band"} <= set(evaluation["fairness"]["summary"])
+    # the drift reference keeps only customers who may be profiled, in a private file
+    reference_file = settings.models_dir / version / "reference.parquet"
+    reference = pl.read_parquet(reference_file)
+    assert reference.height == meta["drift_reference_rows"].value > 0
+    assert meta["drift_reference_excluded_without_profiling_consent"].value > 0
+    assert reference.get_column("consent_profiling").all() and reference_file.stat().st_mode & 0o777 == 0o600
     # The first model that passes the limits becomes champion; its card and plots are written.
     gate = results["model"].asset_materializations_for_node("models__champion")[0].metadata
     assert gate["decision"].value == "promoted" and gate["challenger_version"].value == version
@@ -181,8 +187,8 @@ def test_the_drift_report_does_not_alarm_on_unscored_customers_or_on_ages(pipeli
     assert scores.height < features.height  # customers without profiling consent are not scored
     newest = metrics.filter(pl.col("snapshot_date").cast(pl.Utf8) == snapshots[-1])
     p_churn = {m: v for m, c, v in newest.select("metric", "column", "value").iter_rows() if c == "p_churn"}
-    # the reference leaves the same customers unscored, so p_churn's missing share does not rise
-    assert p_churn["missing_share"] > 0.02 and abs(p_churn["missing_share_increase"]) < 0.02
+    # on the consent basis both sides hold only customers who may be profiled: all of them scored
+    assert p_churn["missing_share"] < 0.005 and abs(p_churn["missing_share_increase"]) < 0.005
     assert newest.filter((pl.col("column") == "first_order_age_days") & (pl.col("metric") == "psi")).height == 1
     alerts = pl.read_delta(str(settings.lake / "gold" / "alerts")).filter(
         pl.col("source") == "monitoring/drift_summary")

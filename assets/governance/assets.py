@@ -13,7 +13,14 @@ from assets.features.dbt import WAREHOUSE_POOL
 from assets.governance.anonymity import is_k_anonymous
 from assets.governance.dsar import DsarContext, audit_outcomes, process_pending, requests
 from assets.governance.exports import build_audience, risk_by_segment, with_source_ids
-from assets.governance.retention import DEFAULT_POLICY, FILE_POLICY, apply_retention, expire_files
+from assets.governance.retention import (
+    DEFAULT_POLICY,
+    FILE_POLICY,
+    MODEL_REFERENCE_DAYS,
+    apply_retention,
+    expire_files,
+    prune_model_references,
+)
 from assets.ingestion.pseudonymise import empty_vault
 from assets.markdown import markdown_table
 from assets.scoring.scoring import latest_scores
@@ -22,6 +29,7 @@ from domain.private_files import write_private
 from resources.assay import AssayResource
 from resources.audit import record
 from resources.lake import LakeResource
+from resources.registry import REGISTRY_TABLE
 
 
 class AudienceConfig(Config):
@@ -115,8 +123,8 @@ class RetentionConfig(Config):
     group_name="retention",
     kinds={"delta"},
     description="Deletes rows older than each table's retention period, vacuums their files (no time travel back), "
-                "purges the matching landing days and deletes expired hand-off files and access bundles; scheduled "
-                "daily.",
+                "purges the matching landing days and deletes expired hand-off files and access bundles, and archived "
+                "models' drift references (the others lose customers who withdrew profiling consent); scheduled daily.",
 )
 def retention(context: AssetExecutionContext, config: RetentionConfig, assay: AssayResource,
               lake: LakeResource) -> MaterializeResult:
@@ -136,6 +144,16 @@ def retention(context: AssetExecutionContext, config: RetentionConfig, assay: As
         files[name] = expire_files(assay.home_path, pattern, days, as_of)
         if files[name]:
             record(lake, "retention_delete", name, context.run_id, files[name], {"files_deleted": files[name]})
+    # drift references: archived versions' expire; the others lose customers who withdrew profiling consent
+    registry = lake.scan(*REGISTRY_TABLE).collect() if lake.exists(*REGISTRY_TABLE) else pl.DataFrame()
+    references = prune_model_references(
+        assay.models_path, registry,
+        current_consents(lake) if assay.profiling_legal_basis == "consent" else None, as_of)
+    files["models/drift_references"] = references.files_expired
+    if references.files_expired or references.rows_withdrawn:
+        record(lake, "retention_delete", "models/drift_references", context.run_id, references.rows_withdrawn,
+               {"files_deleted": references.files_expired, "files_rewritten": references.files_rewritten,
+                "kept_days": MODEL_REFERENCE_DAYS})
     rows = [{"table": o.table, "kept_days": policy[o.table][1], "cutoff": str(o.cutoff), "rows_before": o.rows_before,
              "deleted": o.rows_deleted, "after": o.rows_after, "files_vacuumed": o.files_vacuumed,
              "landing_days_purged": o.landing_days_purged} for o in outcomes]
@@ -143,6 +161,7 @@ def retention(context: AssetExecutionContext, config: RetentionConfig, assay: As
         "as_of": str(as_of),
         "rows_deleted": sum(o.rows_deleted for o in outcomes),
         "files_deleted": MetadataValue.json(files),
+        "drift_reference_rows_withdrawn": references.rows_withdrawn,
         "policy": MetadataValue.md(markdown_table(rows, digits=0)),
     })
 

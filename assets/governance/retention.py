@@ -1,7 +1,7 @@
 """Retention: rows older than a table's retention period are deleted, and their files vacuumed once no reader can
 still need them, so Delta time travel cannot bring them back; the landing files of those days are purged too, so
 nothing re-ingests them. Files Assay writes outside the lake with personal data in them (campaign hand-offs, access
-bundles) are deleted after their own period."""
+bundles) are deleted after their own period, and so are the drift references of models no longer in service."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import polars as pl
 
+from assets.consent import split_by_consent
 from assets.ingestion.landing import day_folder, landed_days
+from domain.private_files import write_private
 
 # layer/table -> (date column, days kept). Raw behaviour is kept 13 months; orders 7 years (accounting);
 # quarantined raw records 90 days (long enough to fix and replay a source); scores and exports as long as needed
@@ -40,6 +42,51 @@ FILE_POLICY: dict[str, tuple[str, int]] = {
     "exports/retention_audience": ("exports/retention_audience_*.csv", 90),
     "dsar/access_bundles": ("dsar/*/access.json", 30),
 }
+
+
+# A model version's drift reference (a sample of its validation rows, with customer ids) is kept while the version
+# serves or may be promoted, and this long after it was made once it is archived: long enough to roll back to it.
+MODEL_REFERENCE_DAYS = 90
+REFERENCE_FILE = "reference.parquet"
+SERVING_STATUSES = ("champion", "challenger")
+
+
+@dataclass(frozen=True)
+class ReferenceOutcome:
+    files_expired: int  # references of archived versions past MODEL_REFERENCE_DAYS
+    rows_withdrawn: int  # rows of customers who have since withdrawn profiling consent
+    files_rewritten: int
+
+
+def prune_model_references(models_dir: Path, registry: pl.DataFrame, consents: pl.DataFrame | None, as_of: date,
+                           days: int = MODEL_REFERENCE_DAYS) -> ReferenceOutcome:
+    """Each model version's drift reference: deleted once the version is archived and was made more than `days`
+    before `as_of` (a rollback to it then monitors no drift, and says so); otherwise, when `consents` is given
+    (profiling rests on consent), rewritten without the rows of customers who no longer have profiling consent.
+    A version missing from `registry` keeps its file: Assay did not make it, or cannot tell its state."""
+    cutoff = as_of - timedelta(days=days)
+    state = {row["version"]: row for row in registry.iter_rows(named=True)} if registry.height else {}
+    expired = withdrawn = rewritten = 0
+    for path in sorted(Path(models_dir).glob(f"*/{REFERENCE_FILE}")):
+        version = state.get(path.parent.name)
+        if version is None:
+            continue
+        if version["status"] not in SERVING_STATUSES and version["created_at"].date() < cutoff:
+            path.unlink()
+            expired += 1
+            continue
+        if consents is None:
+            continue
+        reference = pl.read_parquet(path)
+        if "customer_id" not in reference.columns:
+            continue
+        at_snapshot = "consent_profiling" if "consent_profiling" in reference.columns else None
+        kept = split_by_consent(reference, consents, "profiling", at_snapshot).allowed
+        if kept.height < reference.height:
+            write_private(path, lambda handle, kept=kept: kept.write_parquet(handle), mode=path.stat().st_mode & 0o777)
+            withdrawn += reference.height - kept.height
+            rewritten += 1
+    return ReferenceOutcome(expired, withdrawn, rewritten)
 
 
 def expire_files(home: Path, pattern: str, days: int, as_of: date) -> int:

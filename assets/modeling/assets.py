@@ -16,6 +16,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.consent import current_consents, split_by_consent
 from assets.features.dbt import MANIFEST_PATH
 from assets.markdown import markdown_table
 from assets.modeling.challenger import ChallengerSettings, build_challenger
@@ -192,6 +193,15 @@ def _sensitive_attributes(lake: LakeResource) -> pl.DataFrame | None:
             .unique(subset="customer_id", keep="last").collect())
 
 
+def _drift_reference(reference: pl.DataFrame, lake: LakeResource, legal_basis: str) -> tuple[pl.DataFrame, int]:
+    """The rows kept as the version's drift reference: on the consent basis, only customers who may be profiled
+    (as scoring serves them: consent at the snapshot and now). Returns them and how many were left out."""
+    if legal_basis != "consent" or "consent_profiling" not in reference.columns:
+        return reference, 0
+    split = split_by_consent(reference, current_consents(lake), "profiling", at_snapshot_column="consent_profiling")
+    return split.allowed, split.excluded_total
+
+
 @asset(
     key=CHALLENGER_KEY, deps=[FEATURES_KEY, LABELS_KEY, TUNING_KEY], group_name="modeling", kinds={"lightgbm"},
     description="A challenger churn model: LightGBM with the parameters of the newest search (gold/tuning_results, "
@@ -235,7 +245,8 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
         "fairness_violations": challenger.fairness_violations, "created_at": datetime.now(UTC).isoformat(),
         "dropped_features": challenger.evaluation["dropped_features"],
     }
-    path = registry.register(version, challenger.pipeline, card, challenger.evaluation, challenger.reference)
+    reference, reference_excluded = _drift_reference(challenger.reference, lake, assay.profiling_legal_basis)
+    path = registry.register(version, challenger.pipeline, card, challenger.evaluation, reference)
     ev, m = challenger.evaluation, challenger.metrics
     comparison = sorted(({"model": name, **{k: figures[k] for k in ("auc", "pr_auc", "log_loss", "brier", "ece",
                                                                     "lift_at_10")}}
@@ -245,6 +256,8 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
         "model_version": version,
         # the served kind: LightGBM or the baseline that beat it on the validation snapshots
         "model_kind": challenger.pipeline.kind,
+        "drift_reference_rows": reference.height,
+        "drift_reference_excluded_without_profiling_consent": reference_excluded,
         "model_choice": MetadataValue.md(markdown_table(choice["candidates"])),
         **{f"oot_{k}": float(v) for k, v in m.items()},
         "calibration": f"{ev['calibration']['method']}: ECE {ev['calibration']['ece_before']:.4f} → "

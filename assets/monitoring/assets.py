@@ -33,6 +33,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.conditions import CATCH_UP_PERIODS, label_matured, snapshot_due
+from assets.consent import current_consents, split_by_consent
 from assets.markdown import markdown_table
 from assets.modeling.pipeline import load_model
 from assets.modeling.training import CATEGORICAL_FEATURES
@@ -128,14 +129,18 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     window = context.partition_time_window
     start, end = window.start.date(), window.end.date()
     model = load_model(registry)
+    if not model.reference_path.exists():
+        # retention deletes an archived version's reference; promoting that version back leaves nothing to compare
+        reason = f"model {model.version} has no drift reference (expired by retention)"
+        context.log.warning(f"{context.asset_key.to_user_string()} skipped: {reason}")
+        context.log_event(AssetObservation(asset_key=context.asset_key, metadata={"skipped": reason}))
+        return
     reference = sample_rows(pl.read_parquet(model.reference_path).drop("customer_id", strict=False),
                             config.sample_cap, config.seed)
     reference = reference.with_columns(pl.Series("p_churn", model.pipeline.predict(reference)))
-    if "consent_profiling" in reference.columns:
-        # customers without profiling consent are never scored: their p_churn is missing in every snapshot, so it
-        # is missing in the reference too, or the missing share and PSI of p_churn would alarm every week
-        reference = reference.with_columns(pl.when(pl.col("consent_profiling").eq(False)).then(None)
-                                           .otherwise(pl.col("p_churn")).alias("p_churn"))
+    # Like for like: on the consent basis the reference holds only customers who may be profiled (see churn_model),
+    # so each snapshot is compared through the same rule, as scoring applies it.
+    consents = current_consents(lake) if assay.profiling_legal_basis == "consent" else None
     in_window = (pl.col("snapshot_date") >= start) & (pl.col("snapshot_date") < end)
     features = lake.scan("gold", "customer_features").filter(in_window)
     scores = lake.scan("gold", "customer_scores").filter(in_window).select("customer_id", "snapshot_date", "p_churn")
@@ -145,7 +150,10 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     for snapshot in snapshots:
         one = features.filter(pl.col("snapshot_date") == snapshot).join(
             scores.filter(pl.col("snapshot_date") == snapshot), on=["customer_id", "snapshot_date"], how="left")
-        current = sample_rows(one.collect(), config.sample_cap, config.seed)
+        current = one.collect()
+        if consents is not None and "consent_profiling" in current.columns:
+            current = split_by_consent(current, consents, "profiling", at_snapshot_column="consent_profiling").allowed
+        current = sample_rows(current, config.sample_cap, config.seed)
         html = assay.reports_path / "drift" / f"{snapshot.isoformat()}.html"
         summary = drift_report(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES), html,
                                workspace=assay.reports_path / "evidently_workspace", snapshot_date=snapshot)

@@ -124,4 +124,63 @@ def test_expired_hand_off_files_and_access_bundles_are_deleted_and_the_rest_kept
     assert sorted(p.name for p in (root / "exports").iterdir()) == ["notes.csv", "retention_audience_2025-12-29.csv"]
     assert sorted(p.name for p in (root / "dsar").iterdir()) == ["DSAR-2"]
     [metadata] = [m.metadata for m in result.asset_materializations_for_node("governance__retention")]
-    assert metadata["files_deleted"].data == {"exports/retention_audience": 1, "dsar/access_bundles": 1}
+    assert metadata["files_deleted"].data == {"exports/retention_audience": 1, "dsar/access_bundles": 1,
+                                              "models/drift_references": 0}
+
+
+def test_drift_references_of_archived_models_expire_and_the_rest_lose_withdrawn_customers(lake_with_events):
+    """Each model version keeps a sample of validation rows with customer ids. Retention deletes it 90 days after
+    an archived version was made; the references still in service lose the rows of customers who have withdrawn
+    profiling consent since (by a consent event or an opt-out request)."""
+    from datetime import UTC, datetime
+
+    from assets.consent import CONSENT_OVERRIDES_TABLE
+    from assets.governance.retention import MODEL_REFERENCE_DAYS
+    from resources.registry import REGISTRY_TABLE
+
+    lake, landing, root = lake_with_events
+    made = {"champion": AS_OF - timedelta(days=200), "challenger": AS_OF - timedelta(days=200),
+            "archived-old": AS_OF - timedelta(days=MODEL_REFERENCE_DAYS + 1),
+            "archived-new": AS_OF - timedelta(days=MODEL_REFERENCE_DAYS - 1)}
+    status = {"champion": "champion", "challenger": "challenger", "archived-old": "archived",
+              "archived-new": "archived"}
+    lake.append(*REGISTRY_TABLE, pl.DataFrame({
+        "version": list(made), "status": [status[v] for v in made],
+        "created_at": [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in made.values()]}))
+    customers = ["T1", "T2", "T3"]
+    reference = pl.DataFrame({"customer_id": customers, "consent_profiling": [True] * 3, "recency_days": [1.0, 2, 3]})
+    for version in [*made, "not-in-registry"]:
+        (root / "models" / version).mkdir(parents=True)
+        reference.write_parquet(root / "models" / version / "reference.parquet")
+    granted = datetime(2024, 1, 1, tzinfo=UTC)
+    lake.append("bronze", "consents", pl.DataFrame({
+        "customer_id": customers + ["T2"], "purpose": ["profiling"] * 4, "granted": [True, True, True, False],
+        "event_ts": [granted] * 3 + [datetime(2025, 6, 1, tzinfo=UTC)]}))
+    lake.append(*CONSENT_OVERRIDES_TABLE, pl.DataFrame({
+        "customer_id": ["T3"], "purpose": ["profiling"], "granted": [False],
+        "event_ts": [datetime(2025, 7, 1, tzinfo=UTC)], "request_id": ["DSAR-3"]}))
+
+    assay = AssayResource(home=str(root), landing_dir=str(landing))
+    result = materialize([retention], resources={"lake": lake, "assay": assay},
+                         run_config={"ops": {"governance__retention": {"config": {"as_of": AS_OF.isoformat()}}}})
+    assert result.success
+    assert not (root / "models" / "archived-old" / "reference.parquet").exists()
+    for version in ("champion", "challenger", "archived-new"):
+        kept = pl.read_parquet(root / "models" / version / "reference.parquet")
+        assert kept.get_column("customer_id").to_list() == ["T1"], version
+        assert (root / "models" / version / "reference.parquet").stat().st_mode & 0o777 == 0o644 & ~_umask()
+    untouched = pl.read_parquet(root / "models" / "not-in-registry" / "reference.parquet")
+    assert untouched.height == 3  # a version the registry does not know is not Assay's to judge
+    [metadata] = [m.metadata for m in result.asset_materializations_for_node("governance__retention")]
+    assert metadata["files_deleted"].data["models/drift_references"] == 1
+    assert metadata["drift_reference_rows_withdrawn"].value == 6
+    audit = lake.scan("gold", "audit_log").collect().filter(pl.col("subject") == "models/drift_references")
+    assert audit.get_column("rows").to_list() == [6]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
