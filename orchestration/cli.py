@@ -170,6 +170,18 @@ def cmd_public_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drift_workspace(args: argparse.Namespace) -> int:
+    """Add the drift runs saved since the last call to the Evidently workspace, and say how to open it."""
+    from assets.monitoring.drift import EVIDENTLY_WORKSPACE, sync_workspace
+    from domain.settings import AssaySettings
+
+    reports = AssaySettings.from_env().reports_dir
+    workspace = reports / EVIDENTLY_WORKSPACE
+    added = sync_workspace(workspace, reports / "drift")
+    print(f"{added} drift run(s) added to {workspace}; open it with: evidently ui --workspace {workspace}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from domain.duckdb_setup import connect
     from domain.settings import AssaySettings
@@ -458,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     public.add_argument("--landing", required=True, type=Path, help="an empty folder for the landing files")
     public.add_argument("--full", action="store_true", help="all 23,570 customers (default: the 1-in-10 sample)")
     public.set_defaults(func=cmd_public_data)
+    drift_ws = sub.add_parser("drift-workspace", help="bring the Evidently workspace up to date with the drift runs "
+                                                      "(then `evidently ui --workspace` shows their history)")
+    drift_ws.set_defaults(func=cmd_drift_workspace)
     summary = sub.add_parser("summary", help="print what the last run left and where")
     summary.set_defaults(func=cmd_summary)
     args = parser.parse_args(argv)

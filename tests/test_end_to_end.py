@@ -211,8 +211,9 @@ def test_monitoring_metrics_cover_drift_of_new_snapshots_and_performance_of_matu
     assert meta["matured_snapshots"].value == auc.height
     from evidently.ui.workspace import Workspace
 
-    from assets.monitoring.drift import WORKSPACE_PROJECT
+    from assets.monitoring.drift import WORKSPACE_PROJECT, sync_workspace
 
+    assert sync_workspace(settings.reports_dir / "evidently_workspace", settings.reports_dir / "drift") == 2
     ws = Workspace.create(str(settings.reports_dir / "evidently_workspace"))
     [project] = ws.search_project(WORKSPACE_PROJECT)
     assert sorted(ws.get_run(project.id, r).name for r in ws.list_runs(project.id)) == snapshots[-2:]

@@ -37,7 +37,7 @@ from assets.consent import current_consents, split_by_consent
 from assets.markdown import markdown_table
 from assets.modeling.pipeline import load_model
 from assets.modeling.training import CATEGORICAL_FEATURES
-from assets.monitoring.drift import DEFAULT_SAMPLE_CAP, drift_report, sample_rows
+from assets.monitoring.drift import DEFAULT_SAMPLE_CAP, EVIDENTLY_WORKSPACE, drift_report, sample_rows
 from assets.monitoring.metrics import (
     ALL_COLUMNS,
     METRIC_SCHEMA,
@@ -156,7 +156,7 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
         current = sample_rows(current, config.sample_cap, config.seed)
         html = assay.reports_path / "drift" / f"{snapshot.isoformat()}.html"
         summary = drift_report(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES), html,
-                               workspace=assay.reports_path / "evidently_workspace", snapshot_date=snapshot)
+                               snapshot_date=snapshot)
         rows.append({
             "snapshot_date": snapshot, "model_version": model.version, "columns": summary.columns,
             "drifted_columns": len(summary.drifted_columns), "drift_share": summary.drift_share,
@@ -193,7 +193,8 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             "latest_report": MetadataValue.path(latest["report_path"]) if latest else "",
             # a column without values on one side cannot be tested for drift: left out, and named
             "latest_empty_columns": MetadataValue.json(json.loads(latest["empty_columns"]) if latest else {}),
-            "evidently_ui": f"evidently ui --workspace {assay.reports_path / 'evidently_workspace'}",
+            "evidently_ui": "assay drift-workspace && evidently ui --workspace "
+                            f"{assay.reports_path / EVIDENTLY_WORKSPACE}",
             "delta_version": written.version,
             "dagster/row_count": len(rows),
             "metric_rows": metrics.height,

@@ -41,38 +41,57 @@ def _is_drifted(method: str, value: float, threshold: float) -> bool:
 
 
 WORKSPACE_PROJECT = "Assay churn monitoring"
+EVIDENTLY_WORKSPACE = "evidently_workspace"  # under the reports folder
 
 
-WORKSPACE_INDEX = "assay_runs.json"  # run name (snapshot date) -> run id, kept by Assay beside Evidently's files
+WORKSPACE_INDEX = "assay_runs.json"  # run name (snapshot date) -> run id and the saved run's mtime
+RUN_SUFFIX = ".evidently.json"  # an Evidently run saved beside its HTML report
 
 
-def add_to_workspace(workspace: Path, snapshot, name: str) -> None:
-    """Keep the run in a local Evidently workspace (`evidently ui --workspace <path>` shows the history), one run
-    per snapshot date: a re-run replaces the earlier run of that date. The index of run ids by name keeps this
-    one lookup however long the history: finding a run by name through Evidently loads every run."""
+def run_path(html_path: Path) -> Path:
+    return Path(html_path).with_suffix(RUN_SUFFIX)
+
+
+def sync_workspace(workspace: Path, reports: Path) -> int:
+    """Bring the local Evidently workspace (`evidently ui --workspace <path>` shows the history) up to date with the
+    drift runs saved under `reports`: one run per snapshot date, a re-run replacing the earlier run of its date.
+    Opening a local workspace reads every run it holds (about 0.1 s each at the `small` size), so the weekly drift
+    runs do not do it: their cost would grow with the history. This runs when someone wants the UI
+    (`assay drift-workspace`). Returns the runs added."""
+    from evidently import Run
     from evidently.ui.workspace import Workspace
 
+    saved = {path.name.removesuffix(RUN_SUFFIX): path for path in sorted(Path(reports).glob(f"*{RUN_SUFFIX}"))}
+    index_path = workspace / WORKSPACE_INDEX
+    index: dict[str, dict] = json.loads(index_path.read_text()) if index_path.exists() else {}
+    stale = {name: path for name, path in saved.items()
+             if index.get(name, {}).get("mtime_ns") != path.stat().st_mtime_ns}
+    if not stale and workspace.exists():
+        return 0
     ws = Workspace.create(str(workspace))
     found = ws.search_project(WORKSPACE_PROJECT)
     project = found[0] if found else ws.create_project(
         WORKSPACE_PROJECT, description="Data drift of Assay's churn features and scores, one run per snapshot.")
-    index_path = workspace / WORKSPACE_INDEX
-    index: dict[str, str] = json.loads(index_path.read_text()) if index_path.exists() else {}
-    earlier = index.get(name)
-    if earlier is not None and earlier in {str(run_id) for run_id in ws.list_runs(project.id)}:
-        ws.delete_run(project.id, earlier)
-    index[name] = str(ws.add_run(project.id, snapshot, include_data=False, name=name).id)
-    tmp = index_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
-    tmp.replace(index_path)
+    held = {str(run_id) for run_id in ws.list_runs(project.id)}
+    for name, path in stale.items():
+        earlier = index.get(name, {}).get("run_id")
+        if earlier in held:
+            ws.delete_run(project.id, earlier)
+        run = Run.load(path)
+        index[name] = {"run_id": str(ws.add_run(project.id, run, include_data=False, name=name).id),
+                       "mtime_ns": path.stat().st_mtime_ns}
+        tmp = index_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+        tmp.replace(index_path)
+    return len(stale)
 
 
 def drift_report(
     reference: pl.DataFrame, current: pl.DataFrame, categorical: list[str], html_path: Path,
-    workspace: Path | None = None, snapshot_date: date | None = None,
+    snapshot_date: date | None = None,
 ) -> DriftSummary:
-    """Run Evidently's data-drift preset over the shared columns and save the HTML report (and, with a
-    `workspace`, the run, timestamped at the snapshot date so the UI orders the history by snapshot)."""
+    """Run Evidently's data-drift preset over the shared columns; save the HTML report and, beside it, the run
+    (timestamped at the snapshot date, so the Evidently UI orders the history by snapshot; see `sync_workspace`)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -95,10 +114,11 @@ def drift_report(
     timestamp = datetime.combine(snapshot_date, datetime.min.time(), UTC) if snapshot_date else None
     snapshot = Report([DataDriftPreset()]).run(current_data=to_dataset(current), reference_data=to_dataset(reference),
                                                timestamp=timestamp, name=name)
-    if workspace is not None:
-        add_to_workspace(workspace, snapshot, name or html_path.stem)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
+    staged = run_path(html_path).with_suffix(".tmp")
+    staged.write_text(snapshot.dumps())  # Evidently's full format, which `Run.load` reads back
+    staged.replace(run_path(html_path))
 
     scores: dict[str, float] = {}
     methods: dict[str, str] = {}

@@ -58,13 +58,16 @@ def test_workspace_keeps_one_run_per_snapshot_in_snapshot_order(tmp_path):
 
     from evidently.ui.workspace import Workspace
 
-    from assets.monitoring.drift import WORKSPACE_PROJECT
+    from assets.monitoring.drift import WORKSPACE_PROJECT, sync_workspace
 
     reference, current = frames(shift=25.0)
-    workspace = tmp_path / "ws"
-    for day in (date(2025, 1, 6), date(2025, 1, 13), date(2025, 1, 6)):  # the first snapshot is re-run
-        drift_report(reference, current, ["country"], tmp_path / f"{day}.html", workspace=workspace,
-                     snapshot_date=day)
+    workspace, reports = tmp_path / "ws", tmp_path / "drift"
+    drift_report(reference, current, ["country"], reports / "2025-01-06.html", snapshot_date=date(2025, 1, 6))
+    assert sync_workspace(workspace, reports) == 1
+    for day in (date(2025, 1, 13), date(2025, 1, 6)):  # the first snapshot is re-run
+        drift_report(reference, current, ["country"], reports / f"{day}.html", snapshot_date=day)
+    assert sync_workspace(workspace, reports) == 2
+    assert sync_workspace(workspace, reports) == 0  # nothing new: the workspace is not even opened
     ws = Workspace.create(str(workspace))  # what `evidently ui --workspace` opens
     [project] = ws.search_project(WORKSPACE_PROJECT)
     runs = [ws.get_run(project.id, run_id) for run_id in ws.list_runs(project.id)]
