@@ -68,8 +68,11 @@ docs: install
 sql: install
 	$(BIN)/duckdb -readonly -cmd "LOAD delta" $(ASSAY_WAREHOUSE_PATH)
 
+# The UI and the daemon on loopback (UI_HOST=0.0.0.0 to serve others); Ctrl-C or SIGTERM stops every process.
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
 ui: install manifest $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/assay ui --host $(UI_HOST) --port $(UI_PORT)
 
 bench: install manifest
 	$(BIN)/python bench/run.py

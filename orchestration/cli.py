@@ -182,6 +182,21 @@ def cmd_drift_workspace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """The Dagster UI and daemon on this code location (`dagster dev`), on loopback by default.
+
+    SIGINT is restored to its default before `dagster dev` starts. A process started in the background (by a shell
+    script, `nohup` or a supervisor) inherits SIGINT ignored, and `dagster dev` answers SIGTERM with SIGINT's
+    handler, so it then ignored SIGTERM as well and had to be killed (docs/operations.md)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # kept across exec, so Python installs its own handler again
+    dagster = Path(sys.executable).parent / "dagster"
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    os.execv(dagster, [str(dagster), "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)])
+    return 0  # not reached: exec replaces this process
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from domain.duckdb_setup import connect
     from domain.settings import AssaySettings
@@ -470,6 +485,11 @@ def main(argv: list[str] | None = None) -> int:
     public.add_argument("--landing", required=True, type=Path, help="an empty folder for the landing files")
     public.add_argument("--full", action="store_true", help="all 23,570 customers (default: the 1-in-10 sample)")
     public.set_defaults(func=cmd_public_data)
+    ui = sub.add_parser("ui", help="the Dagster UI and daemon (dagster dev) on this code location; Ctrl-C or SIGTERM "
+                                   "stops every process it started")
+    ui.add_argument("--host", default="127.0.0.1", help="address the UI listens on (default: loopback only)")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
     drift_ws = sub.add_parser("drift-workspace", help="bring the Evidently workspace up to date with the drift runs "
                                                       "(then `evidently ui --workspace` shows their history)")
     drift_ws.set_defaults(func=cmd_drift_workspace)

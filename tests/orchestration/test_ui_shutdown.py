@@ -1,0 +1,89 @@
+"""`make ui` stops cleanly: Ctrl-C (SIGINT to the terminal's process group) or SIGTERM to make (what a supervisor
+sends) ends the webserver, the daemon, the code server and everything they started within 10 seconds, also when
+the UI was started in the background, where SIGINT comes ignored."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STOP_WITHIN_SECONDS = 10
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _serving(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm-in-background"])
+def test_make_ui_stops_every_process_within_ten_seconds(tmp_path, stop):
+    home = tmp_path / "home"
+    (home / "dagster").mkdir(parents=True)
+    shutil.copy(REPO / "orchestration" / "dagster.yaml", home / "dagster" / "dagster.yaml")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSAY_", "DAGSTER_"))}
+    env.update({"ASSAY_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "ASSAY_LAKE_ROOT": str(home / "lake"),
+                "ASSAY_WAREHOUSE_PATH": str(home / "warehouse.duckdb")})
+    background = stop == "sigterm-in-background"
+
+    def as_started() -> None:
+        os.setsid()  # its own process group: the terminal's, or the supervisor's
+        if background:  # what a shell gives a command started with `&`
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    make = subprocess.Popen(["make", "--no-print-directory", "ui", f"UI_PORT={port}"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=as_started)
+    group = make.pid
+    try:
+        deadline = time.monotonic() + 120
+        while not _serving(port):
+            assert make.poll() is None, "make ui exited before the UI served"
+            assert time.monotonic() < deadline, "the UI did not answer within 2 minutes"
+            time.sleep(0.5)
+        # the port is taken on loopback only
+        assert any(line.split()[3].endswith(f":{port}") and line.split()[3].startswith("127.0.0.1")
+                   for line in subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout.splitlines()[1:])
+        stopped_at = time.monotonic()
+        if background:
+            os.kill(make.pid, signal.SIGTERM)
+        else:
+            os.killpg(group, signal.SIGINT)
+        while time.monotonic() - stopped_at < 30:
+            make.poll()  # reaps make once it exits (the others are reaped by init)
+            if not _group_alive(group):
+                break
+            time.sleep(0.1)
+        took = time.monotonic() - stopped_at
+        left = subprocess.run(["ps", "-o", "pid,stat,args", "-g", str(group)], capture_output=True, text=True).stdout
+        assert not _group_alive(group), f"processes of make ui still run {took:.0f} s after {stop}:\n{left}"
+        assert took <= STOP_WITHIN_SECONDS, f"make ui took {took:.1f} s to stop after {stop}"
+    finally:
+        if _group_alive(group):
+            os.killpg(group, signal.SIGKILL)
+        make.wait(timeout=10)
