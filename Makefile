@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install manifest demo generate run test ui sql docs bench lint clean
+.PHONY: install system-packages manifest demo generate run test ui sql docs bench lint clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,20 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 install: $(BIN)/.installed
+
+# Debian packages the tests run for real: PostgreSQL (the team deployment's instance storage). Installed once, with
+# apt-get as root or through sudo; without either the tests that need them skip and say so.
+SYSTEM_PACKAGES := postgresql
+system-packages:
+	@missing=""; for package in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo -n"; else sudo=none; fi; \
+		if [ "$$sudo" = none ]; then echo "make system-packages: not root and no sudo; skipping$$missing" >&2; \
+		else $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+			--no-install-recommends$$missing || echo "make system-packages: could not install$$missing" >&2; fi; \
+	fi
 
 # dbt's manifest is prepared here, so loading the Dagster definitions never parses dbt.
 dbt_project/target/manifest.json: $(BIN)/.installed $(shell find dbt_project/models dbt_project/macros dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
@@ -57,7 +71,7 @@ demo: install manifest $(DAGSTER_HOME)/dagster.yaml
 # drift replay) are built once, and LightGBM keeps one thread per worker (ASSAY_LGBM_THREADS). The files start in
 # tests/conftest.py's order, longest first.
 TEST_WORKERS ?= 2
-test: install manifest docs $(DAGSTER_HOME)/dagster.yaml
+test: install system-packages manifest docs $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The documentation site (MkDocs Material), built strictly: a broken link or an unlisted page is an error.

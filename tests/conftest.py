@@ -21,7 +21,8 @@ def lake(tmp_path):
 # `make test` passes --no-loadscope-reorder, or xdist would reorder the files by their number of tests.
 LONGEST_FIRST = ("test_churn_process.py", "test_broken_field.py", "test_end_to_end.py", "test_clock.py",
                  "test_bring_your_own_data.py", "test_dbt_features.py", "test_public_data.py", "test_dsar.py",
-                 "test_crash_safety.py", "test_object_store_lake.py", "test_synthetic.py")
+                 "test_crash_safety.py", "test_object_store_lake.py", "test_postgres_instance.py",
+                 "test_ui_shutdown.py", "test_synthetic.py")
 
 
 def pytest_collection_modifyitems(items):
