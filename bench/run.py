@@ -22,8 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-STAGES = ("ingestion", "features", "labels", "tuning", "model", "scores", "performance", "drift", "sources",
-          "simulation", "governance", "warehouse", "clock", "weekly_tick")
+STAGES = ("ingestion", "ingestion_postgres", "features", "labels", "tuning", "model", "scores", "performance", "drift",
+          "sources", "simulation", "governance", "warehouse", "clock", "weekly_tick")
 # The bench world (default horizon 2026-01-01) lands all but its last weeks; after the backfill stages, `clock`
 # sets the home's clock and `weekly_tick` lives the next week as a deployment would: one `assay tick` that lands
 # 7 days and runs what the sensors and automation ask for (ingestion, features, labels, scores, drift, monitoring).
@@ -89,6 +89,13 @@ def bench_size(size: str, results: dict, stages_wanted: list[str]) -> dict:
         stages["generate"] = run_stage([assay, "generate", "--until", LANDED_UNTIL], env)
         print(f"[bench] {size} generate: {stages['generate']}", flush=True)
     for stage in (s for s in STAGES if s in stages_wanted):
+        if stage == "ingestion_postgres":
+            stages[stage] = _ingestion_on_postgres(assay, env, home)
+            if "ingestion" in stages:
+                stages[stage]["vs_sqlite"] = round(stages[stage]["seconds"] / stages["ingestion"]["seconds"], 2)
+            print(f"[bench] {size} {stage}: {stages[stage]}", flush=True)
+            _save(results)
+            continue
         cmd = [assay, "run", "--steps", stage, "--drift-snapshots", str(drift_snapshots),
                "--score-snapshots", str(SCORE_SNAPSHOTS[size])]
         if stage == "weekly_tick":
@@ -117,6 +124,26 @@ def bench_size(size: str, results: dict, stages_wanted: list[str]) -> dict:
     if "features" in stages_wanted and "warehouse" in stages:
         entry["snapshots"] = _count_snapshots(env)
     return entry
+
+
+def _ingestion_on_postgres(assay: str, env: dict[str, str], home: Path) -> dict:
+    """The ingestion stage again, on the same landing files into a lake of its own, with the team deployment's
+    instance (docker/dagster.yaml: Dagster's storage in a PostgreSQL server from Debian's package, started here):
+    its bookkeeping beside the local SQLite instance's, measured in the same run."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from postgres_server import running_postgres
+
+    other = home.parent / f"{home.name}-postgres"
+    subprocess.run(["rm", "-rf", str(other)], check=True)
+    (other / "dagster").mkdir(parents=True)
+    (other / "dagster" / "dagster.yaml").write_text((ROOT / "docker" / "dagster.yaml").read_text())
+    with running_postgres() as server:
+        run_env = {**env, **server.instance_env(), "ASSAY_HOME": str(other), "DAGSTER_HOME": str(other / "dagster"),
+                   "ASSAY_LAKE_ROOT": str(other / "lake"), "ASSAY_WAREHOUSE_PATH": str(other / "warehouse.duckdb"),
+                   "ASSAY_SOURCE": "files", "ASSAY_LANDING_DIR": str(home / "landing")}
+        figures = run_stage([assay, "run", "--steps", "ingestion"], run_env)
+    figures["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return figures
 
 
 def _query(env: dict[str, str], sql: str):
