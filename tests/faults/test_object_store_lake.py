@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 ASSAY = str(REPO / ".venv/bin/assay")
 BUCKET = "shop-lake"
 START = date(2024, 1, 1)
-END = START + timedelta(days=45)
+END = START + timedelta(days=30)
 
 
 def _free_port() -> int:
@@ -97,7 +97,7 @@ def test_an_erasure_on_an_object_store_lake_killed_mid_purge_completes_and_leave
         object_store, tmp_path, monkeypatch):
     store_env, client = object_store
     home = tmp_path / "home"
-    generate(config_for_size("tiny", n_customers=300, end=END), home / "landing", home / "ground_truth")
+    generate(config_for_size("tiny", n_customers=150, end=END), home / "landing", home / "ground_truth")
     (home / "dagster").mkdir(parents=True)
     shutil.copy(REPO / "orchestration" / "dagster.yaml", home / "dagster" / "dagster.yaml")
 
