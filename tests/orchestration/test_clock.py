@@ -9,7 +9,6 @@ ever read."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ import polars as pl
 import pytest
 import yaml
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
+from shop_export import deliver as deliver_until
 
 from assets.partitions import AssayPartitions
 from domain.faults import ACTION_ENV, FAULT_ENV
@@ -56,11 +56,7 @@ def home(tmp_path_factory):
     generate(config, shop, root / "shop_truth", land_until=END + timedelta(days=1))
 
     def deliver(until: date) -> None:
-        """The export job has delivered every day before `until` (a day's files arrive once it has ended)."""
-        for day_folder in sorted(shop.glob("*/date=*")):
-            target = exports / day_folder.parent.name / day_folder.name
-            if date.fromisoformat(day_folder.name.removeprefix("date=")) < until and not target.exists():
-                shutil.copytree(day_folder, target)
+        deliver_until(shop, exports, until)
 
     settings = AssaySettings.from_env({"ASSAY_HOME": str(root / "home"), "ASSAY_SOURCE": "files",
                                        "ASSAY_LANDING_DIR": str(exports), "ASSAY_LABEL_HORIZON_DAYS": str(HORIZON),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from postgres_server import running_postgres, server_binaries
+from shop_export import deliver as deliver_until
 
 from assets.partitions import AssayPartitions
 from domain.settings import AssaySettings
@@ -51,10 +52,7 @@ def test_a_backfill_and_sensor_ticks_run_on_the_shipped_postgres_instance(postgr
     generate(config_for_size("tiny", n_customers=150, end=D + timedelta(days=7)), shop, tmp_path / "truth")
 
     def deliver(until: date) -> None:
-        for day_folder in sorted(shop.glob("*/date=*")):
-            target = exports / day_folder.parent.name / day_folder.name
-            if date.fromisoformat(day_folder.name.removeprefix("date=")) < until and not target.exists():
-                shutil.copytree(day_folder, target)
+        deliver_until(shop, exports, until)
 
     settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path / "home"), "ASSAY_SOURCE": "files",
                                        "ASSAY_LANDING_DIR": str(exports), "ASSAY_START_DATE": START.isoformat()})
