@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from loopback import free_port
 
 USER, PASSWORD, DATABASE = "assay", "assay-test-password", "dagster"
 
@@ -39,11 +40,6 @@ def server_binaries() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @contextmanager
 def running_postgres() -> Iterator[Postgres]:
@@ -61,7 +57,7 @@ def running_postgres() -> Iterator[Postgres]:
     password_file.write_text(PASSWORD)
     if run_as:
         shutil.chown(password_file, "postgres", "postgres")
-    data, port = folder / "data", _free_port()
+    data, port = folder / "data", free_port()
 
     def run(*args: str) -> None:
         subprocess.run([*run_as, *args], check=True, capture_output=True, text=True, timeout=120)

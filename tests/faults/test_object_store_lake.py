@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from lake_traces import rows_by_table, traces
+from loopback import free_port
 
 from assets.governance.dsar import requests
 from domain.contract import VAULT_TABLE
@@ -31,17 +32,12 @@ START = date(2024, 1, 1)
 END = START + timedelta(days=30)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def object_store(tmp_path_factory):
     """An S3-compatible server with an empty bucket; yields the environment that points deltalake, polars and
     pyarrow at it (the standard AWS variables, as a deployment sets them)."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([str(REPO / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"

@@ -14,15 +14,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STOP_WITHIN_SECONDS = 10
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _group_alive(group: int) -> bool:
@@ -57,7 +53,7 @@ def test_make_ui_stops_every_process_within_ten_seconds(tmp_path, stop):
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
     shutil.copy(REPO / "orchestration" / "dagster.yaml", home / "dagster" / "dagster.yaml")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSAY_", "DAGSTER_"))}
     env.update({"ASSAY_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "ASSAY_LAKE_ROOT": str(home / "lake"),
                 "ASSAY_WAREHOUSE_PATH": str(home / "warehouse.duckdb")})
