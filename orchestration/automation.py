@@ -291,8 +291,8 @@ def build_automation(partitions: AssayPartitions, retraining_config: dict | None
             description="Retrain on the first day of each month whatever the monitoring says; the gate decides."),
         schedule(name="daily_retention_schedule", job=retention_job, cron_schedule="0 4 * * *",
                  default_status=DefaultScheduleStatus.STOPPED,
-                 description="Applies the retention policy on the first day of each month, as of that day. Off by "
-                             "default: it deletes data.")(retention_schedule_fn),
+                 description="Applies the retention policy every day at 04:00 UTC, as of that day. Off by default: "
+                             "it deletes data.")(retention_schedule_fn),
     ]
     running = DefaultSensorStatus.RUNNING
     sensors = [

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
+from domain.private_files import write_private
+
 # Evidently's cost grows steeply with rows (about 200 s for 1M x 30 here); a seeded sample keeps a report to
 # seconds while leaving the drift tests plenty of power.
 DEFAULT_SAMPLE_CAP = 20_000
@@ -116,9 +118,8 @@ def drift_report(
                                                timestamp=timestamp, name=name)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
-    staged = run_path(html_path).with_suffix(".tmp")
-    staged.write_text(snapshot.dumps())  # Evidently's full format, which `Run.load` reads back
-    staged.replace(run_path(html_path))
+    # Evidently's full format, which `Run.load` reads back; whole or absent after a crash (aggregates, no person)
+    write_private(run_path(html_path), lambda handle: handle.write(snapshot.dumps().encode()), mode=0o644)
 
     scores: dict[str, float] = {}
     methods: dict[str, str] = {}
