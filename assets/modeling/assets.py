@@ -18,7 +18,7 @@ from pydantic import Field
 
 from assets.consent import current_consents, split_by_consent
 from assets.features.dbt import MANIFEST_PATH
-from assets.markdown import markdown_table
+from assets.markdown import markdown_figures, markdown_table, png_data_uri
 from assets.modeling.challenger import ChallengerSettings, build_challenger
 from assets.modeling.fairness import FairnessLimits
 from assets.modeling.gate import MAX_ECE, GatePolicy, broken_fields, decide
@@ -273,9 +273,10 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
         "features": MetadataValue.json(challenger.pipeline.features),
         # left out of every model: no value, or a single one, in the fit window (e.g. a source the data lacks)
         "dropped_features": MetadataValue.json(challenger.evaluation["dropped_features"]),
-        "roc_curve": MetadataValue.path(str(reports / ev["plots"]["roc"])),
-        "reliability_plot": MetadataValue.path(str(reports / ev["plots"]["reliability"])),
-        "gains_plot": MetadataValue.path(str(reports / ev["plots"]["gains"])),
+        "plots": MetadataValue.md(markdown_figures({"ROC curve": reports / ev["plots"]["roc"],
+                                                     "Reliability": reports / ev["plots"]["reliability"],
+                                                     "Cumulative gains": reports / ev["plots"]["gains"]})),
+        "plots_folder": MetadataValue.path(str((reports / ev["plots"]["roc"]).parent)),
         "artifacts": MetadataValue.path(str(path)),
     })
 
@@ -388,13 +389,16 @@ def model_card(context: AssetExecutionContext, assay: AssayResource, registry: M
                 "ece": json.loads(r["metrics"]).get("ece")} for r in rows.iter_rows(named=True)]
     status = rows.filter(pl.col("version") == newest).item(0, "status")
     evaluation = {**loaded.evaluation, "gate": gate}
-    markdown, html = render_model_card(
-        {**loaded.card, "status": status, "profiling_legal_basis": assay.profiling_legal_basis}, evaluation, lineage)
+    card = {**loaded.card, "status": status, "profiling_legal_basis": assay.profiling_legal_basis}
+    markdown, html = render_model_card(card, evaluation, lineage)
     folder = assay.reports_path / "models" / newest
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model_card.md").write_text(markdown)
     (folder / "model_card.html").write_text(html)
+    # the UI's copy carries its figures: the browser showing it cannot read the files beside the card
+    inlined, _ = render_model_card(card, evaluation, lineage, figure_src=lambda name: (
+        png_data_uri(folder / name) if (folder / name).is_file() else name))
     return MaterializeResult(metadata={"model_version": newest, "status": status,
                                        "markdown": MetadataValue.path(str(folder / "model_card.md")),
                                        "html": MetadataValue.path(str(folder / "model_card.html")),
-                                       "card": MetadataValue.md(markdown)})
+                                       "card": MetadataValue.md(inlined)})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -668,8 +668,12 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
     )
 
 
-def render_model_card(card: dict, evaluation: dict, lineage: list[dict]) -> tuple[str, str]:
-    """(Markdown, HTML) model card of one registry version for model-risk review."""
+def render_model_card(card: dict, evaluation: dict, lineage: list[dict],
+                      figure_src: Callable[[str], str] | None = None) -> tuple[str, str]:
+    """(Markdown, HTML) model card of one registry version for model-risk review. Figures link to their PNG files
+    beside the card, or to what `figure_src` makes of each file name (a data URI, for the UI's metadata)."""
     blocks = build_blocks(card, evaluation, lineage)
+    if figure_src is not None:
+        blocks = [Figure(figure_src(b.src), b.alt) if isinstance(b, Figure) else b for b in blocks]
     title = f"Model card: churn model {card.get('version', 'unknown')}"
     return render_markdown(blocks), render_html(blocks, title)

@@ -222,6 +222,22 @@ def test_html_references_plot_files(rendered):
         assert f"]({name})" in md
 
 
+def test_the_ui_copy_carries_its_figures_inline(tmp_path):
+    """The UI's copy of the card (its Markdown metadata) shows each figure as a data URI: the browser showing it
+    cannot read the files beside the card."""
+    from assets.markdown import png_data_uri
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(16))
+    for name in PLOTS.values():
+        (tmp_path / name).write_bytes(png)
+    md, _ = render_model_card(_card(), _evaluation(), _lineage(),
+                              figure_src=lambda name: png_data_uri(tmp_path / name))
+    assert png_data_uri(tmp_path / PLOTS["roc"]) == "data:image/png;base64,iVBORw0KGgoAAQIDBAUGBwgJCgsMDQ4P"
+    for name in PLOTS.values():
+        assert f"]({name})" not in md
+    assert md.count("](data:image/png;base64,iVBORw0KGgo") == len(PLOTS)
+
+
 def test_unsafe_or_missing_plot_is_not_referenced():
     evaluation = _evaluation()
     evaluation["plots"] = {"roc": "https://example.com/roc.png", "gains": "../../etc/gains.png",
