@@ -206,6 +206,12 @@ def rescore_after_promotion(context: SensorEvaluationContext, lake: LakeResource
     if newest is None:
         return SkipReason("nothing scored yet: the next weekly run scores with the new champion")
     version = promotions.item(-1, "version")  # several promotions between ticks: the last one is the champion
+    # A backfill that trained, promoted and then scored (`assay run`) leaves nothing to do: the daemon's first tick
+    # on such a home must not score the newest snapshot again.
+    scored_by = (lake.scan("gold", "customer_scores").filter(pl.col("snapshot_date") == newest)
+                 .select(pl.col("model_version").unique()).collect().get_column("model_version").to_list())
+    if scored_by == [version]:
+        return SkipReason(f"the newest scored snapshot, {newest}, is already scored by the champion {version}")
     return RunRequest(run_key=f"rescore-{version}-{newest}", partition_key=newest.isoformat(), tags={
         "assay/reason": "champion-promoted", "assay/champion_version": version})
 

@@ -102,7 +102,7 @@ def test_a_promotion_rescores_the_newest_scored_snapshot_once_and_a_rejection_do
     lake = home.lake
     newest = MONDAY + timedelta(weeks=5)
     lake.overwrite("gold", "customer_scores", pl.DataFrame({"snapshot_date": [MONDAY, newest],
-                                                           "p_churn": [0.1, 0.2]}))
+                                                           "p_churn": [0.1, 0.2], "model_version": ["v0", "v0"]}))
 
     def decide(version: str, action: str) -> None:
         lake.append("gold", "model_decisions", pl.DataFrame({
@@ -125,6 +125,11 @@ def test_a_promotion_rescores_the_newest_scored_snapshot_once_and_a_rejection_do
         assert request.partition_key == newest.isoformat()
         assert assay_tags(request) == {"assay/reason": "champion-promoted", "assay/champion_version": "v3"}
         assert tick(cursor)[0] is None
+        # a promotion whose champion already scored the newest snapshot (a backfill promotes, then scores): the
+        # daemon's first tick on such a home asks for nothing
+        lake.overwrite("gold", "customer_scores", pl.DataFrame({"snapshot_date": [newest], "p_churn": [0.2],
+                                                               "model_version": ["v3"]}))
+        assert tick(None)[0] is None
 
 
 def test_an_input_change_is_refitted_once_its_weeks_can_reach_the_fit_window(tmp_path, monkeypatch):
