@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install system-packages manifest demo generate run test ui sql docs bench lint clean
+.PHONY: install system-packages manifest demo generate run test ui screenshots sql docs bench lint clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,10 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 install: $(BIN)/.installed
 
-# Debian packages the tests run for real: PostgreSQL (the team deployment's instance storage). Installed once, with
-# apt-get as root or through sudo; without either the tests that need them skip and say so.
-SYSTEM_PACKAGES := postgresql
+# Debian packages the tests run for real: PostgreSQL (the team deployment's instance storage) and Chromium (the UI
+# test's browser). Installed once, with apt-get as root or through sudo; without either the tests that need them
+# skip and say so.
+SYSTEM_PACKAGES := postgresql chromium
 system-packages:
 	@missing=""; for package in $(SYSTEM_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
@@ -87,6 +88,10 @@ UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 ui: install manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/assay ui --host $(UI_HOST) --port $(UI_PORT)
+
+# The README's pictures of the UI: the browser test (tests/test_end_to_end.py) saves its screenshots here.
+screenshots: install system-packages manifest
+	ASSAY_UI_SCREENSHOTS=$(CURDIR)/docs/images $(BIN)/python -m pytest -q tests/test_end_to_end.py -k real_browser
 
 bench: install manifest
 	$(BIN)/python bench/run.py

@@ -4,6 +4,9 @@ jobs `assay run` uses (orchestration/backfill.py), read back from the Dagster in
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
@@ -14,6 +17,8 @@ import duckdb
 import polars as pl
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterInstance, RunsFilter, materialize
+from dagster_ui import chromium_page, running_ui
+from playwright.sync_api import expect
 
 from assets.partitions import AssayPartitions
 from domain.settings import AssaySettings
@@ -22,6 +27,7 @@ from orchestration.backfill import DEFAULT_STEPS, Step, backfill_steps, data_end
 from orchestration.definitions import build_definitions
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
 
 
 class StepRuns:
@@ -69,10 +75,15 @@ def pipeline(tmp_path_factory):
         "model": {"ops": {"models__churn_model": {"config": {"max_equal_opportunity_difference": 0.5,
                                                              "min_selection_rate_ratio": 0.2}}}},
     }
-    with DagsterInstance.ephemeral() as instance:
-        run_backfill(build_definitions(settings), instance, steps, names, run_config, say=lambda _: None)
-        results = {name: StepRuns(instance, name) for name in names if steps[name].keys != []}
-        yield Pipeline(settings, summary, results, steps["features"].keys, steps, end)
+    # the instance a user's home has (what `make demo` writes): the UI test at the end opens this home
+    (home / "dagster").mkdir()
+    shutil.copy(REPO / "orchestration" / "dagster.yaml", home / "dagster" / "dagster.yaml")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DAGSTER_HOME", str(home / "dagster"))
+        with DagsterInstance.get() as instance:
+            run_backfill(build_definitions(settings), instance, steps, names, run_config, say=lambda _: None)
+            results = {name: StepRuns(instance, name) for name in names if steps[name].keys != []}
+            yield Pipeline(settings, summary, results, steps["features"].keys, steps, end)
 
 
 def test_every_landing_row_is_in_bronze_or_quarantine(pipeline):
@@ -350,3 +361,80 @@ def test_erasure_through_the_graph_leaves_the_warehouse_usable_and_traceless(pip
                    params=[customer_id]).fetchone()[0] == 0
     assert con.sql("select count(*) from customer_features").fetchone()[0] == features_after.height
     con.close()
+
+
+def _markdown_images(page, metadata_key: str) -> list[str]:
+    """Open an asset's Markdown metadata entry in the UI; the alt text of each image in it that the browser drew."""
+    row = page.locator("tr").filter(has=page.locator("td", has_text=re.compile(rf"^{metadata_key}$")))
+    row.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    images = dialog.locator("img")
+    expect(images.first).to_be_visible()
+    drawn = [i.get_attribute("alt") for i in images.all() if i.evaluate("i => i.complete && i.naturalWidth > 0")]
+    images.first.scroll_into_view_if_needed()  # for the screenshot
+    return drawn
+
+
+def test_the_ui_in_a_real_browser(pipeline, tmp_path):
+    """`make ui` on this home, looked at in Debian's Chromium as a data engineer would: every group in the asset
+    graph, a partition launched from the UI that succeeds, the asset checks and their results, and the model's plots
+    and card opened from its metadata. Screenshots go to $ASSAY_UI_SCREENSHOTS (`make screenshots`), else tmp_path."""
+    settings = pipeline.settings
+    graph = build_definitions(settings).resolve_asset_graph()
+    groups = sorted({node.group_name for node in graph.asset_nodes})
+    shots = Path(os.environ.get("ASSAY_UI_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    day = (pipeline.end - timedelta(days=1)).isoformat()  # the newest landed day, already ingested
+    bronze_before = pl.read_delta(str(settings.lake / "bronze" / "orders")).height
+
+    with running_ui(settings.home, tmp_path / "ui.log") as ui, chromium_page(scale=2) as page:
+        page.goto(f"{ui}/asset-groups")
+        for group in groups:  # a node of the graph (drawn in an SVG), each group folded
+            expect(page.locator("svg").get_by_text(group, exact=True)).to_be_visible()
+        jump = page.get_by_placeholder(re.compile("^Jump to")).bounding_box()
+        page.mouse.click(jump["x"] + jump["width"] + 22, jump["y"] + jump["height"] / 2)  # fold the side bar
+        page.wait_for_timeout(1_000)  # the graph re-centres
+        nodes = [page.locator("svg").get_by_text(group, exact=True).bounding_box() for group in groups]
+        left, top = min(n["x"] for n in nodes) - 24, min(n["y"] for n in nodes) - 24
+        page.screenshot(path=shots / "asset-graph.png", clip={
+            "x": left, "y": top, "width": max(n["x"] + n["width"] for n in nodes) + 24 - left,
+            "height": max(n["y"] + n["height"] for n in nodes) + 24 - top})
+
+        # a day of orders again, launched as a user would: it replaces that day's partition
+        page.goto(f"{ui}/assets/bronze/orders")
+        page.get_by_role("button").filter(has_text=re.compile(r"^Materialize…$")).click()
+        page.get_by_role("button", name="Confirm").click()  # the ingestion multi-asset also writes its quarantine
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text("Show all partitions").click()
+        partitions = dialog.locator("input[type=text]").first  # the partition selection, as text
+        partitions.fill(day)
+        partitions.press("Enter")
+        dialog.get_by_role("button", name="Launch 1 run").click()
+        page.get_by_text("View", exact=True).click()
+        expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=240_000)
+        page.screenshot(path=shots / "run.png")
+
+        page.goto(f"{ui}/assets/bronze/orders?view=checks")
+        checks = sorted(k.name for k in graph.asset_check_keys if k.asset_key == AssetKey(["bronze", "orders"]))
+        assert checks
+        for check in checks:
+            expect(page.get_by_text(check, exact=True).first).to_be_visible()
+        expect(page.get_by_text("Passed", exact=True)).to_be_visible()
+        page.screenshot(path=shots / "checks.png")
+
+        page.goto(f"{ui}/assets/models/churn_model")
+        assert _markdown_images(page, "plots") == ["ROC curve", "Reliability", "Cumulative gains"]
+        page.screenshot(path=shots / "model-plots.png")
+        page.goto(f"{ui}/assets/reports/model_card")
+        assert {"ROC curve", "Reliability plot"} <= set(_markdown_images(page, "card"))
+        expect(page.get_by_role("dialog").get_by_text(re.compile("^Model card: churn model"))).to_have_count(1)
+        page.screenshot(path=shots / "model-card.png")
+
+    instance = DagsterInstance.get()  # the home's (DAGSTER_HOME, set by the fixture)
+    [run] = [r for r in instance.get_runs(filters=RunsFilter(tags={"dagster/partition": day}))
+             if "assay/reason" not in r.tags]  # the UI's run, not the backfill's
+    assert run.status.value == "SUCCESS"
+    evaluations = [e.dagster_event.event_specific_data for e in instance.all_logs(
+        run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)]
+    assert sorted(e.check_name for e in evaluations if e.passed) == checks  # what the page showed as passed
+    assert pl.read_delta(str(settings.lake / "bronze" / "orders")).height == bronze_before  # idempotent per day

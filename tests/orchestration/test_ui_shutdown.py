@@ -10,15 +10,13 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from dagster_ui import REPO, home_env, serving
 from loopback import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 STOP_WITHIN_SECONDS = 10
-
 
 
 def _group_alive(group: int) -> bool:
@@ -40,23 +38,13 @@ def _listening_on(port: int) -> set[str]:
     return found
 
 
-def _serving(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm-in-background"])
 def test_make_ui_stops_every_process_within_ten_seconds(tmp_path, stop):
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
     shutil.copy(REPO / "orchestration" / "dagster.yaml", home / "dagster" / "dagster.yaml")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSAY_", "DAGSTER_"))}
-    env.update({"ASSAY_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "ASSAY_LAKE_ROOT": str(home / "lake"),
-                "ASSAY_WAREHOUSE_PATH": str(home / "warehouse.duckdb")})
+    env = home_env(home)
     background = stop == "sigterm-in-background"
 
     def as_started() -> None:
@@ -69,7 +57,7 @@ def test_make_ui_stops_every_process_within_ten_seconds(tmp_path, stop):
     group = make.pid
     try:
         deadline = time.monotonic() + 120
-        while not _serving(port):
+        while not serving(port):
             assert make.poll() is None, "make ui exited before the UI served"
             assert time.monotonic() < deadline, "the UI did not answer within 2 minutes"
             time.sleep(0.5)
