@@ -419,7 +419,7 @@ def test_the_ui_in_a_real_browser(pipeline, tmp_path):
         assert checks
         for check in checks:
             expect(page.get_by_text(check, exact=True).first).to_be_visible()
-        expect(page.get_by_text("Passed", exact=True)).to_be_visible()
+        expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
         page.screenshot(path=shots / "checks.png")
 
         page.goto(f"{ui}/assets/models/churn_model")
