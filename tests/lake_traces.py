@@ -9,8 +9,6 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
-from assets.governance.dsar import delta_tables
-
 
 def traces(root: Path, needles: list[str]) -> list[str]:
     """Every file under root whose bytes, or decoded Parquet or DuckDB values, hold one of the needles as a whole
@@ -40,7 +38,7 @@ def rows_by_table(lake, token: str, devices: list[str] | None = None) -> dict[st
         devices = (lake.scan("bronze", "events").filter(pl.col("customer_id") == token).select("device_id")
                    .collect().to_series().drop_nulls().unique().to_list()) if lake.exists("bronze", "events") else []
     out = {}
-    for layer, name in delta_tables(lake):
+    for layer, name in lake.tables():
         frame = lake.scan(layer, name).collect()
         mine = pl.lit(False)
         if "customer_id" in frame.columns:

@@ -93,11 +93,6 @@ def requests(lake) -> pl.DataFrame:
     return lake.scan(*REQUESTS_TABLE).collect()
 
 
-def delta_tables(lake) -> list[tuple[str, str]]:
-    """Every Delta table under the lake root, as (layer, name)."""
-    return lake.tables()
-
-
 def _token_pattern(*values: str) -> str:
     """Any of `values` as a whole token, so erasing C12 never touches a text that mentions C123. One pattern for all
     of them: a regular expression is compiled once per column and file, not once per identifier."""
@@ -187,7 +182,7 @@ def access_bundle(lake, subject: Subject) -> dict[str, list[dict]]:
     bundle = {}
     # The audit log never names a customer; the entries about them are those of their own requests.
     their_requests = requests(lake).filter(pl.col("customer_id") == subject.customer_id).get_column("request_id")
-    for layer, name in delta_tables(lake):
+    for layer, name in lake.tables():
         frame = lake.scan(layer, name).collect()
         own_id = subject.customer_id if (layer, name) == REQUESTS_TABLE else subject.token
         rows = frame.filter(_person_rows(frame, own_id, list(subject.identifiers)))
@@ -240,7 +235,7 @@ def erase_from_table(lake, layer: str, name: str, subject: Subject, report: Eras
 def erase_from_lake(lake, subject: Subject, report: ErasureReport) -> None:
     """Every table but the request log (its rows are anonymised when the run records its outcomes) and the vault
     (erased last, see `_erase`)."""
-    for layer, name in delta_tables(lake):
+    for layer, name in lake.tables():
         if (layer, name) not in (REQUESTS_TABLE, VAULT_TABLE):
             erase_from_table(lake, layer, name, subject, report)
 

@@ -20,7 +20,7 @@ import pytest
 from lake_traces import rows_by_table, traces
 
 from assets.erasure import tombstone_hash
-from assets.governance.dsar import delta_tables, new_request, requests, submit_request
+from assets.governance.dsar import new_request, requests, submit_request
 from assets.ingestion.ingest import count_rejected, count_window
 from domain.contract import PARTITION_COLUMN, SOURCES, VAULT_TABLE
 from domain.faults import FAULT_ENV
@@ -167,7 +167,7 @@ def test_ingestion_killed_between_its_commits_accounts_for_every_row_after_a_rer
     for point in INGESTION_POINTS:
         killed = _ingest(home, START, END, sources, point, erased)
         assert killed.returncode == -signal.SIGKILL, f"{point} was not reached: {killed.stderr[-1500:]}"
-        for layer, name in delta_tables(lake):
+        for layer, name in lake.tables():
             lake.scan(layer, name).select(pl.len()).collect()
     rerun = _ingest(home, START, END, sources, erased=erased)
     assert rerun.returncode == 0, rerun.stderr[-2000:]

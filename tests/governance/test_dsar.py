@@ -20,7 +20,6 @@ from assets.governance.dsar import (
     DsarContext,
     Subject,
     audit_outcomes,
-    delta_tables,
     erase_from_files,
     new_request,
     process_pending,
@@ -143,7 +142,7 @@ def test_access_bundle_holds_exactly_what_the_tables_hold(lake_home):
     [outcome] = process_pending(ctx)
     bundle = json.loads(Path(outcome["file"]).read_text())
     assert [e["subject"] for e in bundle["gold/audit_log"]] == [earlier["request_id"]]
-    for layer, name in delta_tables(lake):
+    for layer, name in lake.tables():
         frame = lake.scan(layer, name).collect()
         direct = frame.filter(pl.col("customer_id") == person.token).height if "customer_id" in frame.columns else 0
         if (layer, name) == REQUESTS_TABLE:
