@@ -1,10 +1,13 @@
 {#-
     A run's value of var `name`: the environment variable ASSAY_DBT_<NAME> when set (how the orchestrator passes
-    a run's partition: dbt re-parses only what reads it, where a changed `--vars` makes it parse the whole project
-    again, about a second and a half per invocation), else the var (`--vars`, or the default in dbt_project.yml).
+    a run's partition), else the var (`--vars`, or the default in dbt_project.yml).
+
+    The variable is read only when dbt executes. A changed `--vars` makes dbt parse the whole project again, and an
+    environment variable read while parsing makes it re-parse every file that reached it, on every run whose
+    partition differs; parsing only needs the defaults.
 -#}
 {% macro assay_var(name, default=none) -%}
-    {%- set from_env = env_var('ASSAY_DBT_' ~ (name | upper), '') -%}
+    {%- set from_env = env_var('ASSAY_DBT_' ~ (name | upper), '') if execute else '' -%}
     {%- if from_env != '' -%}
         {{ return(from_env) }}
     {%- endif -%}
