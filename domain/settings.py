@@ -38,6 +38,8 @@ class AssaySettings:
     synthetic_size: str = "demo"
     seed: int = 7
     lgbm_threads: int = 1
+    # Risk deciles 1..n whose scores carry TreeSHAP reasons; the rest are scored without (docs/modelling.md)
+    reason_deciles: int = 10
     # Snapshots per dbt feature run (CLI steps and UI backfills). Memory does not depend on it (each snapshot is
     # its own pass over the activity table); a smaller chunk shows progress sooner and loses less to a failure.
     feature_snapshots_per_run: int = 52
@@ -54,6 +56,8 @@ class AssaySettings:
         if self.profiling_legal_basis not in PROFILING_LEGAL_BASES:
             raise ValueError(f"ASSAY_PROFILING_LEGAL_BASIS must be one of {list(PROFILING_LEGAL_BASES)}, "
                              f"got {self.profiling_legal_basis!r}")
+        if not 0 <= self.reason_deciles <= 10:
+            raise ValueError(f"ASSAY_REASON_DECILES must be between 0 and 10, got {self.reason_deciles}")
         unknown = set(self.modelling_config) - set(MODELLING_ASSETS)
         if unknown:
             raise ValueError(f"ASSAY_MODELLING_CONFIG names unknown assets {sorted(unknown)}; "
@@ -115,6 +119,7 @@ class AssaySettings:
             synthetic_size=env.get("ASSAY_SIZE", "demo"),
             seed=int(env.get("ASSAY_SEED", "7")),
             lgbm_threads=int(env.get("ASSAY_LGBM_THREADS", "1")),
+            reason_deciles=int(env.get("ASSAY_REASON_DECILES", "10")),
             feature_snapshots_per_run=int(env.get("ASSAY_FEATURE_SNAPSHOTS_PER_RUN", "52")),
             lake_root=env.get("ASSAY_LAKE_ROOT") or None,
             modelling_config=load_json_setting(env.get("ASSAY_MODELLING_CONFIG", ""), "ASSAY_MODELLING_CONFIG"),

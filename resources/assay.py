@@ -21,6 +21,9 @@ class AssayResource(ConfigurableResource):
     label_horizon_days: int = Field(default=90, description="Churn = no order within this many days.")
     active_window_days: int = Field(default=365, description="Scored population: ordered within this window.")
     lgbm_threads: int = Field(default=1, description="LightGBM threads; never more than the cores free.")
+    reason_deciles: int = Field(default=10, ge=0, le=10,
+                                description="ASSAY_REASON_DECILES: risk deciles 1..n whose scores carry TreeSHAP "
+                                            "reasons; the other rows are scored without.")
     profiling_legal_basis: str = Field(
         default="consent", description="ASSAY_PROFILING_LEGAL_BASIS: consent (score only customers with profiling "
                                        "consent), legitimate_interest or contract (score everyone, recorded).")
@@ -37,6 +40,7 @@ class AssayResource(ConfigurableResource):
             label_horizon_days=settings.label_horizon_days,
             active_window_days=settings.active_window_days,
             lgbm_threads=settings.lgbm_threads,
+            reason_deciles=settings.reason_deciles,
             profiling_legal_basis=settings.profiling_legal_basis,
             landing_encoding=settings.landing_encoding,
         )

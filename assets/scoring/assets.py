@@ -35,7 +35,7 @@ class ScoringConfig(Config):
 
 
 def score_snapshots(context: AssetExecutionContext, config: ScoringConfig, lake: LakeResource,
-                    registry: ModelRegistryResource, legal_basis: str) -> MaterializeResult:
+                    registry: ModelRegistryResource, legal_basis: str, reason_deciles: int = 10) -> MaterializeResult:
     """Score the partition's snapshots. Under `legal_basis` "consent" (ASSAY_PROFILING_LEGAL_BASIS) only customers
     with profiling consent as of the snapshot and still now; under another basis everyone, and it is recorded."""
     window = context.partition_time_window
@@ -57,7 +57,7 @@ def score_snapshots(context: AssetExecutionContext, config: ScoringConfig, lake:
             split = split_by_consent(batch, consents, "profiling", at_snapshot_column="consent_profiling")
             batch = split.allowed
             excluded.update(split.excluded)
-        batches.append(score_features(batch, model, snapshot in with_reasons))
+        batches.append(score_features(batch, model, snapshot in with_reasons, reason_deciles))
     scores = pl.concat(batches or [score_features(pl.DataFrame(), model)])
     written = lake.replace_window("gold", "customer_scores", scores, "snapshot_date", start, end,
                                   partition_by=["snapshot_date"])
@@ -79,6 +79,8 @@ def score_snapshots(context: AssetExecutionContext, config: ScoringConfig, lake:
             "profiling_consent_required": require_consent,
             "model_version": model.version,
             "snapshots_with_reasons": len(with_reasons),
+            "reason_deciles": reason_deciles,
+            "rows_with_reasons": scores.height - scores.get_column("reason_1_feature").null_count(),
             "top_reasons_latest": MetadataValue.json(
                 scores.filter(pl.col("snapshot_date") == snapshots[-1]).group_by("reason_1_feature").len()
                 .sort("len", descending=True).head(5).rows()) if snapshots else [],
@@ -113,7 +115,7 @@ def build_customer_scores(partitions: AssayPartitions):
             context.log.warning(f"gold/customer_scores skipped: {NO_CHAMPION}")
             context.log_event(AssetObservation(asset_key=context.asset_key, metadata={"skipped": NO_CHAMPION}))
             return
-        yield score_snapshots(context, config, lake, registry, assay.profiling_legal_basis)
+        yield score_snapshots(context, config, lake, registry, assay.profiling_legal_basis, assay.reason_deciles)
 
     return customer_scores
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from assets.modeling.calibration import sigmoid
@@ -32,22 +33,21 @@ def latest_scores(lake: LakeResource, snapshot: str | None = None) -> pl.DataFra
     return scores.filter(pl.col("snapshot_date") == date.fromisoformat(snapshot)).collect()
 
 
-def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons: bool = True) -> pl.DataFrame:
+def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons: bool = True,
+                   reason_deciles: int = 10) -> pl.DataFrame:
     """Calibrated p_churn per customer and snapshot, deciles within each snapshot (1 = highest risk), and the top
-    reasons from LightGBM's TreeSHAP contributions (null when `with_reasons` is off: TreeSHAP costs about 100
-    predictions per row, see docs/modelling.md)."""
+    reasons from the model's own contributions (LightGBM: TreeSHAP) for risk deciles 1..`reason_deciles`; null
+    for the other rows, and for every row when `with_reasons` is off. TreeSHAP costs about 100 predictions per
+    row (docs/performance.md): at a million customers, reasons where a campaign reads them are what fits a week."""
     if features.height == 0:
         return pl.DataFrame(schema=SCORES_SCHEMA)
+    if not 0 <= reason_deciles <= 10:
+        raise ValueError(f"reason_deciles must be between 0 and 10, got {reason_deciles}")
     pipeline = model.pipeline
     ordered = pipeline.prepare(features.sort(["snapshot_date", "customer_id"]))
     # The probability always comes from the plain prediction (summing contributions differs in the last bits),
     # so a score is identical with or without reasons.
     raw = pipeline.raw_score(ordered)
-    if with_reasons:
-        reasons = top_reasons(pipeline.contributions(ordered), pipeline.features)
-    else:
-        reasons = pl.DataFrame({c: pl.Series([None] * ordered.height, dtype=SCORES_SCHEMA[c])
-                                for c in REASON_COLUMNS})
     p = pipeline.calibrator.apply(sigmoid(raw))
     scored = ordered.select("customer_id", "snapshot_date").with_columns(
         pl.Series("p_churn", p, pl.Float64), pl.Series("raw_score", raw, pl.Float64))
@@ -58,4 +58,14 @@ def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons:
         ((rank - 1) * 10 // size + 1).cast(pl.Int8).alias("decile"),
         pl.lit(model.version).alias("model_version"),
     )
+    explained = (scored.get_column("decile") <= reason_deciles).to_numpy() if with_reasons else \
+        np.zeros(ordered.height, dtype=bool)
+    reasons = pl.DataFrame({c: pl.Series([None] * ordered.height, dtype=SCORES_SCHEMA[c]) for c in REASON_COLUMNS})
+    if explained.all():
+        reasons = top_reasons(pipeline.contributions(ordered), pipeline.features)
+    elif explained.any():
+        chosen = top_reasons(pipeline.contributions(ordered.filter(explained)), pipeline.features)
+        reasons = pl.DataFrame({"row": np.arange(ordered.height)}).join(
+            chosen.with_columns(pl.Series("row", np.flatnonzero(explained))), on="row", how="left",
+            maintain_order="left").drop("row")
     return pl.concat([scored, reasons], how="horizontal").select(list(SCORES_SCHEMA))

@@ -78,6 +78,25 @@ def test_scoring_without_reasons_gives_the_same_probabilities(registry):
     assert without.get_column("reason_1_feature").null_count() == without.height
 
 
+def test_reasons_on_the_riskiest_deciles_are_those_of_a_full_run_and_the_rest_are_scored_without(registry):
+    pipeline, data = fitted_pipeline(seed=5)
+    register(registry, pipeline, data, "v1")
+    snapshot = data.filter(pl.col("snapshot_date") == MONDAYS[-1])
+    everyone = score_features(snapshot, load_model(registry, "v1"))
+    riskiest = score_features(snapshot, load_model(registry, "v1"), reason_deciles=2)
+    reasons = [c for c in everyone.columns if c.startswith("reason_")]
+    assert riskiest.drop(reasons).equals(everyone.drop(reasons))  # the same scores, in the same order
+    top = pl.col("decile") <= 2
+    assert riskiest.filter(top).equals(everyone.filter(top))
+    assert riskiest.filter(top).get_column("reason_1_feature").null_count() == 0
+    rest = riskiest.filter(~top)
+    assert rest.height > 0 and all(rest.get_column(c).null_count() == rest.height for c in reasons)
+    assert score_features(snapshot, load_model(registry, "v1"), reason_deciles=0).equals(
+        score_features(snapshot, load_model(registry, "v1"), with_reasons=False))
+    with pytest.raises(ValueError, match="reason_deciles"):
+        score_features(snapshot, load_model(registry, "v1"), reason_deciles=11)
+
+
 def test_deciles_split_each_snapshot_into_tenths_highest_risk_first(registry):
     pipeline, data = fitted_pipeline(seed=2, customers=200, rounds=50)
     register(registry, pipeline, data, "v1")
@@ -148,13 +167,6 @@ def test_without_consents_the_legal_basis_decides_who_is_scored_and_is_recorded(
     population is, and the basis is in the metadata and the audit log."""
     import json
 
-    from dagster import DagsterInstance, materialize
-
-    from assets.partitions import AssayPartitions
-    from assets.scoring.assets import build_customer_scores
-    from domain.settings import AssaySettings
-    from resources.assay import AssayResource
-
     pipeline, data = fitted_pipeline()
     register(registry, pipeline, data, "v1")
     registry.promote("v1", promoted_by="test")
@@ -163,13 +175,7 @@ def test_without_consents_the_legal_basis_decides_who_is_scored_and_is_recorded(
     features = data.filter(pl.col("snapshot_date") == snapshot).with_columns(
         pl.lit(None, pl.Boolean).alias("consent_profiling"))
     lake.overwrite("gold", "customer_features", features)
-    settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path), "ASSAY_PROFILING_LEGAL_BASIS": basis})
-    scores = build_customer_scores(AssayPartitions.from_settings(settings))
-    with DagsterInstance.ephemeral() as instance:
-        result = materialize([scores], partition_key=snapshot.isoformat(), instance=instance,
-                             resources={"lake": lake, "registry": registry,
-                                        "assay": AssayResource.from_settings(settings)})
-    metadata = result.asset_materializations_for_node("gold__customer_scores")[0].metadata
+    metadata = _scoring_run(tmp_path, lake, registry, snapshot, {"ASSAY_PROFILING_LEGAL_BASIS": basis})
     expected = 0 if basis == "consent" else features.height
     assert metadata["dagster/row_count"].value == expected and features.height > 50
     assert metadata["profiling_legal_basis"].value == basis
@@ -199,3 +205,42 @@ def test_without_a_champion_monitoring_in_a_run_of_its_own_is_skipped_with_its_r
         observed = {e.asset_key.to_user_string(): e.event_specific_data.asset_observation.metadata["skipped"].value
                     for e in result.all_events if e.event_type == DagsterEventType.ASSET_OBSERVATION}
     assert observed == {"monitoring/drift_summary": NO_CHAMPION, "monitoring/model_performance": NO_CHAMPION}
+
+
+def test_the_deployments_reason_deciles_reach_the_scoring_run(tmp_path, lake, registry):
+    """ASSAY_REASON_DECILES=2, as a deployment of a million customers sets it: a scoring run gives TreeSHAP reasons
+    to risk deciles 1 and 2, stores the other rows without, and says how many rows have them."""
+    from domain.settings import AssaySettings
+
+    pipeline, data = fitted_pipeline(seed=6)
+    register(registry, pipeline, data, "v1")
+    registry.promote("v1", promoted_by="test")
+    snapshot = data.get_column("snapshot_date").max()
+    lake.overwrite("gold", "customer_features", data.filter(pl.col("snapshot_date") == snapshot))
+    metadata = _scoring_run(tmp_path, lake, registry, snapshot, {
+        "ASSAY_REASON_DECILES": "2", "ASSAY_PROFILING_LEGAL_BASIS": "legitimate_interest"})
+    stored = lake.scan("gold", "customer_scores").collect()
+    explained = stored.filter(pl.col("reason_1_feature").is_not_null())
+    assert metadata["reason_deciles"].value == 2
+    assert metadata["rows_with_reasons"].value == explained.height == stored.filter(pl.col("decile") <= 2).height
+    assert 0 < explained.height < stored.height
+    with pytest.raises(ValueError, match="ASSAY_REASON_DECILES"):
+        AssaySettings.from_env({"ASSAY_HOME": str(tmp_path), "ASSAY_REASON_DECILES": "12"})
+
+
+def _scoring_run(tmp_path, lake, registry, snapshot, environment: dict[str, str]) -> dict:
+    """Materialize the scoring asset for `snapshot` with the settings of `environment`; its metadata."""
+    from dagster import DagsterInstance, materialize
+
+    from assets.partitions import AssayPartitions
+    from assets.scoring.assets import build_customer_scores
+    from domain.settings import AssaySettings
+    from resources.assay import AssayResource
+
+    settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path), **environment})
+    scores = build_customer_scores(AssayPartitions.from_settings(settings))
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([scores], partition_key=snapshot.isoformat(), instance=instance,
+                             resources={"lake": lake, "registry": registry,
+                                        "assay": AssayResource.from_settings(settings)})
+    return result.asset_materializations_for_node("gold__customer_scores")[0].metadata
