@@ -177,6 +177,8 @@ class ChallengerConfig(SplitConfig):
                                                 "this are not chosen, since the gate would refuse them; when none "
                                                 "is within it, the best AUC is chosen and the gate says why.")
     ablation_rows: int = Field(60_000, description="Fit rows for each feature-group ablation refit.")
+    ablation_validation_rows: int = Field(200_000, description="Validation rows each ablation refit is scored on "
+                                                               "(a seeded sample when the fold is larger).")
 
 
 def _ground_truth(path: Path, home: Path) -> pl.LazyFrame | None:
@@ -227,7 +229,8 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
     truth_path = assay.ground_truth_path / "churn_probability.parquet"
     settings = ChallengerSettings(
         max_rounds=config.max_rounds, early_stopping_rounds=config.early_stopping_rounds,
-        top_fraction=config.top_fraction, ablation_rows=config.ablation_rows, seed=config.seed, max_ece=config.max_ece,
+        top_fraction=config.top_fraction, ablation_rows=config.ablation_rows,
+        ablation_validation_rows=config.ablation_validation_rows, seed=config.seed, max_ece=config.max_ece,
         fairness_limits=FairnessLimits(config.max_equal_opportunity_difference, config.min_selection_rate_ratio,
                                        config.min_group_rows),
     )

@@ -132,9 +132,10 @@ class LogisticScorer(_Scorer):
             terms[:, self.numeric.index(name)] += weighted[:, len(self.numeric) + j]
         categorical = []
         for name, levels in self.levels.items():
-            text = frame.get_column(name).cast(pl.String).fill_null(MISSING_CATEGORY).to_numpy()
-            lookup = dict(zip(levels, self.level_coef[name], strict=True))
-            categorical.append(np.fromiter((lookup.get(v, 0.0) for v in text), dtype=np.float64, count=text.size))
+            text = frame.get_column(name).cast(pl.String).fill_null(MISSING_CATEGORY)
+            # a level unseen in training adds nothing, like a one-hot encoder that ignores it
+            categorical.append(text.replace_strict(list(levels), list(self.level_coef[name]), default=0.0,
+                                                   return_dtype=pl.Float64).to_numpy())
         return np.column_stack([terms, *categorical]) if categorical else terms
 
     def raw_score(self, frame: pl.DataFrame) -> np.ndarray:

@@ -152,3 +152,24 @@ def test_the_best_auc_wins_among_the_candidates_the_gate_would_accept():
     assert [c["eligible"] for c in choice["candidates"]] == [False, False, True, True]
     # none within the limit: the best AUC (the first of a tie) is chosen, and the gate will say why it refuses it
     assert choose_candidate(metrics, max_ece=0.01)["chosen"] == "logistic_regression"
+
+
+def test_the_ablation_scores_every_refit_on_one_seeded_sample_of_a_large_validation_fold():
+    from assets.modeling.challenger import _ablation
+    from assets.modeling.training import CATEGORICAL_FEATURES, feature_columns
+
+    data = shop(seed=12)
+    split = split_snapshots(MONDAYS, 14, 12, 4, 3, 4)
+    train = data.filter(pl.col("snapshot_date").is_in(split.train))
+    validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
+    features = feature_columns(data.columns)
+    categories = {c: sorted(data.get_column(c).drop_nulls().unique().to_list()) for c in CATEGORICAL_FEATURES
+                  if c in features}
+    settings = ChallengerSettings(ablation_rounds=10, ablation_validation_rows=validation.height // 2)
+    sampled = _ablation(train, validation, features, categories, default_params(7, 1), settings)
+    by_hand = _ablation(train, validation.sample(n=validation.height // 2, seed=settings.seed), features, categories,
+                        default_params(7, 1), ChallengerSettings(ablation_rounds=10))
+    whole = _ablation(train, validation, features, categories, default_params(7, 1),
+                      ChallengerSettings(ablation_rounds=10))
+    assert sampled == by_hand and len(sampled) > 2
+    assert sampled != whole  # the cap was in force
