@@ -49,6 +49,11 @@ def retention_audience(context: AssetExecutionContext, config: AudienceConfig, a
     scores = latest_scores(lake)
     snapshot = scores.item(0, "snapshot_date")
     candidates = build_audience(scores, config.max_decile)
+    unexplained = candidates.get_column("reason_1_feature").null_count()
+    if unexplained:
+        context.log.warning(f"{unexplained} of {candidates.height} audience rows have no reason (segment "
+                            f"'d<decile>:unknown'): their deciles are outside ASSAY_REASON_DECILES "
+                            f"({assay.reason_deciles}) or their snapshot was scored without reasons")
     consented = split_by_consent(candidates, current_consents(lake), "marketing")
     audience = consented.allowed
     written = lake.replace_window("gold", "audience_exports", audience, "snapshot_date", snapshot,
@@ -66,6 +71,7 @@ def retention_audience(context: AssetExecutionContext, config: AudienceConfig, a
         "dagster/row_count": audience.height,
         "snapshot_date": str(snapshot),
         "candidates": candidates.height,
+        "candidates_without_reason": unexplained,
         "excluded_without_marketing_consent": consented.excluded_total,
         "excluded_by_reason": MetadataValue.json(consented.excluded),
         "segments": MetadataValue.json(dict(segments.iter_rows())),

@@ -148,8 +148,7 @@ def _ablation(train: pl.DataFrame, validation: pl.DataFrame, features: list[str]
               params: dict, settings: ChallengerSettings) -> list[dict]:
     """AUC without each feature group, against the full feature set, both refit the same way (thinned rows,
     fixed rounds) so the deltas compare like with like, and scored on the same validation rows: a seeded sample of
-    `ablation_validation_rows`, since each refit scores them again (at a million customers, the whole validation
-    fold nine times over cost longer than training the model)."""
+    at most `ablation_validation_rows`, since every refit scores them again (docs/performance.md)."""
     import lightgbm as lgb
 
     from domain.metrics import binary_metrics

@@ -38,7 +38,7 @@ def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons:
     """Calibrated p_churn per customer and snapshot, deciles within each snapshot (1 = highest risk), and the top
     reasons from the model's own contributions (LightGBM: TreeSHAP) for risk deciles 1..`reason_deciles`; null
     for the other rows, and for every row when `with_reasons` is off. TreeSHAP costs about 100 predictions per
-    row (docs/performance.md): at a million customers, reasons where a campaign reads them are what fits a week."""
+    row, so large deployments keep reasons where campaigns read them (docs/performance.md)."""
     if features.height == 0:
         return pl.DataFrame(schema=SCORES_SCHEMA)
     if not 0 <= reason_deciles <= 10:
@@ -60,7 +60,6 @@ def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons:
     )
     explained = (scored.get_column("decile") <= reason_deciles).to_numpy() if with_reasons else \
         np.zeros(ordered.height, dtype=bool)
-    reasons = pl.DataFrame({c: pl.Series([None] * ordered.height, dtype=SCORES_SCHEMA[c]) for c in REASON_COLUMNS})
     if explained.all():
         reasons = top_reasons(pipeline.contributions(ordered), pipeline.features)
     elif explained.any():
@@ -68,4 +67,7 @@ def score_features(features: pl.DataFrame, model: RegisteredModel, with_reasons:
         reasons = pl.DataFrame({"row": np.arange(ordered.height)}).join(
             chosen.with_columns(pl.Series("row", np.flatnonzero(explained))), on="row", how="left",
             maintain_order="left").drop("row")
+    else:
+        reasons = pl.DataFrame({c: pl.Series([None] * ordered.height, dtype=SCORES_SCHEMA[c])
+                                for c in REASON_COLUMNS})
     return pl.concat([scored, reasons], how="horizontal").select(list(SCORES_SCHEMA))

@@ -224,6 +224,12 @@ def test_the_deployments_reason_deciles_reach_the_scoring_run(tmp_path, lake, re
     assert metadata["reason_deciles"].value == 2
     assert metadata["rows_with_reasons"].value == explained.height == stored.filter(pl.col("decile") <= 2).height
     assert 0 < explained.height < stored.height
+    # an audience reaching past the explained deciles segments those rows as unknown, not by a made-up reason
+    from assets.governance.exports import build_audience
+
+    segments = build_audience(stored, max_decile=3).group_by("decile").agg(pl.col("segment").unique())
+    assert segments.filter(pl.col("decile") == 3).item(0, "segment").to_list() == ["d3:unknown"]
+    assert "d1:unknown" not in segments.filter(pl.col("decile") == 1).item(0, "segment").to_list()
     with pytest.raises(ValueError, match="ASSAY_REASON_DECILES"):
         AssaySettings.from_env({"ASSAY_HOME": str(tmp_path), "ASSAY_REASON_DECILES": "12"})
 
