@@ -112,9 +112,15 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
                 file_quarantine_key,
                 deps=[AssetKey(["landing", spec.name])],
                 description=f"`{spec.name}` landing files that could not be read (empty, corrupt, undecodable), with "
-                            "the reason; the file itself stays where it landed, and the rest of its day is ingested.",
+                            "the reason; the file itself stays where it landed, and the rest of its day is ingested. "
+                            "Materialized by the runs that change it: a day whose files were always readable "
+                            "usually has no partition here (the bronze metadata counts `unreadable_files` every "
+                            "day).",
                 group_name="ingestion",
                 kinds={"delta"},
+                # a table that is nearly always empty, materialized for every landing day, was five of each day's
+                # sixteen materializations
+                skippable=True,
             ),
             *([_vault_spec(spec)] if spec.vaulted_columns else []),
         ],
@@ -193,19 +199,21 @@ def build_ingestion_asset(spec: SourceSpec, daily: DailyPartitionsDefinition):
                 "path": MetadataValue.path(lake.uri("quarantine", spec.name)),
             },
         )
-        yield MaterializeResult(
-            asset_key=file_quarantine_key,
-            metadata={
-                **window,
-                "unreadable_files": len(result.unreadable),
-                "reasons": MetadataValue.json(dict(sorted(Counter(
-                    f.code for f in result.unreadable).items()))),
-                "files": MetadataValue.json([{"file": Path(f.path).name, "day": f.day.isoformat(), "reason": f.reason}
-                                             for f in result.unreadable[:20]]),
-                "dagster/row_count": len(result.unreadable),
-                "path": MetadataValue.path(lake.uri("quarantine", file_quarantine_table(spec.name))),
-            },
-        )
+        if result.file_quarantine_version is not None:  # the file quarantine changed for these days
+            yield MaterializeResult(
+                asset_key=file_quarantine_key,
+                metadata={
+                    **window,
+                    "unreadable_files": len(result.unreadable),
+                    "reasons": MetadataValue.json(dict(sorted(Counter(
+                        f.code for f in result.unreadable).items()))),
+                    "files": MetadataValue.json([{"file": Path(f.path).name, "day": f.day.isoformat(),
+                                                  "reason": f.reason} for f in result.unreadable[:20]]),
+                    "delta_version": result.file_quarantine_version,
+                    "dagster/row_count": len(result.unreadable),
+                    "path": MetadataValue.path(lake.uri("quarantine", file_quarantine_table(spec.name))),
+                },
+            )
         if spec.vaulted_columns:
             yield MaterializeResult(
                 asset_key=AssetKey(list(VAULT_TABLE)),

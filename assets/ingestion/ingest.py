@@ -116,10 +116,12 @@ def ingest_window(
         quarantine = lake.replace_window(
             "quarantine", spec.name, result.quarantine if result.rows_in else empty_quarantine(),
             PARTITION_COLUMN, chunk_start, chunk_end, partition_by=[PARTITION_COLUMN])
-        # Replaced like the other tables, so a re-run after a file was fixed clears its entry; no table is made
-        # for a source whose files have always been readable.
+        # Written when the days have an unreadable file or held an entry (a re-run after a file was fixed clears
+        # it): no table for a source whose files have always been readable, and no commit, nor a Dagster partition
+        # materialization, for days that never had one.
         files_table = file_quarantine_table(spec.name)
-        if batch.unreadable or lake.exists("quarantine", files_table):
+        if batch.unreadable or (lake.exists("quarantine", files_table)
+                                and count_window(lake, "quarantine", files_table, chunk_start, chunk_end)):
             summary.file_quarantine_version = lake.replace_window(
                 "quarantine", files_table, file_quarantine_frame(batch.unreadable, run_id, ingested_at),
                 PARTITION_COLUMN, chunk_start, chunk_end, partition_by=[PARTITION_COLUMN]).version

@@ -230,6 +230,9 @@ def test_an_unreadable_file_goes_to_the_file_quarantine_and_its_day_still_ingest
     assert (folder / name).read_bytes() == data  # left where it landed, unchanged
 
 
+FILE_QUARANTINE = AssetKey(["quarantine", "orders_files"])
+
+
 def test_the_file_quarantine_shows_in_dagster_and_empties_once_the_file_is_fixed(tmp_path, landing):
     folder = landing / "orders" / f"date={D1.isoformat()}"
     for name, data in BAD_FILES.values():
@@ -242,8 +245,18 @@ def test_the_file_quarantine_shows_in_dagster_and_empties_once_the_file_is_fixed
 
     for name, _ in BAD_FILES.values():
         (folder / name).unlink()  # the shop re-sends the day without them: the day's entries are replaced
-    run_ingestion(tmp_path, landing, D1.isoformat())
+    fixed = run_ingestion(tmp_path, landing, D1.isoformat())
     assert bronze(tmp_path, "orders_files", layer="quarantine").height == 0
+    emptied = {m.asset_key: m.metadata for m in fixed.asset_materializations_for_node("ingest_orders")}
+    assert emptied[FILE_QUARANTINE]["dagster/row_count"].value == 0  # the change shows in Dagster too
+
+    # a day whose files were always readable leaves the file quarantine alone: no commit, no materialization
+    before = LakeResource(root=str(tmp_path / "lake")).version("quarantine", "orders_files")
+    clean = run_ingestion(tmp_path, landing, D2.isoformat())
+    assert FILE_QUARANTINE not in {m.asset_key for m in clean.asset_materializations_for_node("ingest_orders")}
+    assert AssetKey(["quarantine", "orders"]) in {m.asset_key for m in clean.asset_materializations_for_node(
+        "ingest_orders")}
+    assert LakeResource(root=str(tmp_path / "lake")).version("quarantine", "orders_files") == before
 
 
 def test_latin1_files_read_when_configured(tmp_path):
