@@ -210,13 +210,16 @@ def build_challenger(
                              bgnbd=bgnbd if uses_bgnbd else None)
 
     candidates = {True: pipeline_of(with_feature, True), False: pipeline_of(without_feature, False)}
+    # Each candidate scores each fold once; everything below reads these (a fold is a million rows at the large
+    # size, and the calibrated pipeline's scores are its calibrator applied to the same raw scores).
+    cal_raw = {k: c.predict_uncalibrated(calibration) for k, c in candidates.items()}
+    val_raw = {k: c.predict_uncalibrated(validation) for k, c in candidates.items()}
     y_cal = _y(calibration)
-    cal_auc = {k: evaluation_metrics(y_cal, c.predict_uncalibrated(calibration))["auc"] for k, c in candidates.items()}
+    cal_auc = {k: evaluation_metrics(y_cal, p)["auc"] for k, p in cal_raw.items()}
     keep_bgnbd = cal_auc[True] >= cal_auc[False]
     chosen_model = with_feature if keep_bgnbd else without_feature
-    uncalibrated = candidates[keep_bgnbd]
 
-    p_cal_raw = uncalibrated.predict_uncalibrated(calibration)
+    p_cal_raw = cal_raw[keep_bgnbd]
     cal_ids = calibration.get_column("customer_id").to_numpy()
     calibrator, selection = choose_calibrator(y_cal, p_cal_raw, cal_ids, seed=settings.seed)
     pipeline = ChurnPipeline(booster=chosen_model.booster, features=chosen_model.features,
@@ -240,13 +243,15 @@ def build_challenger(
         models[name] = replace(scorer, calibrator=fitted)
 
     y_val = _y(validation)
-    scores = {name: model.predict(validation) for name, model in models.items()}
-    scores["lightgbm_raw"] = pipeline.predict_uncalibrated(validation)
+    scores = {name: pipeline.calibrator.apply(val_raw[keep_bgnbd]) if name == "lightgbm_calibrated"
+              else model.predict(validation) for name, model in models.items()}
+    scores["lightgbm_raw"] = val_raw[keep_bgnbd]
     metrics = {name: evaluation_metrics(y_val, s) for name, s in scores.items()}
     choice = choose_candidate(metrics, settings.max_ece)
     chosen = choice["chosen"]
     served = models[chosen]
-    p, p_raw = scores[chosen], served.predict_uncalibrated(validation)
+    p = scores[chosen]
+    p_raw = val_raw[keep_bgnbd] if chosen == "lightgbm_calibrated" else served.predict_uncalibrated(validation)
     oracle = oracle_auc(validation, truth) if truth is not None else None
 
     threshold = operating_threshold(p, settings.top_fraction)  # the served model's operating point
@@ -279,8 +284,7 @@ def build_challenger(
         "importance": plot_importance(importance, reports_dir / "importance.png").name,
     }
     ablation = _ablation(train_rows, validation, pipeline.features, pipeline.categories, params, settings)
-    bgnbd_auc = {k: evaluation_metrics(y_val, c.predict_uncalibrated(validation))["auc"]
-                 for k, c in candidates.items()}
+    bgnbd_auc = {k: evaluation_metrics(y_val, p)["auc"] for k, p in val_raw.items()}
     evaluation = {
         "metrics": metrics,
         "oracle_auc": oracle,
