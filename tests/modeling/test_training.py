@@ -14,6 +14,7 @@ from assets.modeling.training import (
     oracle_auc,
     predict,
     split_snapshots,
+    to_model_frame,
     train_churn_model,
     training_frame,
 )
@@ -83,6 +84,20 @@ def test_lightgbm_learns_the_signal_and_is_reproducible():
     p1 = predict(first.booster, validation, first.features, first.categories, first.best_iteration)
     p2 = predict(second.booster, validation, second.features, second.categories, second.best_iteration)
     assert np.array_equal(p1, p2)
+
+
+def test_the_thread_count_changes_the_speed_of_training_not_the_model():
+    """`deterministic` with column-wise histograms: ASSAY_LGBM_THREADS may follow the machine's free cores without
+    changing a single tree, and a prediction is the same on any number of threads."""
+    data, _ = synthetic_problem()
+    split = split_snapshots(MONDAYS, 90, 12, 4, 3)
+    one, two = (train_churn_model(data, split, default_params(seed=7, threads=threads), max_rounds=200,
+                                  early_stopping_rounds=20) for threads in (1, 2))
+    assert one.booster.dump_model()["tree_info"] == two.booster.dump_model()["tree_info"]
+    validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
+    frame = to_model_frame(validation, one.features, one.categories)
+    on_one, on_two = (one.booster.predict(frame, num_threads=threads) for threads in (1, 2))
+    assert np.array_equal(on_one, on_two)
 
 
 def test_training_frame_reads_only_split_snapshots_and_thins_whole_customers():
