@@ -11,7 +11,7 @@ import polars as pl
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from domain.metrics import binary_metrics
+from domain.metrics import probability_losses
 
 Method = Literal["isotonic", "platt", "identity"]
 METHODS: tuple[str, ...] = ("isotonic", "platt", "identity")
@@ -212,7 +212,7 @@ def choose_calibrator(
         held_out = np.empty_like(p)
         for fit_side in (half_a, ~half_a):
             held_out[~fit_side] = fit_calibrator(y[fit_side], p[fit_side], method).apply(p[~fit_side])
-        scores = binary_metrics(y, held_out)
+        scores = probability_losses(y, held_out)
         rows.append({
             "method": method,
             "log_loss": scores["log_loss"],
