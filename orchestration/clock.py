@@ -329,8 +329,8 @@ class Clock:
     def _with_retries(self, execute: Callable[[dict, list | None], object], tags: dict):
         """Execute a run, then, while it fails, a retry of it as the daemon's run retries make one when the
         instance enables them (`run_retries` in dagster.yaml), up to the instance's maximum: tagged with the run
-        it retries, and, like the daemon's default strategy (from failure), for the assets that run planned and
-        did not materialize. Yields (start, outcome, retry number) for each run."""
+        it retries, and, like the daemon's default strategy (from failure), for the assets of the steps that did
+        not succeed. Yields (start, outcome, retry number) for each run."""
         started = datetime.now(UTC)
         outcome = execute(tags, None)
         yield started, outcome, 0
@@ -341,17 +341,19 @@ class Clock:
                 return
             started = datetime.now(UTC)
             outcome = execute({**tags, "dagster/parent_run_id": outcome.run_id, "dagster/root_run_id": root,
-                               "dagster/retry_number": str(number)}, self._not_materialized(outcome.run_id))
+                               "dagster/retry_number": str(number)}, self._failed_steps_assets(outcome.run_id))
             yield started, outcome, number
 
-    def _not_materialized(self, run_id: str) -> list:
+    def _failed_steps_assets(self, run_id: str) -> list:
+        """The assets a run planned in the steps that did not succeed. A step is re-executed whole, whatever it
+        materialized before it failed, and a succeeded step's skippable output that it left out (the file
+        quarantine of a day with none) is not retried."""
         from dagster import DagsterEventType
 
-        def keys(kind) -> set:
-            return {entry.dagster_event.asset_key for entry in self.instance.all_logs(run_id, of_type=kind)}
-
-        return sorted(keys(DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-                      - keys(DagsterEventType.ASSET_MATERIALIZATION), key=lambda k: k.to_user_string())
+        succeeded = {entry.step_key for entry in self.instance.all_logs(run_id, of_type=DagsterEventType.STEP_SUCCESS)}
+        planned = self.instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+        return sorted({entry.dagster_event.asset_key for entry in planned if entry.step_key not in succeeded},
+                      key=lambda k: k.to_user_string())
 
     def _step_seconds(self, run_id: str) -> dict[str, float]:
         return {stat.step_key: round(stat.end_time - stat.start_time, 2)
