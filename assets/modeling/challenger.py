@@ -215,7 +215,7 @@ def build_challenger(
     cal_raw = {k: c.predict_uncalibrated(calibration) for k, c in candidates.items()}
     val_raw = {k: c.predict_uncalibrated(validation) for k, c in candidates.items()}
     y_cal = _y(calibration)
-    cal_auc = {k: evaluation_metrics(y_cal, p)["auc"] for k, p in cal_raw.items()}
+    cal_auc = {k: evaluation_metrics(y_cal, raw)["auc"] for k, raw in cal_raw.items()}
     keep_bgnbd = cal_auc[True] >= cal_auc[False]
     chosen_model = with_feature if keep_bgnbd else without_feature
 
@@ -284,7 +284,7 @@ def build_challenger(
         "importance": plot_importance(importance, reports_dir / "importance.png").name,
     }
     ablation = _ablation(train_rows, validation, pipeline.features, pipeline.categories, params, settings)
-    bgnbd_auc = {k: evaluation_metrics(y_val, p)["auc"] for k, p in val_raw.items()}
+    bgnbd_auc = {k: evaluation_metrics(y_val, raw)["auc"] for k, raw in val_raw.items()}
     evaluation = {
         "metrics": metrics,
         "oracle_auc": oracle,
