@@ -106,16 +106,21 @@
 
 {#-
     Which rows of a source an activity run reads, as a predicate: all on a first build; on an incremental one those
-    with `ts_column` on or after `activity_from` (none when nothing changed). The predicate is on the raw timestamp
-    so that DuckDB can skip whole Delta files by their statistics.
+    with `ts_column` on or after `activity_from` (none when nothing changed).
+
+    `on_landing_day`: `ts_column` is the source's contract time column, which ingestion keeps inside the row's
+    landing day (a row outside it is quarantined), so a row on or after `activity_from` sits in a landing day on or
+    after it too. The same bound on `_partition_date` lets delta_scan skip the older days' files, which a filter on
+    the timestamp alone does not (every file of the table is opened).
 -#}
-{% macro activity_source_predicate(ts_column) -%}
+{% macro activity_source_predicate(ts_column, on_landing_day=false) -%}
     {%- if not is_incremental() -%}
         true
     {%- elif activity_from_sql() is none -%}
         false
     {%- else -%}
         {{ ts_column }} >= cast({{ activity_from_sql() }} as timestamptz)
+        {%- if on_landing_day %} and _partition_date >= {{ activity_from_sql() }}{% endif %}
     {%- endif -%}
 {%- endmacro %}
 

@@ -25,7 +25,7 @@ orders as (
         amount,
         n_items
     from {{ ref('stg_orders') }}
-    where {{ activity_source_predicate('order_ts') }}
+    where {{ activity_source_predicate('order_ts', on_landing_day=true) }}
 
 ),
 
@@ -39,7 +39,7 @@ events as (
         null::double as amount,
         null::integer as n_items
     from {{ ref('stg_events') }}
-    where customer_id is not null and {{ activity_source_predicate('event_ts') }}
+    where customer_id is not null and {{ activity_source_predicate('event_ts', on_landing_day=true) }}
 
 ),
 
@@ -52,7 +52,7 @@ touches_sent as (
         null::double as amount,
         null::integer as n_items
     from {{ ref('stg_campaign_touches') }}
-    where {{ activity_source_predicate('sent_ts') }}
+    where {{ activity_source_predicate('sent_ts', on_landing_day=true) }}
 
 ),
 

@@ -37,20 +37,25 @@ data_end as (
     {% if data_end -%}
     select {{ data_end }} as data_end
     {%- else -%}
-    select max(_partition_date) + 1 as data_end
-    from orders
+    -- the newest landing day that holds an order, from the Delta log (a scan of the orders would open every file)
+    select max(partitions['_partition_date'])::date + 1 as data_end
+    from {{ delta_files(source('bronze', 'orders')) }}
+    where cardinality is null or cardinality > 0
     {%- endif %}
 
 ),
 
 -- the orders that can decide a label of this run: from the first T to the last T + horizon, so that a weekly run
--- reads a horizon of orders rather than the whole history
+-- reads a horizon of orders rather than the whole history. Ingestion keeps an order inside its landing day (one
+-- outside it is quarantined), so the same bounds on the landing day select the same orders and let delta_scan
+-- skip the other days' files.
 deciding_orders as (
 
     select customer_id, order_date
     from orders
     {%- if dates %}
     where order_date >= date '{{ dates[0] }}' and order_date < date '{{ dates[-1] }}' + {{ horizon }}
+        and _partition_date >= date '{{ dates[0] }}' and _partition_date < date '{{ dates[-1] }}' + {{ horizon }}
     {%- endif %}
 
 ),
