@@ -34,8 +34,8 @@ MONITORING_STAGES = ("drift", "sources")  # run over the newest `drift_snapshots
 # The large size scores a year of weekly snapshots (52), the figure the feature-stage target is stated for.
 SIZE_ENV = {
     "demo": {"ASSAY_SIZE": "demo"},
-    # Every size runs at the default 4GB DuckDB memory limit: the feature build's memory does not grow with the
-    # number of snapshots.
+    # Every size runs at the default DuckDB memory limit (1500MB): the feature build's memory does not grow with
+    # the number of snapshots.
     # At a million customers a weekly run gives TreeSHAP reasons to the riskiest fifth, where the retention
     # audience (deciles 1-2) reads them; the throughput figures set this beside reasons for every row.
     "large": {"ASSAY_SIZE": "large", "ASSAY_SNAPSHOT_START": "2025-01-06", "ASSAY_REASON_DECILES": "2"},
@@ -215,16 +215,20 @@ FEATURE_AND_LABEL_STEPS = ("dbt_feature_models", "dbt_label_models", "gold__cust
 
 
 def _tick_parts(report: Path) -> dict:
-    """Wall time of each run of the tick, and of its feature and label steps (Dagster's step timings). The peak
-    memory is the whole tick process's, dbt included (it runs as a child). Runs for snapshots before the tick's
+    """Wall time of each run of the tick, and of its feature and label steps (Dagster's step timings). The stage's
+    peak memory is the whole tick process's, dbt included (it runs as a child); the feature and label peak is the
+    largest the clock's sampler saw while those steps ran (process and children). Runs for snapshots before the tick's
     own are the automation catching up what the backfill stages left (they score and run drift on the newest
     snapshot only): counted apart, since a deployment that lived every week has them already."""
     runs = json.loads(report.read_text())["runs"]
     parts = [{"target": r["target"], "partitions": r["partitions"], "reason": r["reason"],
-              "seconds": round(r["seconds"], 2), "steps": r["step_seconds"]} for r in runs]
+              "seconds": round(r["seconds"], 2), "steps": r["step_seconds"], "step_peak_mb": r["step_peak_mb"]}
+             for r in runs]
     steps = [s for r in runs for name, s in r["step_seconds"].items() if name in FEATURE_AND_LABEL_STEPS]
+    peaks = [mb for r in runs for name, mb in r["step_peak_mb"].items() if name in FEATURE_AND_LABEL_STEPS]
     catch_up = [r for r in parts if r["reason"] == "snapshot_due" and r["partitions"] < TICK_UNTIL]
     return {"runs": parts, "feature_and_label_seconds": round(sum(steps), 2),
+            "feature_and_label_peak_mb": max(peaks, default=None),
             "runs_seconds": round(sum(r["seconds"] for r in parts), 2),
             "catch_up_seconds": round(sum(r["seconds"] for r in catch_up), 2),
             "catch_up_snapshots": [r["partitions"] for r in catch_up],

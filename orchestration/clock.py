@@ -27,7 +27,9 @@ import polars as pl
 
 from assets.partitions import AssayPartitions
 from orchestration.automation import range_tags
+from orchestration.memory import MemorySampler
 
+MEMORY_SAMPLE_SECONDS = 0.25  # a step's peak memory is the largest sample taken while it ran (orchestration/memory.py)
 MAX_CATCHUP_TICKS = 5  # the daemon's default (`schedules: max_catchup_runs`)
 EVALUATION_HOUR = 6  # the day's evaluation: after the night's landing and the 01:00-05:00 schedules
 AUTOMATION_SENSOR = "snapshot_automation"
@@ -47,6 +49,8 @@ class RunRecord:
     started: datetime  # wall-clock start: alerts and decisions written from then on are this run's
     seconds: float = 0.0
     step_seconds: dict[str, float] = field(default_factory=dict)  # per Dagster step (op) of the run
+    # per step: the largest resident memory of the clock's process and its children (dbt) while it ran, MB
+    step_peak_mb: dict[str, float] = field(default_factory=dict)
     assets: list[str] = field(default_factory=list)  # what automation asked for (a job's runs: empty)
     retry: int = 0  # the run retries a failed run this many times over (the instance's run retries)
 
@@ -149,6 +153,7 @@ class Clock:
         self.path = clock_path(settings.home)
         self.state = ClockState.load(self.path)
         self.lake = self.defs.resources["lake"]
+        self._memory = MemorySampler(MEMORY_SAMPLE_SECONDS)  # sampling while a tick runs
 
     # ------------------------------------------------------------------------------------------ moving time
 
@@ -205,13 +210,14 @@ class Clock:
         report = Day(day)
         started = datetime.now(UTC)
         now = evaluation_time(day)
-        self._sensor("landing_sensor", report)
-        self._automation(now, report)
-        self._schedules(now, report)
-        for name in LATE_SENSORS:
-            self._sensor(name, report)
-        # a promotion's re-score or a retraining can make new automation work (e.g. reports on new scores)
-        self._automation(now, report)
+        with MemorySampler(MEMORY_SAMPLE_SECONDS) as self._memory:
+            self._sensor("landing_sensor", report)
+            self._automation(now, report)
+            self._schedules(now, report)
+            for name in LATE_SENSORS:
+                self._sensor(name, report)
+            # a promotion's re-score or a retraining can make new automation work (e.g. reports on new scores)
+            self._automation(now, report)
         self._summarise(report, started)
         self.state.today = day
         self.state.save(self.path)
@@ -309,7 +315,7 @@ class Clock:
                 report.runs.append(RunRecord(AUTOMATION_SENSOR, _assets_label(keys), partition or "",
                                              _main_condition(conditions), outcome.success, outcome.run_id, started,
                                              (datetime.now(UTC) - started).total_seconds(),
-                                             self._step_seconds(outcome.run_id),
+                                             *self._step_figures(outcome.run_id),
                                              sorted(k.to_user_string() for k in keys), retry))
 
     def _run_request(self, trigger: str, job_name: str | None, request, tags: dict, report: Day) -> None:
@@ -324,7 +330,7 @@ class Clock:
             report.runs.append(RunRecord(trigger, job, _partitions_label(request),
                                          request.tags.get("assay/reason", ""), outcome.success, outcome.run_id,
                                          started, (datetime.now(UTC) - started).total_seconds(),
-                                         self._step_seconds(outcome.run_id), retry=retry))
+                                         *self._step_figures(outcome.run_id), retry=retry))
 
     def _with_retries(self, execute: Callable[[dict, list | None], object], tags: dict):
         """Execute a run, then, while it fails, a retry of it as the daemon's run retries make one when the
@@ -355,9 +361,12 @@ class Clock:
         return sorted({entry.dagster_event.asset_key for entry in planned if entry.step_key not in succeeded},
                       key=lambda k: k.to_user_string())
 
-    def _step_seconds(self, run_id: str) -> dict[str, float]:
-        return {stat.step_key: round(stat.end_time - stat.start_time, 2)
-                for stat in self.instance.get_run_step_stats(run_id) if stat.end_time and stat.start_time}
+    def _step_figures(self, run_id: str) -> tuple[dict[str, float], dict[str, float]]:
+        """Each step's wall time, and its peak memory where the sampler saw it run."""
+        stats = [stat for stat in self.instance.get_run_step_stats(run_id) if stat.end_time and stat.start_time]
+        seconds = {stat.step_key: round(stat.end_time - stat.start_time, 2) for stat in stats}
+        peaks = {stat.step_key: self._memory.peak_mb(stat.start_time, stat.end_time) for stat in stats}
+        return seconds, {step: peak for step, peak in peaks.items() if peak is not None}
 
     # ------------------------------------------------------------------------------------------ reporting
 

@@ -109,6 +109,15 @@ def test_every_run_after_the_backfill_comes_from_a_sensor_or_a_schedule(home):
     assert AssetKey(["bronze", "customers"]) not in retried.asset_selection  # it had materialized
 
 
+def test_each_step_of_a_ticked_run_has_its_time_and_a_long_one_its_peak_memory(home):
+    *_, days, _, _ = home
+    records = [r for day in days for r in day.runs]
+    assert all(set(r.step_peak_mb) <= set(r.step_seconds) for r in records)
+    # dbt runs as a child of the clock's process: its steps' peaks hold both
+    dbt = [(r.step_seconds[step], r.step_peak_mb.get(step)) for r in records for step in r.step_seconds
+           if step.startswith("dbt_")]
+    assert dbt and all(peak is not None and peak > 100 for seconds, peak in dbt if seconds >= 1)
+
 def test_each_landing_day_and_snapshot_is_built_exactly_once_across_the_outage(home):
     settings, _, instance, _, _, _, _ = home
     partitions = AssayPartitions.from_settings(settings)
