@@ -48,8 +48,8 @@ from assets.modeling.training import (
     LABEL_COLUMN,
     SnapshotSplit,
     feature_columns,
+    fit_churn_model,
     to_model_frame,
-    train_churn_model,
     uninformative_features,
 )
 
@@ -198,9 +198,9 @@ def build_challenger(
     calibration = _rows(data, split.calibration)
     validation = _rows(data, split.validation)
 
-    with_feature = train_churn_model(data, split, params, settings.max_rounds, settings.early_stopping_rounds)
-    without_feature = train_churn_model(data.drop(BGNBD_FEATURE), split, params, settings.max_rounds,
-                                        settings.early_stopping_rounds)
+    with_feature = fit_churn_model(data, split, params, settings.max_rounds, settings.early_stopping_rounds)
+    without_feature = fit_churn_model(data.drop(BGNBD_FEATURE), split, params, settings.max_rounds,
+                                      settings.early_stopping_rounds)
 
     def pipeline_of(model, uses_bgnbd: bool) -> ChurnPipeline:
         from assets.modeling.calibration import Calibrator

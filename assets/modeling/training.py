@@ -264,10 +264,11 @@ def early_stopping_customers(seed: int, share: float = EARLY_STOPPING_CUSTOMER_S
     return (pl.col("customer_id").hash(seed + 1) % 1000) < int(share * 1000)
 
 
-def train_churn_model(
+def fit_churn_model(
     data: pl.DataFrame, split: SnapshotSplit, params: dict, max_rounds: int, early_stopping_rounds: int,
 ) -> TrainedModel:
-    """Fit on `split.train`, stop early on `split.early_stopping`, report metrics on `split.validation`."""
+    """Fit on `split.train` and stop early on `split.early_stopping`; `validation_metrics` holds only the row counts
+    (a caller that scores the validation fold anyway, as the challenger does, need not score it twice)."""
     import lightgbm as lgb
 
     features = feature_columns([c for c in data.columns])
@@ -279,7 +280,6 @@ def train_churn_model(
     held_out = early_stopping_customers(seed=int(params.get("seed", 7)))
     train = data.filter(pl.col("snapshot_date").is_in(split.train) & ~held_out)
     early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping) & held_out)
-    validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
 
     train_set = lgb.Dataset(
         to_model_frame(train, features, categories), label=train.get_column(LABEL_COLUMN).to_numpy(),
@@ -293,14 +293,22 @@ def train_churn_model(
         params, train_set, num_boost_round=max_rounds, valid_sets=[early_set], valid_names=["early_stopping"],
         callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
     )
-    p_validation = predict(booster, validation, features, categories, booster.best_iteration)
-    metrics = binary_metrics(validation.get_column(LABEL_COLUMN).to_numpy(), p_validation)
-    metrics["train_rows"] = train.height
-    metrics["early_stopping_rows"] = early.height
     return TrainedModel(
         booster=booster, features=features, categories=categories, params=params,
-        best_iteration=int(booster.best_iteration or max_rounds), split=split, validation_metrics=metrics,
+        best_iteration=int(booster.best_iteration or max_rounds), split=split,
+        validation_metrics={"train_rows": train.height, "early_stopping_rows": early.height},
     )
+
+
+def train_churn_model(
+    data: pl.DataFrame, split: SnapshotSplit, params: dict, max_rounds: int, early_stopping_rounds: int,
+) -> TrainedModel:
+    """Fit on `split.train`, stop early on `split.early_stopping`, report metrics on `split.validation`."""
+    model = fit_churn_model(data, split, params, max_rounds, early_stopping_rounds)
+    validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
+    p_validation = predict(model.booster, validation, model.features, model.categories, model.best_iteration)
+    metrics = binary_metrics(validation.get_column(LABEL_COLUMN).to_numpy(), p_validation)
+    return replace(model, validation_metrics={**metrics, **model.validation_metrics})
 
 
 def predict(booster, frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]],
