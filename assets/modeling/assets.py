@@ -29,6 +29,7 @@ from assets.modeling.training import (
     SnapshotSplit,
     adaptive_split,
     default_params,
+    early_stopping_seed,
     fingerprint,
     labelled_snapshot_counts,
     training_frame,
@@ -216,9 +217,10 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
     labels = lake.scan("gold", "churn_labels")
     counts = _labelled(config, labels, assay.label_horizon_days)
     split = _split(config, counts, assay.label_horizon_days)
-    data = training_frame(lake.scan("gold", "customer_features"), labels, split,
-                          sum(counts[d] for d in split.train), config.max_train_rows, config.seed)
     params, tuning = _tuned_params(lake, assay, config.seed)
+    data = training_frame(lake.scan("gold", "customer_features"), labels, split,
+                          sum(counts[d] for d in split.train), config.max_train_rows, config.seed,
+                          early_stopping_seed=early_stopping_seed(params))
     training_inputs = {"gold/customer_features": lake.version("gold", "customer_features"),
                        "gold/churn_labels": lake.version("gold", "churn_labels"),
                        "bronze/customers": lake.version("bronze", "customers"),

@@ -10,7 +10,10 @@ import pytest
 
 from assets.modeling.training import (
     default_params,
+    early_stopping_customers,
+    early_stopping_seed,
     feature_columns,
+    fit_churn_model,
     oracle_auc,
     predict,
     split_snapshots,
@@ -114,6 +117,25 @@ def test_training_frame_reads_only_split_snapshots_and_thins_whole_customers():
     # Validation and early stopping are never thinned.
     assert thinned.filter(pl.col("snapshot_date").is_in(split.validation)).height == 4 * 400
     assert thinned.equals(training_frame(features, labels, split, 4000, 1000, seed=7))
+
+
+def test_the_early_stopping_snapshots_keep_only_the_customers_the_fit_holds_out_and_the_model_is_the_same():
+    data, _ = synthetic_problem(seed=5, customers=400)
+    features, labels = data.drop("churned").lazy(), data.select("customer_id", "snapshot_date", "churned").lazy()
+    split = split_snapshots(MONDAYS, 90, 10, 4, 3)
+    params = default_params(seed=11, threads=1)
+    whole = training_frame(features, labels, split, 4000, 10_000, seed=7)
+    seed = early_stopping_seed(params)
+    kept = training_frame(features, labels, split, 4000, 10_000, seed=7, early_stopping_seed=seed)
+    in_early = pl.col("snapshot_date").is_in(split.early_stopping)
+    held_out = whole.filter(in_early & early_stopping_customers(seed))
+    assert 0 < held_out.height < whole.filter(in_early).height
+    assert kept.filter(in_early).equals(held_out)
+    assert kept.filter(~in_early).equals(whole.filter(~in_early))
+    models = [fit_churn_model(frame, split, params, max_rounds=100, early_stopping_rounds=10)
+              for frame in (whole, kept)]
+    assert models[0].booster.model_to_string() == models[1].booster.model_to_string()
+    assert models[0].validation_metrics == models[1].validation_metrics
 
 
 def test_features_without_information_in_the_fit_rows_are_named_with_why():
