@@ -6,9 +6,10 @@
 -- How: windowed counts are differences of running totals, orders_30d = (orders before T) - (orders before
 -- T - 30 days). An activity row dated d holds the customer's running totals for every cut-off X in
 -- (d, next_activity_date], so "before X" is one row per customer, found by a filter rather than a search. Each
--- snapshot reads its five cut-offs (T and T minus each window) that way and joins them on the customer: filters,
--- hash joins and a union, all of which spill to disk, so memory stays within DuckDB's limit however many
--- snapshots a run builds, and one snapshot costs the same whether the history is one year long or ten.
+-- snapshot reads its five cut-offs (T and T minus each window) that way and joins them on the customer, so one
+-- snapshot costs the same whether the history is one year long or ten. Each snapshot's joins hold memory that
+-- DuckDB cannot spill until the statement ends, so a run's memory grows with its snapshots (docs/performance.md):
+-- the orchestrator builds long histories in runs of ASSAY_FEATURE_SNAPSHOTS_PER_RUN snapshots.
 --
 -- Incremental (delete+insert on snapshot_date): a run replaces exactly the snapshot dates it was given.
 {%- set lookbacks = {
