@@ -118,6 +118,7 @@ def test_each_step_of_a_ticked_run_has_its_time_and_a_long_one_its_peak_memory(h
            if step.startswith("dbt_")]
     assert dbt and all(peak is not None and peak > 100 for seconds, peak in dbt if seconds >= 1)
 
+
 def test_each_landing_day_and_snapshot_is_built_exactly_once_across_the_outage(home):
     settings, _, instance, _, _, _, _ = home
     partitions = AssayPartitions.from_settings(settings)

@@ -45,4 +45,3 @@ def test_a_span_without_a_sample_has_no_peak():
     with MemorySampler(interval=10) as memory:
         started = time.time()
     assert memory.peak_mb(started + 1, started + 2) is None
-
