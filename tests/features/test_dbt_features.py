@@ -6,6 +6,7 @@ exactly T - 30 days counts in orders_30d and one at T - 31 days does not; nothin
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -560,3 +561,28 @@ def test_incremental_activity_equals_a_full_build(make_workspace) -> None:
     assert live.features(cut3) == fresh.features(cut3)
     # nothing landed: the next run leaves the table alone
     assert plan_activity_run(live.lake, read_ledger(live.warehouse)).recompute_from is None
+
+
+def test_a_run_longer_than_one_statement_is_written_in_batches_that_change_nothing(make_workspace) -> None:
+    """customer_features writes a run's snapshot dates `snapshots_per_statement` at a time (its materialization,
+    macros/snapshot_incremental.sql), so that a run's memory does not grow with its length: a run of more dates than
+    one statement holds is written in several, and its rows are those of runs that each fit in one."""
+    snapshots = [(datetime(2024, 10, 6) + timedelta(weeks=k)).date().isoformat() for k in range(13)]
+    batched, short_runs = make_workspace("batched"), make_workspace("short_runs")
+    for workspace in (batched, short_runs):
+        workspace.write(base_tables())
+    batched.dbt("run", snapshots, data_end="2025-06-01")
+    manifest = json.loads((batched.root / "target" / "manifest.json").read_text())
+    per_statement = manifest["nodes"]["model.assay.customer_features"]["config"]["snapshots_per_statement"]
+    assert per_statement < len(snapshots)
+    for start in range(0, len(snapshots), per_statement - 1):  # other boundaries than the batches'
+        short_runs.dbt("run", snapshots[start:start + per_statement - 1], data_end="2025-06-01")
+
+    rows = batched.query("select * from marts.customer_features order by all")
+    assert {str(r["snapshot_date"]) for r in rows} == set(snapshots)
+    assert len({r["customer_id"] for r in rows}) > 1
+    assert short_runs.query("select * from marts.customer_features order by all") == rows
+    # dbt's own log of the SQL it ran: one insert per batch of dates
+    log = (batched.root / "logs" / "dbt.log").read_text()
+    inserts = log.count('insert into "warehouse"."marts"."customer_features"')
+    assert inserts == -(-len(snapshots) // per_statement)
