@@ -8,6 +8,7 @@ which `LOAD delta` (and dbt-duckdb's `extensions: [delta]`) work in every connec
 from __future__ import annotations
 
 import os
+from functools import cache
 
 import duckdb
 
@@ -17,20 +18,28 @@ DEFAULT_MEMORY_LIMIT = "4GB"
 
 
 def ensure_delta_extension(con: duckdb.DuckDBPyConnection | None = None) -> None:
-    """Install (once) and load the pip-packaged `delta` extension into `con`."""
+    """Load the pip-packaged `delta` extension into `con`, installing it first if it is not installed; without
+    `con`, only make sure it is installed (once per process: dbt's connections then load it themselves)."""
+    if con is None:
+        _install_delta_extension()
+        return
+    _load_delta_extension(con)
+
+
+def _load_delta_extension(con: duckdb.DuckDBPyConnection) -> None:
     import duckdb_extensions
 
-    own = con is None
-    con = con or duckdb.connect()
     try:
-        try:
-            con.sql("LOAD delta")
-        except duckdb.Error:
-            duckdb_extensions.import_extension("delta", con=con)
-            con.sql("LOAD delta")
-    finally:
-        if own:
-            con.close()
+        con.sql("LOAD delta")
+    except duckdb.Error:
+        duckdb_extensions.import_extension("delta", con=con)
+        con.sql("LOAD delta")
+
+
+@cache
+def _install_delta_extension() -> None:
+    with duckdb.connect() as con:
+        _load_delta_extension(con)
 
 
 def connect(path: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
