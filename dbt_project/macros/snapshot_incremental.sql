@@ -61,7 +61,7 @@
     {%- for batch in batches -%}
         {%- call statement('delete_' ~ loop.index) -%}
             delete from {{ target_relation }}
-            where {{ key }} in ({% for d in batch %}date '{{ d }}'{{ ', ' if not loop.last }}{% endfor %})
+            where {{ key }} in ({{ snapshot_date_sql_list(batch) }})
         {%- endcall -%}
         {%- call statement('main' if loop.last else 'insert_' ~ loop.index) -%}
             insert into {{ target_relation }} ({{ column_list }})

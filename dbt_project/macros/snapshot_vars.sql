@@ -44,9 +44,9 @@
 {%- endmacro %}
 
 
-{#- A SQL list of the snapshot dates of this run, for `snapshot_date in (...)`; `null` when there are none. -#}
-{% macro snapshot_date_sql_list() -%}
-    {%- set dates = snapshot_date_list() -%}
+{#- A SQL list of snapshot dates (default: this run's), for `snapshot_date in (...)`; `null` when there are none. -#}
+{% macro snapshot_date_sql_list(dates=none) -%}
+    {%- set dates = snapshot_date_list() if dates is none else dates -%}
     {%- if dates | length == 0 -%}
         null
     {%- else -%}
