@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from assets.modeling.pipeline import load_model  # noqa: E402
-from assets.modeling.training import SnapshotSplit, default_params, to_model_frame, train_churn_model  # noqa: E402
+from assets.modeling.training import SnapshotSplit, default_params, to_model_matrix, train_churn_model  # noqa: E402
 from domain.pseudonym import pseudonym_key, with_tokens  # noqa: E402
 from domain.settings import AssaySettings  # noqa: E402
 from orchestration.definitions import build_resources  # noqa: E402
@@ -191,7 +191,7 @@ def reasons_threads(rows: int = 4_000) -> dict:
     features = RESOURCES["lake"].scan("gold", "customer_features")
     newest = features.select(pl.col("snapshot_date").max()).collect().item()
     frame = model.pipeline.prepare(features.filter(pl.col("snapshot_date") == newest).collect().head(rows))
-    matrix = to_model_frame(frame, model.pipeline.features, model.pipeline.categories)
+    matrix = to_model_matrix(frame, model.pipeline.features, model.pipeline.categories)
     out = {"model_version": model.version, "trees": model.pipeline.booster.num_trees(), "rows": len(matrix)}
     for threads in (1, 2):
         started = time.perf_counter()

@@ -49,7 +49,8 @@ from assets.modeling.training import (
     SnapshotSplit,
     feature_columns,
     fit_churn_model,
-    to_model_frame,
+    model_dataset,
+    to_model_matrix,
     uninformative_features,
 )
 
@@ -162,10 +163,9 @@ def _ablation(train: pl.DataFrame, validation: pl.DataFrame, features: list[str]
 
     def auc_with(columns: list[str]) -> float:
         cats = {c: v for c, v in categories.items() if c in columns}
-        booster = lgb.train(ablation_params, lgb.Dataset(to_model_frame(train, columns, cats), label=y_train,
-                                                         categorical_feature=list(cats)),
+        booster = lgb.train(ablation_params, model_dataset(train, columns, cats, y_train),
                             num_boost_round=settings.ablation_rounds)
-        return binary_metrics(y_val, booster.predict(to_model_frame(validation, columns, cats)))["auc"]
+        return binary_metrics(y_val, booster.predict(to_model_matrix(validation, columns, cats)))["auc"]
 
     full = auc_with(features)
     rows = [{"group": "all features", "features": features, "auc": full, "auc_delta": 0.0}]

@@ -18,7 +18,7 @@ import polars as pl
 from assets.modeling.baselines import BgNbdBaseline, prepared_with_bgnbd
 from assets.modeling.calibration import Calibrator, sigmoid
 from assets.modeling.scorers import BgNbdScorer, LogisticScorer, RfmRuleScorer, scorer_from_file
-from assets.modeling.training import to_model_frame
+from assets.modeling.training import to_model_matrix
 from resources.registry import LoadedModel, ModelRegistryResource
 
 REASON_COUNT = 3
@@ -57,8 +57,8 @@ class ChurnPipeline:
 
     def raw_score(self, frame: pl.DataFrame) -> np.ndarray:
         """LightGBM's margin (log-odds) before calibration."""
-        model_frame = to_model_frame(self.prepare(frame), self.features, self.categories)
-        return self.booster.predict(model_frame, num_iteration=self.best_iteration, raw_score=True)
+        matrix = to_model_matrix(self.prepare(frame), self.features, self.categories)
+        return self.booster.predict(matrix, num_iteration=self.best_iteration, raw_score=True)
 
     def predict_uncalibrated(self, frame: pl.DataFrame) -> np.ndarray:
         return sigmoid(self.raw_score(frame))
@@ -69,8 +69,8 @@ class ChurnPipeline:
 
     def contributions(self, frame: pl.DataFrame) -> np.ndarray:
         """TreeSHAP contributions per feature (log-odds), last column the base value; rows sum to the raw score."""
-        model_frame = to_model_frame(self.prepare(frame), self.features, self.categories)
-        return self.booster.predict(model_frame, num_iteration=self.best_iteration, pred_contrib=True)
+        matrix = to_model_matrix(self.prepare(frame), self.features, self.categories)
+        return self.booster.predict(matrix, num_iteration=self.best_iteration, pred_contrib=True)
 
 
 ScoringModel = ChurnPipeline | LogisticScorer | RfmRuleScorer | BgNbdScorer

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
-import pandas as pd
 import polars as pl
 
 from domain.contract import tagged_columns
@@ -197,6 +196,8 @@ def training_frame(
         keep = keep & (~pl.col("snapshot_date").is_in(split.early_stopping) | held_out)
     return (
         features.filter(keep)
+        # the model reads float32 (to_model_matrix); holding money and rates so halves them (a Decimal takes 16 bytes)
+        .with_columns(pl.col(pl.Decimal, pl.Float64).cast(pl.Float32))
         .join(labels.select(*KEY_COLUMNS, LABEL_COLUMN).filter(keep), on=list(KEY_COLUMNS))
         .sort(list(KEY_COLUMNS))  # a fixed row order: LightGBM's bagging draws by row index
         .collect()
@@ -227,16 +228,30 @@ def uninformative_features(rows: pl.DataFrame, features: list[str]) -> dict[str,
     return found
 
 
-def to_model_frame(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
-    """pandas at the LightGBM edge; categoricals get the training categories so codes stay stable."""
-    # Money is DECIMAL in the warehouse; LightGBM takes floats.
-    # Booleans become 0/1 floats with NaN for null: an all-null flag (a source the user does not have, e.g. no
-    # consents) would otherwise reach pandas as `object`, which LightGBM refuses.
-    pdf = frame.select(features).with_columns(
-        pl.col(pl.Decimal).cast(pl.Float64), pl.col(pl.Boolean, pl.Null).cast(pl.Float32)).to_pandas()
-    for col, cats in categories.items():
-        pdf[col] = pd.Categorical(pdf[col], categories=cats)
-    return pdf
+def to_model_matrix(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]]) -> np.ndarray:
+    """The model's input as one float32 matrix, built by polars without a pandas copy: numbers (Decimal money,
+    0/1 booleans) as float32, a categorical as its position in the training categories, null or an unseen level as
+    NaN, which LightGBM reads as missing. Training and scoring both go through here, so a split threshold learnt on
+    float32 values meets float32 values."""
+    columns = []
+    for name in features:
+        if name in categories:
+            levels = categories[name]
+            code = (pl.col(name).cast(pl.Utf8).replace_strict(levels, list(range(len(levels))), default=None,
+                                                               return_dtype=pl.Float32)
+                    if levels else pl.lit(None, dtype=pl.Float32))
+            columns.append(code.alias(name))
+        else:
+            columns.append(pl.col(name).cast(pl.Float32))
+    return frame.select(columns).to_numpy()
+
+
+def model_dataset(frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]], label, **kwargs):
+    """A LightGBM Dataset of `frame`'s model matrix, its features and categoricals named."""
+    import lightgbm as lgb
+
+    return lgb.Dataset(to_model_matrix(frame, features, categories), label=label, feature_name=list(features),
+                       categorical_feature=[name for name in features if name in categories], **kwargs)
 
 
 def default_params(seed: int, threads: int) -> dict:
@@ -291,14 +306,10 @@ def fit_churn_model(
     train = data.filter(pl.col("snapshot_date").is_in(split.train) & ~held_out)
     early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping) & held_out)
 
-    train_set = lgb.Dataset(
-        to_model_frame(train, features, categories), label=train.get_column(LABEL_COLUMN).to_numpy(),
-        categorical_feature=list(categories), free_raw_data=True,
-    )
-    early_set = lgb.Dataset(
-        to_model_frame(early, features, categories), label=early.get_column(LABEL_COLUMN).to_numpy(),
-        reference=train_set,
-    )
+    train_set = model_dataset(train, features, categories, train.get_column(LABEL_COLUMN).to_numpy(),
+                              free_raw_data=True)
+    early_set = model_dataset(early, features, categories, early.get_column(LABEL_COLUMN).to_numpy(),
+                              reference=train_set)
     booster = lgb.train(
         params, train_set, num_boost_round=max_rounds, valid_sets=[early_set], valid_names=["early_stopping"],
         callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
@@ -323,7 +334,7 @@ def train_churn_model(
 
 def predict(booster, frame: pl.DataFrame, features: list[str], categories: dict[str, list[str]],
             best_iteration: int) -> np.ndarray:
-    return booster.predict(to_model_frame(frame, features, categories), num_iteration=best_iteration)
+    return booster.predict(to_model_matrix(frame, features, categories), num_iteration=best_iteration)
 
 
 def oracle_auc(validation: pl.DataFrame, truth: pl.LazyFrame) -> float | None:

@@ -21,12 +21,12 @@ from assets.modeling.training import (
     LABEL_COLUMN,
     early_stopping_customers,
     feature_columns,
-    to_model_frame,
+    model_dataset,
+    to_model_matrix,
 )
 
 if TYPE_CHECKING:
     import optuna
-    import pandas as pd
 
 IMBALANCE_OPTIONS = ("none", "is_unbalance", "scale_pos_weight")
 # name -> (low, high, log, kind); the ranges the search draws from.
@@ -217,7 +217,7 @@ def _candidate_params(base_params: dict, sampled: dict) -> tuple[dict, str]:
 class _FoldData:
     train: Any  # lightgbm.Dataset, constructed once and reused by every trial
     early_stopping: Any  # lightgbm.Dataset referencing `train`'s bins
-    validation: pd.DataFrame
+    validation: np.ndarray  # the model matrix (to_model_matrix)
     validation_labels: np.ndarray
     train_labels: np.ndarray
 
@@ -242,8 +242,6 @@ def _prepare_folds(
     data: pl.DataFrame, folds: list[Fold], base_params: dict, budget: TuningBudget,
 ) -> list[_FoldData]:
     """Build each fold's LightGBM datasets once: binning dominates the cost of a short trial."""
-    import lightgbm as lgb
-
     features = feature_columns(list(data.columns))
     in_scope = data.filter(pl.col("snapshot_date").is_in(sorted({d for f in folds for d in
                                                                   f.train + f.early_stopping + f.validation})))
@@ -264,18 +262,15 @@ def _prepare_folds(
         train = thin_customers(rows(fold.train).filter(~held_out), budget.max_fold_train_rows, budget.seed)
         early, validation = rows(fold.early_stopping).filter(held_out), rows(fold.validation)
         train_labels = _labels(train, "train", i)
-        train_set = lgb.Dataset(
-            to_model_frame(train, features, categories), label=train_labels, categorical_feature=list(categories),
-            params=dataset_params, free_raw_data=False,
-        )
-        early_set = lgb.Dataset(
-            to_model_frame(early, features, categories), label=_labels(early, "early-stopping", i),
-            categorical_feature=list(categories), reference=train_set, params=dataset_params, free_raw_data=False,
-        )  # the same categorical_feature as its reference, or lgb.train would rebuild it
+        train_set = model_dataset(train, features, categories, train_labels, params=dataset_params,
+                                  free_raw_data=False)
+        early_set = model_dataset(early, features, categories, _labels(early, "early-stopping", i),
+                                  reference=train_set, params=dataset_params, free_raw_data=False)
+        # (the same categorical features as its reference, or lgb.train would rebuild it)
         train_set.construct()
         early_set.construct()
         prepared.append(_FoldData(
-            train=train_set, early_stopping=early_set, validation=to_model_frame(validation, features, categories),
+            train=train_set, early_stopping=early_set, validation=to_model_matrix(validation, features, categories),
             validation_labels=_labels(validation, "validation", i), train_labels=train_labels,
         ))
     return prepared

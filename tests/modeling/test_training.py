@@ -17,7 +17,7 @@ from assets.modeling.training import (
     oracle_auc,
     predict,
     split_snapshots,
-    to_model_frame,
+    to_model_matrix,
     train_churn_model,
     training_frame,
 )
@@ -98,7 +98,7 @@ def test_the_thread_count_changes_the_speed_of_training_not_the_model():
                                   early_stopping_rounds=20) for threads in (1, 2))
     assert one.booster.dump_model()["tree_info"] == two.booster.dump_model()["tree_info"]
     validation = data.filter(pl.col("snapshot_date").is_in(split.validation))
-    frame = to_model_frame(validation, one.features, one.categories)
+    frame = to_model_matrix(validation, one.features, one.categories)
     on_one, on_two = (one.booster.predict(frame, num_threads=threads) for threads in (1, 2))
     assert np.array_equal(on_one, on_two)
 
