@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -68,6 +69,9 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float(np.sum(gaps * weights) / weights.sum())
 
 
+POISSON_ONE_CDF = np.cumsum([math.exp(-1.0) / math.factorial(k) for k in range(20)])
+
+
 def _weighted_ece(index: np.ndarray, p: np.ndarray, y: np.ndarray, weights: np.ndarray, bins: int) -> float:
     rows = np.bincount(index, weights=weights, minlength=bins)
     gaps = np.abs(np.bincount(index, weights=weights * p, minlength=bins)
@@ -89,7 +93,9 @@ def ece_difference_se(y: np.ndarray, p_new: np.ndarray, p_old: np.ndarray, draws
     labels = y.astype(np.float64)
     differences = []
     for _ in range(draws):
-        weights = rng.poisson(1.0, y.size).astype(np.float64)
+        # Poisson(1) counts by their inverse distribution function over uniforms: the same distribution as
+        # Generator.poisson, in well under half its time on a million rows
+        weights = np.searchsorted(POISSON_ONE_CDF, rng.random(y.size), side="right").astype(np.float64)
         differences.append(_weighted_ece(new_index, p_new, labels, weights, bins)
                            - _weighted_ece(old_index, p_old, labels, weights, bins))
     return float(np.std(differences, ddof=1))
@@ -191,19 +197,23 @@ def split_halves(n: int, customer_ids: np.ndarray | None = None, seed: int = 7) 
     ids = np.asarray(customer_ids)
     if ids.shape != (n,):
         raise ValueError(f"customer_ids must have {n} entries, got {ids.shape}")
-    unique, inverse = np.unique(ids.astype(str), return_inverse=True)
-    buckets = np.fromiter((_id_bucket(i, seed) for i in unique), dtype=np.int8, count=unique.size)
-    return buckets[inverse] == 1
+    # each distinct id hashed once; polars finds them (numpy's unique sorts the strings: seconds at a million rows)
+    text = pl.Series("id", ids.astype(str))
+    unique = text.unique()
+    buckets = pl.DataFrame({"id": unique, "half_a": [_id_bucket(i, seed) == 1 for i in unique.to_list()]})
+    return text.to_frame().join(buckets, on="id", how="left", maintain_order="left").get_column("half_a").to_numpy()
 
 
 def choose_calibrator(
     y: np.ndarray, p_raw: np.ndarray, customer_ids: np.ndarray | None = None, seed: int = 7,
+    half_a: np.ndarray | None = None,
 ) -> tuple[Calibrator, pl.DataFrame]:
     """Pick isotonic or Platt by cross-fitting on two halves of the calibration fold (fit on one, score on the other,
     both ways), choosing the lower log loss over the pooled held-out predictions; then refit it on the whole fold.
-    Isotonic can overfit a small fold and Platt cannot bend, so neither is a safe default."""
+    Isotonic can overfit a small fold and Platt cannot bend, so neither is a safe default. `half_a`, when given, is
+    `split_halves` of the same rows, computed once for several candidates."""
     y, p = _validate(y, p_raw)
-    half_a = split_halves(y.size, customer_ids, seed)
+    half_a = split_halves(y.size, customer_ids, seed) if half_a is None else half_a
     for side in (half_a, ~half_a):
         if not side.any() or y[side].min() == y[side].max():
             raise ValueError("each half of the calibration fold needs both classes; the fold is too small")

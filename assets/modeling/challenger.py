@@ -21,7 +21,13 @@ import numpy as np
 import polars as pl
 
 from assets.modeling.baselines import BGNBD_FEATURE, fit_bgnbd_baseline, fit_logistic_baseline, with_bgnbd_feature
-from assets.modeling.calibration import Calibrator, choose_calibrator, expected_calibration_error, reliability_curve
+from assets.modeling.calibration import (
+    Calibrator,
+    choose_calibrator,
+    expected_calibration_error,
+    reliability_curve,
+    split_halves,
+)
 from assets.modeling.evaluation import (
     evaluation_metrics,
     gains_table,
@@ -229,7 +235,8 @@ def build_challenger(
 
     p_cal_raw = cal_raw[keep_bgnbd]
     cal_ids = calibration.get_column("customer_id").to_numpy()
-    calibrator, selection = choose_calibrator(y_cal, p_cal_raw, cal_ids, seed=settings.seed)
+    halves = split_halves(y_cal.size, cal_ids, settings.seed)  # every candidate cross-fits on the same halves
+    calibrator, selection = choose_calibrator(y_cal, p_cal_raw, half_a=halves)
     pipeline = ChurnPipeline(booster=chosen_model.booster, features=chosen_model.features,
                              categories=chosen_model.categories, best_iteration=chosen_model.best_iteration,
                              calibrator=calibrator, bgnbd=bgnbd if keep_bgnbd else None)
@@ -246,8 +253,8 @@ def build_challenger(
     models: dict[str, ScoringModel] = {"lightgbm_calibrated": pipeline}
     selections = {"lightgbm_calibrated": selection}
     for name, scorer in uncalibrated_baselines.items():
-        fitted, selections[name] = choose_calibrator(y_cal, scorer.predict_uncalibrated(calibration), cal_ids,
-                                                     seed=settings.seed)
+        fitted, selections[name] = choose_calibrator(y_cal, scorer.predict_uncalibrated(calibration),
+                                                     half_a=halves)
         models[name] = replace(scorer, calibrator=fitted)
 
     y_val = _y(validation)
@@ -264,13 +271,15 @@ def build_challenger(
 
     threshold = operating_threshold(p, settings.top_fraction)  # the served model's operating point
     per_group, summaries = {}, {}
+    # the bootstrap groups rows by customer: numbers group as the ids do, without sorting strings
+    customer_numbers = validation.get_column("customer_id").rank("dense").to_numpy()
     for attribute, groups in _sensitive_groups(validation, sensitive).items():
         table = group_fairness(y_val, p, groups, threshold, settings.fairness_limits.min_group_rows)
         per_group[attribute] = table.to_dicts()
         summaries[attribute] = {
             **fairness_summary(table, settings.fairness_limits.min_group_rows),
             **fairness_intervals(y_val, p, groups, threshold, settings.fairness_limits.min_group_rows,
-                                 seed=settings.seed, customers=validation.get_column("customer_id").to_numpy())}
+                                 seed=settings.seed, customers=customer_numbers)}
     violations = fairness_violations(summaries, settings.fairness_limits)
 
     booster = pipeline.booster
