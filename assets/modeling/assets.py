@@ -19,7 +19,7 @@ from pydantic import Field
 from assets.consent import current_consents, split_by_consent
 from assets.features.dbt import MANIFEST_PATH
 from assets.markdown import markdown_figures, markdown_table, png_data_uri
-from assets.modeling.challenger import ChallengerSettings, build_challenger
+from assets.modeling.challenger import ChallengerSettings, Parallelism, build_challenger, concurrently
 from assets.modeling.fairness import FairnessLimits
 from assets.modeling.gate import MAX_ECE, GatePolicy, broken_fields, decide
 from assets.modeling.model_card import render_model_card
@@ -304,8 +304,9 @@ class GateConfig(Config):
 
 
 def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy: GatePolicy, version: str,
-                    actor: str, broken_null_share: float = 0.2, lookback_days: int = 365):
-    """Score champion and challenger on the challenger's validation rows and apply the gate; log the decision."""
+                    actor: str, broken_null_share: float = 0.2, lookback_days: int = 365, threads: int = 1):
+    """Score champion and challenger on the challenger's validation rows and apply the gate; log the decision.
+    With two or more LightGBM `threads` the two models score side by side."""
     from assets.modeling.calibration import ece_difference_se
     from assets.modeling.evaluation import evaluation_metrics
 
@@ -318,11 +319,16 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
                                                                                    "churned"),
                   on=["customer_id", "snapshot_date"]).sort(["snapshot_date", "customer_id"]).collect())
     y = rows.get_column("churned").to_numpy()
-    challenger_p = challenger.pipeline.predict(rows)
+    models = [challenger]
+    if champion_version is not None and champion_version != version:
+        models.append(load_model(registry, champion_version))
+    parallel = Parallelism.of(threads)
+    challenger_p, *champion_p = concurrently([lambda model=model: model.pipeline.predict(rows, parallel.predict_threads)
+                                              for model in models], parallel.workers)
     challenger_metrics = evaluation_metrics(y, challenger_p)
     champion_metrics, ece_se = None, 0.0
-    if champion_version is not None and champion_version != version:
-        champion_p = load_model(registry, champion_version).pipeline.predict(rows)
+    if champion_p:
+        champion_p = champion_p[0]
         champion_metrics = evaluation_metrics(y, champion_p)
         ece_se = ece_difference_se(y, challenger_p, champion_p)
     split_dates = [date.fromisoformat(d) for name in ("train", "early_stopping", "calibration", "validation")
@@ -348,7 +354,7 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
     description="Champion–challenger gate: promotes the newest challenger only if it beats the champion out of "
                 "time by the configured margin without worse calibration or fairness; logs the decision.",
 )
-def champion(context: AssetExecutionContext, config: GateConfig, lake: LakeResource,
+def champion(context: AssetExecutionContext, config: GateConfig, assay: AssayResource, lake: LakeResource,
              registry: ModelRegistryResource) -> MaterializeResult:
     rows = registry.rows()
     challengers = rows.filter(pl.col("status") == "challenger") if rows.height else rows
@@ -359,7 +365,7 @@ def champion(context: AssetExecutionContext, config: GateConfig, lake: LakeResou
                         config.max_metric_loss, config.ece_noise_ses)
     decision, challenger_metrics, champion_metrics = gate_challenger(
         registry, lake, policy, version, f"gate:run:{context.run_id}", config.broken_field_null_share,
-        config.feature_lookback_days)
+        config.feature_lookback_days, assay.lgbm_threads)
     context.log.info(f"gate: {'promoted' if decision.promote else 'rejected'} {version}: {decision.reasons}")
     return MaterializeResult(metadata={
         "decision": "promoted" if decision.promote else "rejected",

@@ -55,17 +55,18 @@ class ChurnPipeline:
     def prepare(self, frame: pl.DataFrame) -> pl.DataFrame:
         return prepared_with_bgnbd(frame, self.features, self.bgnbd)
 
-    def raw_score(self, frame: pl.DataFrame) -> np.ndarray:
-        """LightGBM's margin (log-odds) before calibration."""
+    def raw_score(self, frame: pl.DataFrame, threads: int = 0) -> np.ndarray:
+        """LightGBM's margin (log-odds) before calibration; on `threads` threads (0: LightGBM's default)."""
         matrix = to_model_matrix(self.prepare(frame), self.features, self.categories)
-        return self.booster.predict(matrix, num_iteration=self.best_iteration, raw_score=True)
+        return self.booster.predict(matrix, num_iteration=self.best_iteration, raw_score=True,
+                                    **({"num_threads": threads} if threads else {}))
 
-    def predict_uncalibrated(self, frame: pl.DataFrame) -> np.ndarray:
-        return sigmoid(self.raw_score(frame))
+    def predict_uncalibrated(self, frame: pl.DataFrame, threads: int = 0) -> np.ndarray:
+        return sigmoid(self.raw_score(frame, threads))
 
-    def predict(self, frame: pl.DataFrame) -> np.ndarray:
+    def predict(self, frame: pl.DataFrame, threads: int = 0) -> np.ndarray:
         """Calibrated P(churn)."""
-        return self.calibrator.apply(self.predict_uncalibrated(frame))
+        return self.calibrator.apply(self.predict_uncalibrated(frame, threads))
 
     def contributions(self, frame: pl.DataFrame) -> np.ndarray:
         """TreeSHAP contributions per feature (log-odds), last column the base value; rows sum to the raw score."""

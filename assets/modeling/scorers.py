@@ -53,11 +53,11 @@ class _Scorer:
     def raw_score(self, frame: pl.DataFrame) -> np.ndarray:
         raise NotImplementedError
 
-    def predict_uncalibrated(self, frame: pl.DataFrame) -> np.ndarray:
-        return sigmoid(self.raw_score(frame))
+    def predict_uncalibrated(self, frame: pl.DataFrame, threads: int = 0) -> np.ndarray:
+        return sigmoid(self.raw_score(frame))  # numpy arithmetic: `threads` is LightGBM's, unused here
 
-    def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        return self.calibrator.apply(self.predict_uncalibrated(frame))
+    def predict(self, frame: pl.DataFrame, threads: int = 0) -> np.ndarray:
+        return self.calibrator.apply(self.predict_uncalibrated(frame, threads))
 
     def _parameters(self) -> dict:
         raise NotImplementedError

@@ -173,3 +173,15 @@ def test_the_ablation_scores_every_refit_on_one_seeded_sample_of_a_large_validat
                       ChallengerSettings(ablation_rounds=10))
     assert sampled == by_hand and len(sampled) > 2
     assert sampled != whole  # the cap was in force
+
+
+def test_two_threads_fit_and_score_the_candidates_side_by_side_into_the_same_challenger(tmp_path):
+    data = shop(seed=5)
+    split = split_snapshots(MONDAYS, 14, 12, 4, 3, 4)
+    settings = ChallengerSettings(max_rounds=60, ablation_rounds=10, ablation_rows=2_000)
+    one, two = (build_challenger(data, split, {**default_params(7, threads), "min_data_in_leaf": 20}, 90,
+                                 tmp_path / f"reports_{threads}", settings) for threads in (1, 2))
+    # every LightGBM figure (both candidates' fits and scores, the ablation refits) equal to the last digit
+    for key in ("metrics", "ablation", "bgnbd_feature", "model_choice", "calibration", "importance"):
+        assert one.evaluation[key] == two.evaluation[key], key
+    assert one.evaluation["metrics"]["lightgbm_calibrated"]["auc"] > 0.6
