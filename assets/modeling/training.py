@@ -309,18 +309,21 @@ def fit_churn_model(
     train = data.filter(pl.col("snapshot_date").is_in(split.train) & ~held_out).sort(list(KEY_COLUMNS))
     early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping) & held_out)
 
+    # Binned before the fit starts, with the fit's parameters, so that the rows and their matrices are gone while
+    # it runs: at the large size two fits side by side would otherwise hold them twice.
     train_set = model_dataset(train, features, categories, train.get_column(LABEL_COLUMN).to_numpy(),
-                              free_raw_data=True)
+                              params=params, free_raw_data=True).construct()
     early_set = model_dataset(early, features, categories, early.get_column(LABEL_COLUMN).to_numpy(),
-                              reference=train_set)
+                              reference=train_set, params=params, free_raw_data=True).construct()
+    rows = {"train_rows": train.height, "early_stopping_rows": early.height}
+    del train, early
     booster = lgb.train(
         params, train_set, num_boost_round=max_rounds, valid_sets=[early_set], valid_names=["early_stopping"],
         callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
     )
     return TrainedModel(
         booster=booster, features=features, categories=categories, params=params,
-        best_iteration=int(booster.best_iteration or max_rounds), split=split,
-        validation_metrics={"train_rows": train.height, "early_stopping_rows": early.height},
+        best_iteration=int(booster.best_iteration or max_rounds), split=split, validation_metrics=rows,
     )
 
 
