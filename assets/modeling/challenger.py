@@ -56,8 +56,9 @@ from assets.modeling.training import (
     CATEGORICAL_FEATURES,
     LABEL_COLUMN,
     SnapshotSplit,
+    boost,
     feature_columns,
-    fit_churn_model,
+    fit_data,
     model_dataset,
     to_model_matrix,
     uninformative_features,
@@ -248,11 +249,11 @@ def build_challenger(
     # few dozen columns gains little from a second thread, two fits side by side gain nearly twice.
     parallel = Parallelism.of(params.get("num_threads", 1))
     fit_params = {**params, "num_threads": parallel.fit_threads}
-    fitted = concurrently([
-        lambda: fit_churn_model(data, split, fit_params, settings.max_rounds, settings.early_stopping_rounds),
-        lambda: fit_churn_model(data.drop(BGNBD_FEATURE), split, fit_params, settings.max_rounds,
-                                settings.early_stopping_rounds),
-    ], parallel.workers)
+    # binned one after the other (each briefly holds its rows twice), then boosted side by side
+    prepared = [fit_data(data, split, fit_params), fit_data(data.drop(BGNBD_FEATURE), split, fit_params)]
+    fitted = concurrently([lambda fit=fit: boost(fit, split, fit_params, settings.max_rounds,
+                                                 settings.early_stopping_rounds) for fit in prepared], parallel.workers)
+    del prepared
     # (the trees do not depend on the thread count; the card keeps the configured one)
     with_feature, without_feature = (replace(model, params=params) for model in fitted)
 

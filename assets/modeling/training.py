@@ -200,7 +200,7 @@ def training_frame(
         .with_columns(pl.col(pl.Decimal, pl.Float64).cast(pl.Float32))
         .join(labels.select(*KEY_COLUMNS, LABEL_COLUMN).filter(keep), on=list(KEY_COLUMNS))
         # Snapshot by snapshot: each fold of the split is then one contiguous block, which the challenger takes as
-        # a slice instead of a copy (the fit orders its own rows: fit_churn_model).
+        # a slice instead of a copy (the fit orders its own rows: fit_data).
         .sort("snapshot_date", "customer_id")
         .collect()
     )
@@ -291,13 +291,21 @@ def early_stopping_customers(seed: int, share: float = EARLY_STOPPING_CUSTOMER_S
     return (pl.col("customer_id").hash(seed + 1) % 1000) < int(share * 1000)
 
 
-def fit_churn_model(
-    data: pl.DataFrame, split: SnapshotSplit, params: dict, max_rounds: int, early_stopping_rounds: int,
-) -> TrainedModel:
-    """Fit on `split.train` and stop early on `split.early_stopping`; `validation_metrics` holds only the row counts
-    (a caller that scores the validation fold anyway, as the challenger does, need not score it twice)."""
-    import lightgbm as lgb
+@dataclass(frozen=True)
+class FitData:
+    """A fit's inputs, binned: the training and early-stopping datasets (their rows already freed)."""
 
+    train: object  # lightgbm.Dataset, constructed
+    early_stopping: object  # lightgbm.Dataset referencing `train`'s bins
+    features: list[str]
+    categories: dict[str, list[str]]
+    rows: dict[str, int]
+
+
+def fit_data(data: pl.DataFrame, split: SnapshotSplit, params: dict) -> FitData:
+    """Bin the rows of `split.train` (less the customers held out for early stopping) and the held-out customers'
+    rows of `split.early_stopping`, with the fit's parameters (the same bins, and so the same trees, as when
+    lgb.train builds them). The rows and their matrices are gone when this returns."""
     features = feature_columns([c for c in data.columns])
     categories = {
         c: sorted(data.get_column(c).drop_nulls().unique().to_list()) for c in CATEGORICAL_FEATURES if c in features
@@ -308,23 +316,35 @@ def fit_churn_model(
     # The fit's own row order, whatever the caller's: LightGBM's bagging draws by row index.
     train = data.filter(pl.col("snapshot_date").is_in(split.train) & ~held_out).sort(list(KEY_COLUMNS))
     early = data.filter(pl.col("snapshot_date").is_in(split.early_stopping) & held_out)
-
-    # Binned before the fit starts, with the fit's parameters, so that the rows and their matrices are gone while
-    # it runs: at the large size two fits side by side would otherwise hold them twice.
     train_set = model_dataset(train, features, categories, train.get_column(LABEL_COLUMN).to_numpy(),
                               params=params, free_raw_data=True).construct()
     early_set = model_dataset(early, features, categories, early.get_column(LABEL_COLUMN).to_numpy(),
                               reference=train_set, params=params, free_raw_data=True).construct()
-    rows = {"train_rows": train.height, "early_stopping_rows": early.height}
-    del train, early
+    return FitData(train=train_set, early_stopping=early_set, features=features, categories=categories,
+                   rows={"train_rows": train.height, "early_stopping_rows": early.height})
+
+
+def boost(prepared: FitData, split: SnapshotSplit, params: dict, max_rounds: int,
+          early_stopping_rounds: int) -> TrainedModel:
+    """Fit LightGBM on prepared datasets, stopping early; `validation_metrics` holds only the row counts."""
+    import lightgbm as lgb
+
     booster = lgb.train(
-        params, train_set, num_boost_round=max_rounds, valid_sets=[early_set], valid_names=["early_stopping"],
-        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+        params, prepared.train, num_boost_round=max_rounds, valid_sets=[prepared.early_stopping],
+        valid_names=["early_stopping"], callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
     )
     return TrainedModel(
-        booster=booster, features=features, categories=categories, params=params,
-        best_iteration=int(booster.best_iteration or max_rounds), split=split, validation_metrics=rows,
+        booster=booster, features=prepared.features, categories=prepared.categories, params=params,
+        best_iteration=int(booster.best_iteration or max_rounds), split=split, validation_metrics=dict(prepared.rows),
     )
+
+
+def fit_churn_model(
+    data: pl.DataFrame, split: SnapshotSplit, params: dict, max_rounds: int, early_stopping_rounds: int,
+) -> TrainedModel:
+    """Fit on `split.train` and stop early on `split.early_stopping`; `validation_metrics` holds only the row counts
+    (a caller that scores the validation fold anyway, as the challenger does, need not score it twice)."""
+    return boost(fit_data(data, split, params), split, params, max_rounds, early_stopping_rounds)
 
 
 def train_churn_model(
