@@ -323,12 +323,13 @@ def gate_challenger(registry: ModelRegistryResource, lake: LakeResource, policy:
     if champion_version is not None and champion_version != version:
         models.append(load_model(registry, champion_version))
     parallel = Parallelism.of(threads)
-    challenger_p, *champion_p = concurrently([lambda model=model: model.pipeline.predict(rows, parallel.predict_threads)
-                                              for model in models], parallel.workers)
+    scores = concurrently([lambda model=model: model.pipeline.predict(rows, parallel.predict_threads)
+                           for model in models], parallel.workers)
+    challenger_p = scores[0]
     challenger_metrics = evaluation_metrics(y, challenger_p)
     champion_metrics, ece_se = None, 0.0
-    if champion_p:
-        champion_p = champion_p[0]
+    if len(scores) > 1:
+        champion_p = scores[1]
         champion_metrics = evaluation_metrics(y, champion_p)
         ece_se = ece_difference_se(y, challenger_p, champion_p)
     split_dates = [date.fromisoformat(d) for name in ("train", "early_stopping", "calibration", "validation")

@@ -253,7 +253,6 @@ def build_challenger(
     prepared = [fit_data(data, split, fit_params), fit_data(data.drop(BGNBD_FEATURE), split, fit_params)]
     fitted = concurrently([lambda fit=fit: boost(fit, split, fit_params, settings.max_rounds,
                                                  settings.early_stopping_rounds) for fit in prepared], parallel.workers)
-    del prepared
     # (the trees do not depend on the thread count; the card keeps the configured one)
     with_feature, without_feature = (replace(model, params=params) for model in fitted)
 
