@@ -179,3 +179,15 @@ def test_too_short_a_history_fails_saying_what_the_horizon_needs_and_what_the_da
         adaptive_split(labelled, 90, 26, 4, 4, 4)
     grid = [date(2024, 1, 1) + timedelta(weeks=i) for i in range(needed)]
     assert len(adaptive_split(grid, 90, 26, 4, 4, 4).train) == 2
+
+
+def test_a_code_version_of_digits_only_does_not_read_as_personal_data():
+    import re
+
+    from assets.ingestion.pii_scan import PII_PATTERNS
+    from assets.modeling.provenance import code_version, trainer_code_version
+
+    version = code_version("149012396392", "523406187723")
+    assert version == "src-149012396392 git-523406187723"
+    assert not [kind for kind, pattern in PII_PATTERNS.items() if re.search(pattern, version)]
+    assert trainer_code_version().startswith("src-")
