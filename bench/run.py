@@ -7,6 +7,9 @@ Results go to bench/results/latest.json (and are printed).
     make bench                                       # demo and large
     BENCH_SIZES=demo make bench                      # one size
     BENCH_SIZES=large BENCH_STAGES=ingestion make bench   # re-measure a stage on the existing bench data
+
+`features_reference` sets the features stage beside one hand-written DuckDB query per snapshot
+(bench/feature_reference.py), with the features stage of the same run.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-STAGES = ("ingestion", "ingestion_postgres", "features", "labels", "tuning", "model", "scores", "performance", "drift",
-          "sources", "simulation", "governance", "warehouse", "clock", "weekly_tick")
+STAGES = ("ingestion", "ingestion_postgres", "features", "features_reference", "labels", "tuning", "model", "scores",
+          "performance", "drift", "sources", "simulation", "governance", "warehouse", "clock", "weekly_tick")
 # The bench world (default horizon 2026-01-01) lands all but its last weeks; after the backfill stages, `clock`
 # sets the home's clock and `weekly_tick` lives the next week as a deployment would: one `assay tick` that lands
 # 7 days and runs what the sensors and automation ask for (ingestion, features, labels, scores, drift, monitoring).
@@ -58,6 +61,11 @@ THROUGHPUT_ROWS = 200_000  # rows of the newest snapshot the in-process throughp
 
 
 def run_stage(cmd: list[str], env: dict[str, str]) -> dict:
+    return run_process(cmd, env)[0]
+
+
+def run_process(cmd: list[str], env: dict[str, str]) -> tuple[dict, str]:
+    """Wall time and peak memory of a process (and its children), and what it printed."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = proc.stdout.read() if proc.stdout else ""
@@ -67,7 +75,7 @@ def run_stage(cmd: list[str], env: dict[str, str]) -> dict:
     if code != 0:
         print(output[-5000:], file=sys.stderr)
         raise SystemExit(f"stage {' '.join(cmd)} failed with exit code {code}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}, output
 
 
 def _save(results: dict) -> None:
@@ -94,6 +102,12 @@ def bench_size(size: str, results: dict, stages_wanted: list[str]) -> dict:
         stages["generate"] = run_stage([assay, "generate", "--until", LANDED_UNTIL], env)
         print(f"[bench] {size} generate: {stages['generate']}", flush=True)
     for stage in (s for s in STAGES if s in stages_wanted):
+        if stage == "features_reference":
+            # set beside the features stage only when this run measured it too
+            stages[stage] = _features_reference(env, stages["features"] if "features" in stages_wanted else None)
+            print(f"[bench] {size} {stage}: {stages[stage]}", flush=True)
+            _save(results)
+            continue
         if stage == "ingestion_postgres":
             stages[stage] = _ingestion_on_postgres(assay, env, home)
             if "ingestion" in stages:
@@ -129,6 +143,26 @@ def bench_size(size: str, results: dict, stages_wanted: list[str]) -> dict:
     if "features" in stages_wanted and "warehouse" in stages:
         entry["snapshots"] = _count_snapshots(env)
     return entry
+
+
+def _features_reference(env: dict[str, str], features: dict | None) -> dict:
+    """The features stage's references, measured after it on the same bronze tables (bench/feature_reference.py):
+    one hand-written DuckDB query for the newest snapshot (its rows checked against dbt's), and the naive loop of
+    that query over every snapshot the stage built. Each runs as its own process, for its own peak memory."""
+    script = str(ROOT / "bench" / "feature_reference.py")
+    figures = {}
+    for mode in ("one", "loop"):
+        process, output = run_process([sys.executable, script, mode, "--until", LANDED_UNTIL], env)
+        figures[mode] = {**json.loads(output.strip().splitlines()[-1]), "process_seconds": process["seconds"],
+                         "peak_rss_mb": process["peak_rss_mb"]}
+    if features and features.get("seconds"):
+        # the features stage against the same work done the naive way, and against one snapshot's query times
+        # the number of snapshots (what the loop would cost if each query cost the same)
+        figures["features_vs_loop"] = round(features["seconds"] / figures["loop"]["seconds"], 2)
+        figures["features_vs_one_query_times_snapshots"] = round(
+            features["seconds"] / (figures["one"]["seconds"] * figures["loop"]["snapshots"]), 2)
+    figures["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return figures
 
 
 def _ingestion_on_postgres(assay: str, env: dict[str, str], home: Path) -> dict:

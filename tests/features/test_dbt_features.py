@@ -7,7 +7,7 @@ exactly T - 30 days counts in orders_30d and one at T - 31 days does not; nothin
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -456,9 +456,15 @@ def random_tables(seed: int, n_customers: int = 150) -> dict[str, list[dict]]:
     return tables
 
 
-def test_matches_brute_force_reference(workspace) -> None:
-    """Every feature of a random lake equals a direct per-snapshot computation on the raw timestamps."""
+def test_matches_brute_force_references(workspace) -> None:
+    """Every feature of a random lake equals a direct per-snapshot computation on the raw timestamps; and every
+    column equals the hand-written query that `make bench` sets the feature build beside
+    (bench/feature_reference.sql), so a feature changed in dbt alone fails here."""
     import duckdb
+
+    from bench.feature_reference import mismatched_rows
+    from bench.feature_reference import reference_sql as bench_reference_sql
+    from domain.duckdb_setup import connect
 
     workspace.write(random_tables(seed=11))
     snapshots = ["2024-03-04", "2024-07-01", "2024-07-08", "2025-01-01", "2025-06-30"]
@@ -484,6 +490,16 @@ def test_matches_brute_force_reference(workspace) -> None:
                 assert float(got) == pytest.approx(float(want)), (key, name)
             else:
                 assert got == want, (key, name)
+
+    with connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(f"attach '{workspace.warehouse}' as warehouse (read_only)")
+        for snapshot in snapshots:
+            con.execute(f"create or replace temp table reference as "
+                        f"{bench_reference_sql(str(workspace.lake), date.fromisoformat(snapshot), 365)}")
+            assert con.execute("select count(*) from reference").fetchone()[0] > 20, snapshot
+            assert mismatched_rows(con, date.fromisoformat(snapshot)) == {
+                "rows_only_in_reference": 0, "rows_only_in_dbt": 0}, snapshot
 
 
 def _land(lake, source: str, rows: list[dict], replace_day: str | None = None, landing_day: str | None = None) -> None:
