@@ -1,12 +1,12 @@
 """The feature build's references for `make bench` (stage `features_reference`), on a home the features stage built.
 
-    python bench/feature_reference.py one --until 2025-12-22    # the newest snapshot, checked against dbt's rows
-    python bench/feature_reference.py loop --until 2025-12-22   # every snapshot the features stage built, in turn
+    python bench/feature_reference.py one    # the newest snapshot
+    python bench/feature_reference.py loop   # every snapshot the features stage built, in turn
 
 `one` runs bench/feature_reference.sql (every feature column, one query over the bronze Delta tables) for the newest
-snapshot on or before --until; `loop` runs it once per snapshot, the naive way to build a feature history. Each
-result is materialized in DuckDB (nothing is written to the lake), under the settings dbt's connections have: the
-memory limit, 2 threads, UTC.
+snapshot of the warehouse; `loop` runs it once per snapshot from the settings' first snapshot on (the features stage
+rebuilds all of them), the naive way to build a feature history. Each result is materialized in DuckDB (nothing is
+written to the lake), under the settings dbt's connections have: the memory limit, 2 threads, UTC.
 
 Each snapshot's rows are then compared with the ones dbt built for it (not timed). Prints one JSON line: the
 queries' seconds, snapshots, rows, and the rows found on one side only.
@@ -39,11 +39,11 @@ def reference_sql(lake: str, snapshot: date, active_window_days: int) -> str:
     return text
 
 
-def built_snapshots(con, settings: AssaySettings, until: date) -> list[date]:
-    """The snapshot dates the features stage built: the warehouse's, from the settings' first snapshot to `until`."""
+def built_snapshots(con, settings: AssaySettings) -> list[date]:
+    """The snapshot dates the features stage built: the warehouse's, from the settings' first snapshot on."""
     rows = con.execute(
         "select distinct snapshot_date from warehouse.marts.customer_features "
-        "where snapshot_date between ? and ? order by 1", [settings.snapshot_start, until]).fetchall()
+        "where snapshot_date >= ? order by 1", [settings.snapshot_start]).fetchall()
     return [row[0] for row in rows]
 
 
@@ -66,15 +66,14 @@ def mismatched_rows(con, snapshot: date) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=("one", "loop"))
-    parser.add_argument("--until", type=date.fromisoformat, required=True)
     args = parser.parse_args()
     settings = AssaySettings.from_env()
     con = connect()
     con.execute("set threads = 2; set TimeZone = 'UTC'; set preserve_insertion_order = false")
     con.execute(f"attach '{os.environ['ASSAY_WAREHOUSE_PATH']}' as warehouse (read_only)")
-    snapshots = built_snapshots(con, settings, args.until)
+    snapshots = built_snapshots(con, settings)
     if not snapshots:
-        raise SystemExit(f"no feature snapshots up to {args.until} in the warehouse: run the features stage first")
+        raise SystemExit("no feature snapshots in the warehouse: run the features stage first")
     if args.mode == "one":
         snapshots = snapshots[-1:]
     seconds, rows = 0.0, 0
