@@ -22,11 +22,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from domain.duckdb_setup import connect  # noqa: E402
-from domain.settings import AssaySettings  # noqa: E402
+from domain.duckdb_setup import connect
+from domain.settings import AssaySettings
 
 REFERENCE_SQL = Path(__file__).with_name("feature_reference.sql")
 FLOAT_DIGITS = 9  # dbt and the reference divide the same figures in a different order: compared to 1e-9
@@ -56,11 +53,12 @@ def mismatched_rows(con, snapshot: date) -> dict[str, int]:
         cells = [f"round({c}, {FLOAT_DIGITS}) as {c}" if types[c] == "DOUBLE" else c for c in columns]
         return f"select {', '.join(cells)} from {source}"
 
+    def rows_only_in(one: str, other: str) -> int:
+        return con.execute(f"select count(*) from ({select(one)} except all {select(other)})").fetchone()[0]
+
     built = f"(select * from warehouse.marts.customer_features where snapshot_date = date '{snapshot}')"
-    only_reference = con.execute(f"select count(*) from ({select('reference')} except all {select(built)})")
-    only_reference = only_reference.fetchone()[0]
-    only_dbt = con.execute(f"select count(*) from ({select(built)} except all {select('reference')})").fetchone()[0]
-    return {"rows_only_in_reference": only_reference, "rows_only_in_dbt": only_dbt}
+    return {"rows_only_in_reference": rows_only_in("reference", built),
+            "rows_only_in_dbt": rows_only_in(built, "reference")}
 
 
 def main() -> int:
