@@ -133,8 +133,11 @@ def cmd_tick(args: argparse.Namespace) -> int:
         days = clock.advance(until, step_days=args.every, on_day=lambda day: [
             print(line, file=terminal, flush=True) for line in timeline_lines(day)])
     failed = [run for day in days for run in day.runs if not run.success]
+    fed = sum(day.feed_seconds for day in days)
     print(f"[assay] {len(days)} days, {sum(len(d.runs) for d in days)} runs ({len(failed)} failed) in "
-          f"{time.perf_counter() - started:.0f}s; champion {days[-1].champion if days else '-'}")
+          f"{time.perf_counter() - started:.0f}s"
+          + (f" ({fed:.0f}s of it the synthetic source delivering its files)" if fed >= 1 else "")
+          + f"; champion {days[-1].champion if days else '-'}")
     return 1 if failed else 0
 
 

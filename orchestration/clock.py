@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import perf_counter
 
 import polars as pl
 
@@ -64,6 +65,8 @@ class Day:
     performance: dict[str, dict[str, float]] = field(default_factory=dict)  # matured snapshot -> auc, ece
     decisions: list[tuple[str, str]] = field(default_factory=list)  # (promoted or rejected, model version)
     champion: str = ""
+    # the synthetic feed's time to deliver the day's files (the source system's work, not Assay's); 0 for real files
+    feed_seconds: float = 0.0
 
 
 @dataclass
@@ -205,9 +208,11 @@ class Clock:
 
     def tick(self, day: date) -> Day:
         """The day `day`: the files of the day before land, then everything the daemon would do that morning."""
-        if self.feed is not None:
-            self.feed(day)
         report = Day(day)
+        if self.feed is not None:
+            fed = perf_counter()
+            self.feed(day)
+            report.feed_seconds = round(perf_counter() - fed, 2)
         started = datetime.now(UTC)
         now = evaluation_time(day)
         with MemorySampler(MEMORY_SAMPLE_SECONDS) as self._memory:

@@ -98,6 +98,7 @@ def test_every_run_after_the_backfill_comes_from_a_sensor_or_a_schedule(home):
     runs = [r.dagster_run for r in instance.get_run_records() if r.dagster_run.run_id not in backfilled]
     assert runs and all(run.tags.get("dagster/sensor_name") or run.tags.get("dagster/schedule_name") for run in runs)
     assert {run.run_id for run in runs} == {r.run_id for day in days for r in day.runs}
+    assert all(day.feed_seconds == 0 for day in days)  # real files: no synthetic source's time in a tick
     # the one failed run was retried once, on the same tick, for what it had not materialized
     records = [r for day in days for r in day.runs]
     [failed] = [r for r in records if not r.success]

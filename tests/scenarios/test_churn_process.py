@@ -109,3 +109,13 @@ def test_a_retraining_request_is_decided_by_the_gate_and_a_promotion_rescores(ch
     rescored = {run.tags.get("dagster/partition") for run in runs
                 if run.tags.get("dagster/sensor_name") == "rescore_after_promotion"}
     assert {w.snapshot.isoformat() for w in promoted} <= rescored
+
+
+def test_the_synthetic_sources_delivery_is_timed_apart_from_assays_runs(churn_process):
+    home, _, weeks, _ = churn_process
+    ticks = [json.loads(path.read_text()) for path in sorted((home / "reports" / "ticks").glob("*.json"))]
+    assert len(ticks) == len(weeks)
+    # a tick that finds the feed's outbox empty simulates the next 8 weeks into it (the generator replays the world
+    # from its start), the first tick among them; the others move that outbox's day folders into landing
+    simulated = [tick["day"] for tick in ticks if tick["feed_seconds"] > 0.5]
+    assert simulated[0] == ticks[0]["day"] and len(simulated) <= len(ticks) // 8 + 1
