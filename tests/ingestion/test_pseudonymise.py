@@ -22,6 +22,7 @@ from domain.pseudonym import (
     pseudonym_key,
     token,
     tokenise,
+    tokens,
     with_tokens,
 )
 from domain.settings import AssaySettings
@@ -43,17 +44,23 @@ def test_tokens_are_keyed_stable_and_short():
     assert tokenise(values, b"another key")[0] != tokens[0]  # without the key, a guessed id gives nothing
 
 
+def test_tokens_of_many_values_at_once_are_each_values_token():
+    values = ["C1", "", "-42", "2024", "é😀 x", "a" * 500, *(f"C{i:07d}" for i in range(1000))]
+    assert tokens(KEY, values).to_list() == [token(KEY, v) for v in values]
+    assert tokens(KEY, []).to_list() == []
+
+
 def test_a_tokeniser_hashes_each_value_once_across_batches(monkeypatch):
     hashed = []
-    monkeypatch.setattr(pseudonym, "token", lambda key, value: hashed.append(value) or token(key, value))
-    tokens = Tokeniser(KEY)
-    first = tokens(pl.Series("customer_id", ["C1", "C2", None]))
-    second = tokens(pl.Series("device_id", ["C2", None, "C3", "C1", "C3"]))
+    monkeypatch.setattr(pseudonym, "tokens", lambda key, values: hashed.extend(values) or tokens(key, values))
+    tokeniser = Tokeniser(KEY)
+    first = tokeniser(pl.Series("customer_id", ["C1", "C2", None]))
+    second = tokeniser(pl.Series("device_id", ["C2", None, "C3", "C1", "C3"]))
     assert sorted(hashed) == ["C1", "C2", "C3"]
     assert first.name == "customer_id" and second.name == "device_id"
     assert first.to_list() == [token(KEY, "C1"), token(KEY, "C2"), None]
     assert second.to_list() == [token(KEY, "C2"), None, token(KEY, "C3"), token(KEY, "C1"), token(KEY, "C3")]
-    assert tokens(pl.Series("x", [None, None], pl.Utf8)).to_list() == [None, None]
+    assert tokeniser(pl.Series("x", [None, None], pl.Utf8)).to_list() == [None, None]
 
 
 def test_with_tokens_rekeys_a_lazy_frame():
