@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install system-packages manifest demo generate run test ui screenshots sql docs bench lint clean
+.PHONY: install system-packages manifest demo generate run test test-scenarios ui screenshots sql docs bench lint clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,12 +68,18 @@ demo: install manifest $(DAGSTER_HOME)/dagster.yaml
 	@if [ "$${ASSAY_SOURCE:-synthetic}" = "synthetic" ]; then $(BIN)/assay generate; fi
 	$(BIN)/assay run
 
-# The suite runs on both cores, a test file per worker at a time: module fixtures (the end-to-end graph, each
-# drift replay) are built once, and LightGBM keeps one thread per worker (ASSAY_LGBM_THREADS). The files start in
+# The suite runs on both cores, a test file per worker at a time: module fixtures (the end-to-end graph, the
+# clock's home) are built once, and LightGBM keeps one thread per worker (ASSAY_LGBM_THREADS). The files start in
 # tests/conftest.py's order, longest first.
 TEST_WORKERS ?= 2
 test: install system-packages manifest docs $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --ignore=tests/scenarios
+
+# The two drift scenarios lived week by week through the clock (tests/scenarios): each replay backfills a small
+# world, then ticks 16 or 7 weeks on the real schedules, sensors and automation, one replay per worker. About 9
+# minutes on this machine, as long as the rest of the suite, so they run as a second command; CI runs both.
+test-scenarios: install manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests/scenarios
 
 # The documentation site (MkDocs Material), built strictly: a broken link or an unlisted page is an error.
 docs: install
