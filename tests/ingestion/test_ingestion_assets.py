@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from assets.ingestion.assets import build_ingestion_assets
-from assets.ingestion.ingest import ingest_window
+from assets.ingestion.ingest import ids_landed_before, ingest_window
 from assets.ingestion.landing import landing_fingerprints, read_landing
 from assets.partitions import AssayPartitions
 from domain.contract import CUSTOMERS, ORDERS
@@ -269,6 +269,18 @@ def test_latin1_files_read_when_configured(tmp_path):
                  "lake": LakeResource(root=str(tmp_path / "lake"))}
     assert materialize(INGESTION, partition_key=D1.isoformat(), resources=resources).success
     assert bronze(tmp_path)["channel"].to_list() == ["Caf\u00e9"]
+
+
+def test_the_ids_landed_before_a_day_are_those_of_earlier_days_at_the_edges_of_the_range_too(tmp_path):
+    landing, lake = tmp_path / "landing", LakeResource(root=str(tmp_path / "lake"))
+    write_orders(landing, D1, [order(i, D1, k) for k, i in enumerate(["o1", "o5", "o9"])])
+    write_orders(landing, D2, [order("o6", D2, 7)])
+    ingest_window(landing, ORDERS, {}, lake, D1, D2 + timedelta(days=1), "r", datetime.now(UTC), 31, b"k" * 32)
+    rows = pl.DataFrame({"order_id": ["o5", "o6", "o9", None]})
+    assert sorted(ids_landed_before(lake, ORDERS, rows, D2)) == ["o5", "o9"]  # o6 landed on D2, o1 is not asked
+    assert ids_landed_before(lake, ORDERS, rows, D1).to_list() == []
+    assert ids_landed_before(lake, ORDERS, pl.DataFrame({"order_id": [None]}, schema={"order_id": pl.Utf8}),
+                             D2) is None
 
 
 def test_an_id_repeated_on_a_later_day_is_a_duplicate_for_orders_and_an_update_for_customers(tmp_path):
