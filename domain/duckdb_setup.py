@@ -42,11 +42,13 @@ def _install_delta_extension() -> None:
         _load_delta_extension(con)
 
 
-def connect(path: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection with `delta_scan` available, held to the memory limit that dbt's connections have
-    (ASSAY_DUCKDB_MEMORY_LIMIT): DuckDB's own default is 80% of the machine, and what goes over the limit spills
-    to the temporary directory beside the database."""
+def connect(path: str = ":memory:", read_only: bool = False, delta: bool = True) -> duckdb.DuckDBPyConnection:
+    """A connection held to the memory limit that dbt's connections have (ASSAY_DUCKDB_MEMORY_LIMIT): DuckDB's own
+    default is 80% of the machine, and what goes over the limit spills to the temporary directory beside the
+    database. With `delta_scan` available unless `delta` is false: loading the extension costs more than opening
+    the connection (docs/performance.md, "The weekly tick")."""
     con = duckdb.connect(path, read_only=read_only,
                          config={"memory_limit": os.environ.get("ASSAY_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)})
-    ensure_delta_extension(con)
+    if delta:
+        ensure_delta_extension(con)
     return con

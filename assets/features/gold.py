@@ -39,7 +39,7 @@ def export_mart(
     that replaces exactly its own dates: memory stays flat however many snapshots a backfill covers, and a run
     stopped half-way is completed by running it again. Returns the row count, the last Delta version written and
     rows per snapshot."""
-    con = connect(warehouse_path, read_only=True)
+    con = connect(warehouse_path, read_only=True, delta=False)  # the marts are warehouse tables
     try:
         per_snapshot = dict(
             con.execute(
