@@ -37,11 +37,11 @@ INGESTION = build_ingestion_assets(AssayPartitions.from_settings(AssaySettings.f
 
 def test_tokens_are_keyed_stable_and_short():
     values = pl.Series(["C1", "C2", None, "C1"])
-    tokens = tokenise(values, KEY)
-    assert tokens[0] == tokens[3] == token(KEY, "C1") != tokens[1]
-    assert tokens[2] is None
-    assert {len(t) for t in tokens.drop_nulls()} == {TOKEN_LENGTH}
-    assert tokenise(values, b"another key")[0] != tokens[0]  # without the key, a guessed id gives nothing
+    tokenised = tokenise(values, KEY)
+    assert tokenised[0] == tokenised[3] == token(KEY, "C1") != tokenised[1]
+    assert tokenised[2] is None
+    assert {len(t) for t in tokenised.drop_nulls()} == {TOKEN_LENGTH}
+    assert tokenise(values, b"another key")[0] != tokenised[0]  # without the key, a guessed id gives nothing
 
 
 def test_tokens_of_many_values_at_once_are_each_values_token():
