@@ -106,27 +106,46 @@ def tokens(key: bytes, values: list[str]) -> pl.Series:
 class Tokeniser:
     """Tokens under one key, remembering every value already hashed. Ingestion meets the same customers and devices
     in every chunk of a backfill; hashing them again in each chunk (one HMAC in Python per value) cost about a tenth
-    of the large size's ingestion (525 s against 477 s on the same files)."""
+    of the large size's ingestion (525 s against 477 s on the same files).
 
-    def __init__(self, key: bytes) -> None:
+    A batch of fewer than `hash_outright_below` rows is hashed outright: a look-up in the memory costs a hash table
+    over everything seen so far (about 0.07 s at a million values), more than hashing a few thousand values, and
+    ingestion hands over many such batches (a chunk's quarantined rows, column by column)."""
+
+    def __init__(self, key: bytes, hash_outright_below: int = 10_000) -> None:
         self.key = key
+        self.hash_outright_below = hash_outright_below
         self._known = pl.DataFrame(schema={"value": pl.Utf8, "token": pl.Utf8})
 
     def __call__(self, values: pl.Series) -> pl.Series:
         """Each value replaced by its token (nulls stay null)."""
         text = values.cast(pl.Utf8)
-        distinct = text.drop_nulls().unique()
-        unseen = distinct.filter(~distinct.is_in(self._known.get_column("value"))).to_list()
-        if unseen:
-            fresh = pl.DataFrame({"value": unseen, "token": tokens(self.key, unseen)}, schema=self._known.schema)
-            self._known = pl.concat([self._known, fresh], rechunk=len(unseen) > 10_000)
-        looked_up = text.to_frame("value").join(self._known, on="value", how="left", maintain_order="left")
-        return looked_up.get_column("token").alias(values.name)
+        if text.len() < self.hash_outright_below:
+            distinct = text.drop_nulls().unique()
+            return _looked_up(text, self._mapping(distinct)).alias(values.name)
+        # One join against the memory, then the values it did not know hashed and joined against those alone: the
+        # cost follows the batch and what it brings that is new (docs/performance.md, "Ingestion bookkeeping").
+        known = _looked_up(text, self._known)
+        unseen = text.is_not_null() & known.is_null()
+        if unseen.any():
+            fresh = self._mapping(text.filter(unseen).unique())
+            self._known = pl.concat([self._known, fresh], rechunk=fresh.height > 10_000)
+            known = known.zip_with(known.is_not_null(), _looked_up(text, fresh))
+        return known.alias(values.name)
+
+    def _mapping(self, distinct: pl.Series) -> pl.DataFrame:
+        return pl.DataFrame({"value": distinct, "token": tokens(self.key, distinct.to_list())},
+                            schema=self._known.schema)
 
     def columns(self, frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
         """`frame` with each of `columns` that it has tokenised."""
         present = [c for c in columns if c in frame.columns]
         return frame.with_columns(self(frame.get_column(c)) for c in present) if present else frame
+
+
+def _looked_up(text: pl.Series, mapping: pl.DataFrame) -> pl.Series:
+    """The token of each value of `text` in `mapping` (distinct values), null where it has none, in `text`'s order."""
+    return text.to_frame("value").join(mapping, on="value", how="left", maintain_order="left").get_column("token")
 
 
 def tokenise(values: pl.Series, key: bytes) -> pl.Series:

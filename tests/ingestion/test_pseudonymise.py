@@ -53,7 +53,7 @@ def test_tokens_of_many_values_at_once_are_each_values_token():
 def test_a_tokeniser_hashes_each_value_once_across_batches(monkeypatch):
     hashed = []
     monkeypatch.setattr(pseudonym, "tokens", lambda key, values: hashed.extend(values) or tokens(key, values))
-    tokeniser = Tokeniser(KEY)
+    tokeniser = Tokeniser(KEY, hash_outright_below=0)  # every batch through the memory
     first = tokeniser(pl.Series("customer_id", ["C1", "C2", None]))
     second = tokeniser(pl.Series("device_id", ["C2", None, "C3", "C1", "C3"]))
     assert sorted(hashed) == ["C1", "C2", "C3"]
@@ -61,6 +61,19 @@ def test_a_tokeniser_hashes_each_value_once_across_batches(monkeypatch):
     assert first.to_list() == [token(KEY, "C1"), token(KEY, "C2"), None]
     assert second.to_list() == [token(KEY, "C2"), None, token(KEY, "C3"), token(KEY, "C1"), token(KEY, "C3")]
     assert tokeniser(pl.Series("x", [None, None], pl.Utf8)).to_list() == [None, None]
+
+
+def test_a_small_batch_is_hashed_outright_with_the_same_tokens(monkeypatch):
+    hashed = []
+    monkeypatch.setattr(pseudonym, "tokens", lambda key, values: hashed.extend(values) or tokens(key, values))
+    tokeniser = Tokeniser(KEY, hash_outright_below=4)
+    big = tokeniser(pl.Series("customer_id", ["C1", "C2", None, "C1"]))  # 4 rows: through the memory
+    small = tokeniser(pl.Series("customer_id", ["C2", None, "C3"]))  # 3 rows: hashed outright, C2 again
+    again = tokeniser(pl.Series("customer_id", ["C3", "C2", "C3", "C3"]))  # C3 was not remembered from the small one
+    assert sorted(hashed) == ["C1", "C2", "C2", "C3", "C3"]
+    assert big.to_list() == [token(KEY, "C1"), token(KEY, "C2"), None, token(KEY, "C1")]
+    assert small.to_list() == [token(KEY, "C2"), None, token(KEY, "C3")]
+    assert again.to_list() == [token(KEY, v) for v in ["C3", "C2", "C3", "C3"]]
 
 
 def test_with_tokens_rekeys_a_lazy_frame():
