@@ -67,6 +67,28 @@ def test_first_copy_of_a_duplicate_wins():
     assert result.valid.filter(pl.col("order_id") == "o1").get_column("amount").to_list() == [1.0]
 
 
+def test_repeats_within_a_batch_of_several_days_are_judged_as_each_day_alone():
+    days = [DAY, DAY, DAY + timedelta(days=1), DAY + timedelta(days=1), DAY + timedelta(days=2)]
+    frame = pl.concat([landing(orders(order_id=[f"u{i}", "o1", "o2", f"v{i}"], customer_id=[f"c{i}"] * 4,
+                                      order_ts=[at(i % 20, day)] * 4), day) for i, day in enumerate(days)])
+    result = validate_batch(frame, ORDERS, "r")
+    # o1 and o2 come on every day; only their first arrival is kept, a same-day copy and a later day's copy each
+    # get their own reason
+    assert sorted(result.reasons.items()) == [("duplicate_id:order_id", 2), ("duplicate_id_earlier_day:order_id", 6)]
+    kept = result.valid.filter(pl.col("order_id").is_in(["o1", "o2"])).select("order_id", "customer_id").rows()
+    assert sorted(kept) == [("o1", "c0"), ("o2", "c0")]
+    assert result.rows_valid == 12  # the ten u and v ids and the first o1 and o2
+
+    customers = pl.concat([landing(pl.DataFrame({"customer_id": ["k1", "k1", f"k{i + 2}"],
+                                                 "signup_ts": [at(1, day), at(2, day), at(3, day)]}), day)
+                           for i, day in enumerate(days[1:4])])
+    result = validate_batch(customers, CUSTOMERS, "r")
+    # a repeat on a later day is a newer record of the account, kept; on the same day the first wins
+    assert result.reasons == {"duplicate_id:customer_id": 4}
+    assert result.valid.filter(pl.col("customer_id") == "k1").get_column("signup_ts").to_list() == [
+        at(1, days[1]), at(1, days[2])]
+
+
 def test_row_with_several_problems_lists_all_reasons_once():
     frame = orders(customer_id=[None, "c2", "c3", "c4"], amount=[-1.0, 20.0, 30.0, 40.0])
     result = validate_batch(frame, ORDERS, run_id="r1")
