@@ -104,13 +104,13 @@ def tokens(key: bytes, values: list[str]) -> pl.Series:
 
 
 class Tokeniser:
-    """Tokens under one key, remembering every value already hashed. Ingestion meets the same customers and devices
-    in every chunk of a backfill; hashing them again in each chunk (one HMAC in Python per value) cost about a tenth
-    of the large size's ingestion (525 s against 477 s on the same files).
+    """Tokens under one key, remembering every value already hashed: ingestion meets the same customers and devices
+    in every chunk of a backfill, and would otherwise pay one HMAC in Python per value again in each.
 
-    A batch of fewer than `hash_outright_below` rows is hashed outright: a look-up in the memory costs a hash table
-    over everything seen so far (about 0.07 s at a million values), more than hashing a few thousand values, and
-    ingestion hands over many such batches (a chunk's quarantined rows, column by column)."""
+    A batch of fewer than `hash_outright_below` rows is hashed outright: a look-up in the memory builds a hash
+    table over everything seen so far, which costs more than hashing a few thousand values, and ingestion hands
+    over many such batches (a chunk's quarantined rows, column by column). Figures: docs/performance.md, "The large
+    ingestion, profiled"."""
 
     def __init__(self, key: bytes, hash_outright_below: int = 10_000) -> None:
         self.key = key
@@ -124,7 +124,7 @@ class Tokeniser:
             distinct = text.drop_nulls().unique()
             return _looked_up(text, self._mapping(distinct)).alias(values.name)
         # One join against the memory, then the values it did not know hashed and joined against those alone: the
-        # cost follows the batch and what it brings that is new (docs/performance.md, "Ingestion bookkeeping").
+        # cost follows the batch and what it brings that is new.
         known = _looked_up(text, self._known)
         unseen = text.is_not_null() & known.is_null()
         if unseen.any():
