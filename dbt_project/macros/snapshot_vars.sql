@@ -125,12 +125,33 @@
 {%- endmacro %}
 
 
-{#- Pre-hook of the activity model: the rows from `activity_from` on are recomputed, so none of them may stay. -#}
-{% macro delete_recomputed_activity() -%}
+{#-
+    Incremental strategy `activity_recompute` of int_customer_daily_activity. The model's new rows (`temp_relation`)
+    are the rows from `activity_from` on, recomputed, and each changed customer's last row before that day (its
+    "base" row) with its new next_activity_date. So the table's rows from `activity_from` on go, and the old copy
+    of every base row.
+
+    Why not `delete+insert` on (customer_id, activity_date): its delete joins the whole table to the new rows. A
+    base row is a row before `activity_from` that holds the cut-off `activity_from` (next_activity_date on or after
+    it, or none), and the table is stored in next_activity_date order, so this filter lets DuckDB skip every row
+    group but the last few (docs/performance.md). Runs inside the model's transaction, after the new rows are built.
+-#}
+{% macro get_incremental_activity_recompute_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- set from_date = activity_from_sql() -%}
-    {%- if is_incremental() and from_date is not none -%}
-        delete from {{ this }} where activity_date >= {{ from_date }}
-    {%- endif -%}
+    {%- if from_date is not none %}
+    delete from {{ target }} where activity_date >= {{ from_date }};
+
+    delete from {{ target }}
+    where activity_date < {{ from_date }}
+        and (next_activity_date >= {{ from_date }} or next_activity_date is null)
+        and (customer_id, activity_date) in (select customer_id, activity_date from {{ source }});
+    {%- endif %}
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source }}
 {%- endmacro %}
 
 

@@ -1,8 +1,6 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['customer_id', 'activity_date'],
-    pre_hook="{{ delete_recomputed_activity() }}",
+    incremental_strategy='activity_recompute',
 ) }}
 -- One row per customer and UTC day on which the customer did anything: ordered, browsed (help-centre visits
 -- counted apart as well), was sent a campaign message, opened or clicked one. Besides the day's counts it
@@ -12,8 +10,9 @@
 -- a row holds the customer's state for every cut-off in (activity_date, next_activity_date].
 --
 -- Incremental, so that a weekly run costs what the week brought rather than the whole history: rows from
--- `activity_from` on are deleted (pre-hook) and recomputed from the sources, each customer's running totals
--- carried on from their last row before that day (the "base" row, which gets its new next_activity_date).
+-- `activity_from` on are recomputed from the sources, each customer's running totals carried on from their last
+-- row before that day (the "base" row, which gets its new next_activity_date); the strategy `activity_recompute`
+-- (macros/snapshot_vars.sql) swaps them in.
 with
 
 orders as (
