@@ -15,6 +15,10 @@ import duckdb
 # Work beyond it spills, but not all of it can: at 1500MB the demo's 52-snapshot feature build ran out of memory
 # (docs/performance.md).
 DEFAULT_MEMORY_LIMIT = "4GB"
+# The limit of a dbt run that builds a few snapshots over the standing activity table (a weekly run): DuckDB keeps
+# pages cached up to its limit whatever a run needs, and such a run is as fast under this one (docs/performance.md,
+# "A weekly run's memory limit").
+DEFAULT_INCREMENTAL_MEMORY_LIMIT = "600MB"
 
 
 def ensure_delta_extension(con: duckdb.DuckDBPyConnection | None = None) -> None:
@@ -40,6 +44,11 @@ def _load_delta_extension(con: duckdb.DuckDBPyConnection) -> None:
 def _install_delta_extension() -> None:
     with duckdb.connect() as con:
         _load_delta_extension(con)
+
+
+def incremental_memory_limit() -> str:
+    """ASSAY_DUCKDB_INCREMENTAL_MEMORY_LIMIT: the DuckDB memory limit of a weekly dbt run."""
+    return os.environ.get("ASSAY_DUCKDB_INCREMENTAL_MEMORY_LIMIT", DEFAULT_INCREMENTAL_MEMORY_LIMIT)
 
 
 def connect(path: str = ":memory:", read_only: bool = False, delta: bool = True) -> duckdb.DuckDBPyConnection:

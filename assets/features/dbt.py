@@ -18,9 +18,9 @@ from dagster import AssetExecutionContext, AssetKey, AutomationCondition, Backfi
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from assets.conditions import label_matured, snapshot_due
-from assets.features.activity import plan_activity_run, read_ledger, record_activity_run
+from assets.features.activity import ActivityPlan, plan_activity_run, read_ledger, record_activity_run
 from assets.partitions import AssayPartitions
-from domain.duckdb_setup import ensure_delta_extension
+from domain.duckdb_setup import ensure_delta_extension, incremental_memory_limit
 from resources.assay import AssayResource
 from resources.lake import LakeResource
 
@@ -86,7 +86,26 @@ def snapshot_vars(
 
 
 DBT_RUN_VARS = ("snapshot_dates", "label_horizon_days", "active_window_days", "data_end", "activity_from",
-                "landing_from")
+                "landing_from", "memory_limit")
+
+# A dbt run is a weekly run, held to the incremental memory limit, when it builds at most this many snapshots and
+# recomputes at most this many days of the activity table before its first snapshot: a weekly tick, an outage's
+# catch-up, a corrected recent day. A backfill, a rebuild or an old correction keeps the general limit.
+INCREMENTAL_RUN_SNAPSHOTS = 8
+INCREMENTAL_RUN_RECOMPUTE_DAYS = 35
+
+
+def run_memory_limit(snapshot_keys: Sequence[str], plan: ActivityPlan | None, incremental_limit: str) -> str | None:
+    """The DuckDB memory limit of a dbt run over `snapshot_keys` (`plan`: its activity recompute, None for the
+    labels): `incremental_limit` for a weekly run, None (the profile's general limit) for anything larger."""
+    first = min(date.fromisoformat(k) for k in snapshot_keys)
+    if len(snapshot_keys) > INCREMENTAL_RUN_SNAPSHOTS:
+        return None
+    if plan is not None and (plan.full_refresh or (
+            plan.recompute_from is not None
+            and plan.recompute_from < first - timedelta(days=INCREMENTAL_RUN_RECOMPUTE_DAYS))):
+        return None
+    return incremental_limit
 
 
 def dbt_var_environment(dbt_vars: dict[str, Any]) -> dict[str, str]:
@@ -176,6 +195,9 @@ def _run_dbt(context: AssetExecutionContext, dbt: DbtCliResource, assay: AssayRe
             + ("built from scratch" if plan.full_refresh else
                f"recomputed from {plan.recompute_from} ({plan.changed_days} landing days changed)"
                if plan.recompute_from else "unchanged (no landing day changed)"))
+    dbt_vars["memory_limit"] = run_memory_limit(context.partition_keys, plan, incremental_memory_limit())
+    if dbt_vars["memory_limit"]:
+        context.log.info(f"a weekly run: DuckDB memory limit {dbt_vars['memory_limit']}")
     # The run's vars travel as environment variables (macros/snapshot_vars.sql, assay_var): dbt then re-parses only
     # the files that read them. They are set for the moment dbt's process starts, so no later run inherits them.
     # The run's folders and parse state live in the home, not in the project's source tree.

@@ -602,3 +602,14 @@ def test_a_run_longer_than_one_statement_is_written_in_batches_that_change_nothi
     log = (batched.root / "logs" / "dbt.log").read_text()
     inserts = log.count('insert into "warehouse"."marts"."customer_features"')
     assert inserts == -(-len(snapshots) // per_statement)
+
+
+def test_a_run_sets_the_duckdb_memory_limit_it_is_given(workspace) -> None:
+    """The orchestrator's limit for a weekly run (var memory_limit) is set before any model runs, and a value that
+    is not a size fails the run rather than reaching the SQL."""
+    workspace.write(random_tables(seed=3))
+    workspace.dbt("run", ["2024-07-01"], memory_limit="300MB")
+    assert "set memory_limit = '300MB'" in (workspace.root / "logs" / "dbt.log").read_text()
+    assert len(workspace.features("2024-07-01")) > 0
+    with pytest.raises(AssertionError, match="expected a size"):
+        workspace.dbt("run", ["2024-07-08"], memory_limit="300MB'; select 1; --")

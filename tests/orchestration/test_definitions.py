@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,8 @@ from dagster import (
     validate_run_config,
 )
 
-from assets.features.dbt import dbt_var_environment, snapshot_vars
+from assets.features.activity import ActivityPlan
+from assets.features.dbt import dbt_var_environment, run_memory_limit, snapshot_vars
 from assets.partitions import AssayPartitions
 from domain.settings import AssaySettings
 from orchestration.definitions import build_definitions
@@ -152,9 +153,26 @@ def test_a_runs_vars_travel_as_environment_variables_each_one_set():
                                "activity_from": "2024-06-30"})
     assert env == {"ASSAY_DBT_SNAPSHOT_DATES": "2024-07-01,2024-07-08", "ASSAY_DBT_LABEL_HORIZON_DAYS": "90",
                    "ASSAY_DBT_ACTIVE_WINDOW_DAYS": "365", "ASSAY_DBT_DATA_END": "",
-                   "ASSAY_DBT_ACTIVITY_FROM": "2024-06-30", "ASSAY_DBT_LANDING_FROM": ""}
+                   "ASSAY_DBT_ACTIVITY_FROM": "2024-06-30", "ASSAY_DBT_LANDING_FROM": "",
+                   "ASSAY_DBT_MEMORY_LIMIT": ""}
     with pytest.raises(ValueError, match="do not read"):
         dbt_var_environment({"snapshot_date": "2024-07-01"})
+
+
+def test_a_weekly_run_gets_the_incremental_memory_limit_a_backfill_or_rebuild_the_general_one():
+    def plan(recompute_from: str | None, full_refresh: bool = False) -> ActivityPlan:
+        return ActivityPlan(full_refresh, date.fromisoformat(recompute_from) if recompute_from else None, 1, {})
+
+    week = ["2025-12-29"]
+    assert run_memory_limit(week, plan("2025-12-22"), "600MB") == "600MB"  # the week that landed
+    assert run_memory_limit(week, plan(None), "600MB") == "600MB"  # nothing changed
+    assert run_memory_limit(week, None, "600MB") == "600MB"  # a label run
+    outage = ["2025-12-15", "2025-12-22", "2025-12-29"]
+    assert run_memory_limit(outage, plan("2025-11-17"), "600MB") == "600MB"  # 28 days before its first snapshot
+    assert run_memory_limit(week, plan("2025-10-01"), "600MB") is None  # an old correction recomputes months
+    assert run_memory_limit(week, plan(None, full_refresh=True), "600MB") is None  # the activity table rebuilt
+    backfill = [(date(2025, 1, 6) + timedelta(weeks=i)).isoformat() for i in range(9)]
+    assert run_memory_limit(backfill, None, "600MB") is None  # more snapshots than a weekly run
 
 
 def test_partitions_are_bounded_by_the_day_asked_not_the_calendar(settings):
