@@ -97,7 +97,8 @@ INCREMENTAL_RUN_RECOMPUTE_DAYS = 35
 
 def run_memory_limit(snapshot_keys: Sequence[str], plan: ActivityPlan | None, incremental_limit: str) -> str | None:
     """The DuckDB memory limit of a dbt run over `snapshot_keys` (`plan`: its activity recompute, None for the
-    labels): `incremental_limit` for a weekly run, None (the profile's general limit) for anything larger."""
+    labels): `incremental_limit` for a weekly run, None (the general limit, ASSAY_DUCKDB_MEMORY_LIMIT) for anything
+    larger."""
     first = min(date.fromisoformat(k) for k in snapshot_keys)
     if len(snapshot_keys) > INCREMENTAL_RUN_SNAPSHOTS:
         return None
