@@ -37,8 +37,7 @@ MONITORING_STAGES = ("drift", "sources")  # run over the newest `drift_snapshots
 # The large size scores a year of weekly snapshots (52), the figure the feature-stage target is stated for.
 SIZE_ENV = {
     "demo": {"ASSAY_SIZE": "demo"},
-    # Every size runs at the default 4GB DuckDB memory limit (the feature build writes 8 snapshots a statement and
-    # fits 1500MB at both sizes; the rest of the large size's DuckDB work is not measured there: docs/performance.md).
+    # Every size runs at the default DuckDB memory limits (domain/duckdb_setup.py).
     # At a million customers a weekly run gives TreeSHAP reasons to the riskiest fifth, where the retention
     # audience (deciles 1-2) reads them; the throughput figures set this beside reasons for every row.
     # Each stage runs alone on the machine, so the large sizes give LightGBM both cores (the challenger's two

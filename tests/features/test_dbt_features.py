@@ -604,10 +604,16 @@ def test_a_run_longer_than_one_statement_is_written_in_batches_that_change_nothi
     assert inserts == -(-len(snapshots) // per_statement)
 
 
-def test_a_run_sets_the_duckdb_memory_limit_it_is_given(workspace) -> None:
+def test_a_run_sets_the_duckdb_memory_limit_it_is_given(workspace, monkeypatch) -> None:
     """The orchestrator's limit for a weekly run (var memory_limit) is set before any model runs, and a value that
-    is not a size fails the run rather than reaching the SQL."""
+    is not a size fails the run rather than reaching the SQL. Without one, a run has the limit of every Assay
+    connection, whose default the macro repeats (dbt cannot read the Python constant)."""
+    from domain.duckdb_setup import DEFAULT_MEMORY_LIMIT
+
+    monkeypatch.delenv("ASSAY_DUCKDB_MEMORY_LIMIT", raising=False)
     workspace.write(random_tables(seed=3))
+    workspace.dbt("run", ["2024-07-01"])
+    assert f"set memory_limit = '{DEFAULT_MEMORY_LIMIT}'" in (workspace.root / "logs" / "dbt.log").read_text()
     workspace.dbt("run", ["2024-07-01"], memory_limit="300MB")
     assert "set memory_limit = '300MB'" in (workspace.root / "logs" / "dbt.log").read_text()
     assert len(workspace.features("2024-07-01")) > 0
