@@ -52,13 +52,15 @@ def incremental_memory_limit() -> str:
     return os.environ.get("ASSAY_DUCKDB_INCREMENTAL_MEMORY_LIMIT", DEFAULT_INCREMENTAL_MEMORY_LIMIT)
 
 
-def connect(path: str = ":memory:", read_only: bool = False, delta: bool = True) -> duckdb.DuckDBPyConnection:
-    """A connection held to the memory limit that dbt's connections have (ASSAY_DUCKDB_MEMORY_LIMIT): DuckDB's own
-    default is 80% of the machine, and what goes over the limit spills to the temporary directory beside the
+def connect(path: str = ":memory:", read_only: bool = False, delta: bool = True,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection held to the memory limit that dbt's connections have (ASSAY_DUCKDB_MEMORY_LIMIT), or to
+    `memory_limit` for work that needs less: DuckDB's own default is 80% of the machine, it keeps the pages it has
+    read cached up to its limit, and what goes over the limit spills to the temporary directory beside the
     database. With `delta_scan` available unless `delta` is false: loading the extension costs more than opening
     the connection (docs/performance.md, "The weekly tick")."""
-    con = duckdb.connect(path, read_only=read_only,
-                         config={"memory_limit": os.environ.get("ASSAY_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)})
+    limit = memory_limit or os.environ.get("ASSAY_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)
+    con = duckdb.connect(path, read_only=read_only, config={"memory_limit": limit})
     if delta:
         ensure_delta_extension(con)
     return con

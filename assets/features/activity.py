@@ -79,7 +79,7 @@ def read_ledger(warehouse_path: str | Path) -> Ledger | None:
     """The listing the activity table was built from; None when there is none (or no warehouse)."""
     if not Path(warehouse_path).exists():
         return None
-    con = duckdb.connect(str(warehouse_path), read_only=True)
+    con = connect(str(warehouse_path), read_only=True, delta=False)
     try:
         schema, name = LEDGER_TABLE.split(".")
         exists = con.execute(
@@ -125,7 +125,8 @@ def plan_activity_run(lake_root: str | Path, previous: Ledger | None) -> Activit
 
 def record_activity_run(warehouse_path: str | Path, plan: ActivityPlan) -> None:
     """Store the listing the activity table now reflects (after the dbt run succeeded)."""
-    con = duckdb.connect(str(warehouse_path))
+    # held to the limit: the first commit after a full build can checkpoint gigabytes of dbt's work
+    con = connect(str(warehouse_path), delta=False)
     try:
         con.execute("begin")
         con.execute(

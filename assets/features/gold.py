@@ -28,6 +28,10 @@ SNAPSHOT_COLUMN = "snapshot_date"
 # Snapshots per Delta commit of an export: delta-rs holds every open partition's rows until its commit, so a
 # year of snapshots in one commit took 4 GB more than this.
 SNAPSHOTS_PER_COMMIT = 8
+# The export reads one snapshot at a time, so its connection needs room for one snapshot's sort; under the general
+# limit DuckDB kept every page it had read cached, and a year's export held 1.7 GB more for no speed
+# (docs/performance.md, "The general memory limit").
+EXPORT_MEMORY_LIMIT = "600MB"
 
 
 def export_mart(
@@ -39,7 +43,8 @@ def export_mart(
     that replaces exactly its own dates: memory stays flat however many snapshots a backfill covers, and a run
     stopped half-way is completed by running it again. Returns the row count, the last Delta version written and
     rows per snapshot."""
-    con = connect(warehouse_path, read_only=True, delta=False)  # the marts are warehouse tables
+    con = connect(warehouse_path, read_only=True, delta=False,  # the marts are warehouse tables
+                  memory_limit=EXPORT_MEMORY_LIMIT)
     try:
         per_snapshot = dict(
             con.execute(
