@@ -86,10 +86,11 @@
 {#-
     on-run-start: the DuckDB memory limit of the run. The orchestrator's limit for this run, var `memory_limit` (a
     size such as '600MB'), when it gives one; otherwise ASSAY_DUCKDB_MEMORY_LIMIT, the limit of every Assay
-    connection (default 3GB, domain/duckdb_setup.py). Not a profile setting: dbt-duckdb sets those again on every cursor it opens, and a
-    profile that differs from run to run makes dbt parse the project again. DuckDB keeps the pages it has read
-    cached up to its limit whatever a run needs, so a weekly run under a backfill's limit held as much memory as a
-    backfill, for no speed (docs/performance.md, "A weekly run's memory limit").
+    connection (default 3GB, as DEFAULT_MEMORY_LIMIT in domain/duckdb_setup.py). Not a profile setting: dbt-duckdb
+    sets those again on every cursor it opens, and a profile that differs from run to run makes dbt parse the
+    project again. DuckDB keeps the pages it has read cached up to its limit whatever a run needs, so a weekly run
+    under a backfill's limit held as much memory as a backfill, for no speed (docs/performance.md, "A weekly run's
+    memory limit").
 -#}
 {% macro set_run_memory_limit() -%}
     {%- if execute -%}
