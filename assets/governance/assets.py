@@ -23,6 +23,7 @@ from assets.governance.retention import (
 )
 from assets.ingestion.pseudonymise import empty_vault
 from assets.markdown import markdown_table
+from assets.scoring.assets import skipped_while_unscored
 from assets.scoring.scoring import latest_scores
 from domain.contract import VAULT_SOURCE_ID, VAULT_TABLE
 from domain.private_files import write_private
@@ -41,11 +42,14 @@ class AudienceConfig(Config):
     deps=[AssetKey(["gold", "customer_scores"])],
     group_name="governance",
     kinds={"delta", "csv"},
+    output_required=False,  # skipped, with its reason, while nothing is scored
     description="Highest-risk customers of the newest snapshot, segmented by decile and main reason, for a campaign "
                 "tool; customers without marketing consent now are never in it.",
 )
 def retention_audience(context: AssetExecutionContext, config: AudienceConfig, assay: AssayResource,
-                       lake: LakeResource) -> MaterializeResult:
+                       lake: LakeResource):
+    if skipped_while_unscored(context, lake):
+        return
     scores = latest_scores(lake)
     snapshot = scores.item(0, "snapshot_date")
     candidates = build_audience(scores, config.max_decile)
@@ -67,7 +71,7 @@ def retention_audience(context: AssetExecutionContext, config: AudienceConfig, a
     record(lake, "export", "exports/retention_audience", context.run_id, audience.height,
            {"snapshot_date": snapshot, "file": str(csv_path), "excluded": consented.excluded})
     segments = audience.group_by("segment").len().sort("len", descending=True)
-    return MaterializeResult(metadata={
+    yield MaterializeResult(metadata={
         "dagster/row_count": audience.height,
         "snapshot_date": str(snapshot),
         "candidates": candidates.height,
@@ -90,11 +94,13 @@ class SegmentReportConfig(Config):
     deps=[AssetKey(["gold", "customer_scores"]), AssetKey(["gold", "customer_features"])],
     group_name="governance",
     kinds={"delta"},
+    output_required=False,  # skipped, with its reason, while nothing is scored
     description="Customers and mean churn probability by country, acquisition channel and decile on the newest "
                 "snapshot; cells under k customers are suppressed, and the report is refused unless it passes.",
 )
-def risk_by_segment_report(context: AssetExecutionContext, config: SegmentReportConfig,
-                           lake: LakeResource) -> MaterializeResult:
+def risk_by_segment_report(context: AssetExecutionContext, config: SegmentReportConfig, lake: LakeResource):
+    if skipped_while_unscored(context, lake):
+        return
     scores = latest_scores(lake)
     snapshot = scores.item(0, "snapshot_date")
     profile = lake.scan("gold", "customer_features").filter(pl.col("snapshot_date") == snapshot).collect()
@@ -106,7 +112,7 @@ def risk_by_segment_report(context: AssetExecutionContext, config: SegmentReport
     suppressed = int(report.get_column("suppressed").sum())
     record(lake, "report", "reports/risk_by_segment", context.run_id, report.height,
            {"snapshot_date": snapshot, "k": config.k, "suppressed_cells": suppressed})
-    return MaterializeResult(metadata={
+    yield MaterializeResult(metadata={
         "dagster/row_count": report.height, "snapshot_date": str(snapshot), "k": config.k,
         "suppressed_cells": suppressed,
         "published_customers": int(report.get_column("customers").sum()),

@@ -120,6 +120,20 @@ def build_customer_scores(partitions: AssayPartitions):
     return customer_scores
 
 
+NOTHING_SCORED = "nothing is scored yet: no model has passed the gate, or no customer could be scored (`assay summary`)"
+
+
+def skipped_while_unscored(context: AssetExecutionContext, lake: LakeResource) -> bool:
+    """True, having logged why, when gold/customer_scores holds no row: what publishes the newest scores (the
+    threshold simulation, the audience, the segment report) then finishes without materializing instead of
+    failing, as scoring itself does before the first promotion."""
+    if lake.exists("gold", "customer_scores") and lake.scan("gold", "customer_scores").head(1).collect().height:
+        return False
+    context.log.warning(f"{context.asset_key.to_user_string()} skipped: {NOTHING_SCORED}")
+    context.log_event(AssetObservation(asset_key=context.asset_key, metadata={"skipped": NOTHING_SCORED}))
+    return True
+
+
 class ThresholdConfig(Config):
     cost_per_contact: float = Field(2.0, description="Cost of one retention contact (currency units).")
     value_of_retained_customer: float = Field(120.0, description="Value of keeping one would-be churner.")
@@ -131,12 +145,16 @@ class ThresholdConfig(Config):
     key=AssetKey(["gold", "threshold_simulation"]),
     deps=[AssetKey(["gold", "customer_scores"])],
     automation_condition=after_new_scores(),
+    output_required=False,  # skipped, with its reason, while nothing is scored
     group_name="scoring",
     kinds={"delta"},
     description="Campaign economics by score threshold on the newest snapshot's calibrated probabilities: volume, "
                 "expected saves, cost and profit (rerun with your own numbers via `assay simulate`).",
 )
-def threshold_simulation(config: ThresholdConfig, assay: AssayResource, lake: LakeResource) -> MaterializeResult:
+def threshold_simulation(context: AssetExecutionContext, config: ThresholdConfig, assay: AssayResource,
+                         lake: LakeResource):
+    if skipped_while_unscored(context, lake):
+        return
     from assets.modeling.threshold import (
         ThresholdEconomics,
         best_threshold,
@@ -158,7 +176,7 @@ def threshold_simulation(config: ThresholdConfig, assay: AssayResource, lake: La
     written = lake.overwrite("gold", "threshold_simulation", stored)
     plot = plot_threshold_simulation(table, assay.reports_path / "threshold_simulation.png")
     best = best_threshold(table)
-    return MaterializeResult(metadata={
+    yield MaterializeResult(metadata={
         "snapshot_date": str(snapshot), "customers": scores.height,
         "best_threshold": best["threshold"], "best_profit": best["profit"], "contacted_at_best": best["contacted"],
         "table": MetadataValue.md(_markdown(table)),

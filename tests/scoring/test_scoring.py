@@ -145,6 +145,28 @@ def test_without_a_champion_scoring_is_skipped_with_its_reason_and_the_run_finis
     assert not lake.exists("gold", "customer_scores")
 
 
+def test_without_scores_what_publishes_them_is_skipped_with_its_reason(tmp_path, lake):
+    """`assay run` on a world too thin for a model to pass the gate: the publish step (simulation, audience, segment
+    report) finishes without materializing and says why, instead of failing on the missing scores table."""
+    from dagster import DagsterEventType, DagsterInstance, materialize
+
+    from assets.governance.assets import retention_audience, risk_by_segment_report
+    from assets.scoring.assets import NOTHING_SCORED, threshold_simulation
+    from domain.settings import AssaySettings
+    from resources.assay import AssayResource
+
+    settings = AssaySettings.from_env({"ASSAY_HOME": str(tmp_path)})
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([threshold_simulation, retention_audience, risk_by_segment_report], instance=instance,
+                             resources={"lake": lake, "assay": AssayResource.from_settings(settings)})
+        assert result.success and result.get_asset_materialization_events() == []
+        observed = {e.asset_key.to_user_string(): e.event_specific_data.asset_observation.metadata["skipped"].value
+                    for e in result.all_events if e.event_type == DagsterEventType.ASSET_OBSERVATION}
+    assert observed == {"gold/threshold_simulation": NOTHING_SCORED, "exports/retention_audience": NOTHING_SCORED,
+                        "reports/risk_by_segment": NOTHING_SCORED}
+    assert not (tmp_path / "exports").exists()
+
+
 def test_the_summary_says_loudly_why_nobody_was_scored():
     import duckdb
 
