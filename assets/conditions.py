@@ -3,7 +3,8 @@
 Two rules cover the weekly life of a deployment:
 - `snapshot_due`: a snapshot that has never been built, once every landing day it reads is ingested. That is the
   weekly run (features, scores, drift) on the Monday after the week's last day lands, and after an outage each
-  missed week in turn, within the look-back.
+  missed week in turn, within the look-back. It is requested once: a run that finishes without writing it (scoring
+  before the first promotion) is not asked again until something it reads is written.
 - `label_matured`: labels, and the monitoring that needs them, once every landing day of the label's horizon is
   ingested; again when one of those days is ingested anew (a late or corrected file can change a label).
 
@@ -21,11 +22,20 @@ from dagster import AutomationCondition
 CATCH_UP_PERIODS = 5
 
 
+def requested_since_written() -> AutomationCondition:
+    """Requested after the target, or any of its dependencies, was last written. Without it a partition that a run
+    leaves missing on purpose would be requested again on every evaluation: a run a minute under the daemon.
+    `any_deps_updated` leaves out what the requested run itself wrote upstream (the new snapshot's features)."""
+    return AutomationCondition.newly_requested().since(
+        AutomationCondition.newly_updated() | AutomationCondition.any_deps_updated())
+
+
 def snapshot_due(period_days: int) -> AutomationCondition:
     return (
         AutomationCondition.in_latest_time_window(timedelta(days=period_days * (CATCH_UP_PERIODS + 1)))
         & AutomationCondition.missing()
         & ~AutomationCondition.execution_failed()
+        & ~requested_since_written()
         & ~AutomationCondition.any_deps_missing()
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
