@@ -8,6 +8,8 @@ which `LOAD delta` (and dbt-duckdb's `extensions: [delta]`) work in every connec
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from functools import cache
 
 import duckdb
@@ -50,6 +52,20 @@ def _install_delta_extension() -> None:
 def incremental_memory_limit() -> str:
     """ASSAY_DUCKDB_INCREMENTAL_MEMORY_LIMIT: the DuckDB memory limit of a weekly dbt run."""
     return os.environ.get("ASSAY_DUCKDB_INCREMENTAL_MEMORY_LIMIT", DEFAULT_INCREMENTAL_MEMORY_LIMIT)
+
+
+MEMORY_SIZE = re.compile(r"[0-9]+(\.[0-9]+)? ?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def dbt_run_memory_limit(environ: Mapping[str, str]) -> str:
+    """The DuckDB memory limit of a dbt run: the orchestrator's for this run (ASSAY_DBT_MEMORY_LIMIT, which it sets
+    for a weekly run: assets/features/dbt.py), else ASSAY_DUCKDB_MEMORY_LIMIT, the limit of every Assay
+    connection. Anything but a size such as '600MB' is refused, so that no other text reaches the SQL."""
+    limit = (environ.get("ASSAY_DBT_MEMORY_LIMIT") or environ.get("ASSAY_DUCKDB_MEMORY_LIMIT")
+             or DEFAULT_MEMORY_LIMIT).strip()
+    if not MEMORY_SIZE.fullmatch(limit):
+        raise ValueError(f"DuckDB memory limit: expected a size such as '600MB', got {limit!r}")
+    return limit
 
 
 def connect(path: str = ":memory:", read_only: bool = False, delta: bool = True,

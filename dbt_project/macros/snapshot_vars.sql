@@ -83,30 +83,6 @@
 {%- endmacro %}
 
 
-{#-
-    on-run-start: the DuckDB memory limit of the run. The orchestrator's limit for this run, var `memory_limit` (a
-    size such as '600MB'), when it gives one; otherwise ASSAY_DUCKDB_MEMORY_LIMIT, the limit of every Assay
-    connection (default 3GB, as DEFAULT_MEMORY_LIMIT in domain/duckdb_setup.py). Not a profile setting: dbt-duckdb
-    sets those again on every cursor it opens, and a profile that differs from run to run makes dbt parse the
-    project again. DuckDB keeps the pages it has read cached up to its limit whatever a run needs, so a weekly run
-    under a backfill's limit held as much memory as a backfill, for no speed (docs/performance.md, "A weekly run's
-    memory limit").
--#}
-{% macro set_run_memory_limit() -%}
-    {%- if execute -%}
-        {%- set raw = assay_var('memory_limit', none) -%}
-        {%- set text = '' if raw is none else (raw | string) | trim -%}
-        {%- if text in ('', 'none', 'None', 'null') -%}
-            {%- set text = env_var('ASSAY_DUCKDB_MEMORY_LIMIT', '3GB') | trim -%}
-        {%- endif -%}
-        {%- if not modules.re.fullmatch('(?i)[0-9]+(\\.[0-9]+)? ?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)', text) -%}
-            {{ exceptions.raise_compiler_error("memory_limit: expected a size such as '600MB', got " ~ text) }}
-        {%- endif -%}
-        set memory_limit = '{{ text }}'
-    {%- endif -%}
-{%- endmacro %}
-
-
 {#- A non-negative integer var, validated so that it can be pasted into SQL. -#}
 {% macro int_var(name) -%}
     {%- set text = assay_var(name) | string | trim -%}

@@ -123,6 +123,26 @@ class DbtWorkspace:
         if plan is not None:
             record_activity_run(self.warehouse, plan)
 
+    def show(self, sql: str) -> list[tuple]:
+        """`dbt show --inline sql` on the workspace: the rows, as a dbt cursor sees them."""
+        from dbt.cli.main import dbtRunner
+
+        self.monkeypatch.setenv("ASSAY_LAKE_ROOT", str(self.lake))
+        self.monkeypatch.setenv("ASSAY_WAREHOUSE_PATH", str(self.warehouse))
+        try:
+            result = dbtRunner().invoke([
+                "show", "--inline", sql, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
+                str(DBT_PROJECT_DIR), "--target-path", str(self.root / "target"), "--log-path", str(self.root / "logs"),
+                "--quiet"])
+        finally:
+            from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+            DuckDBConnectionManager.close_all_connections()
+            gc.collect()
+        if not result.success:
+            raise AssertionError(f"dbt show failed: {result.exception or result.result}")
+        return [tuple(row) for row in result.result.results[0].agate_table.rows]
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
             relation = con.sql(sql)

@@ -605,17 +605,32 @@ def test_a_run_longer_than_one_statement_is_written_in_batches_that_change_nothi
 
 
 def test_a_run_sets_the_duckdb_memory_limit_it_is_given(workspace, monkeypatch) -> None:
-    """The orchestrator's limit for a weekly run (var memory_limit) is set before any model runs, and a value that
-    is not a size fails the run rather than reaching the SQL. Without one, a run has the limit of every Assay
-    connection, whose default the macro repeats (dbt cannot read the Python constant)."""
+    """Every cursor of a dbt run has the orchestrator's limit for the run (a weekly run's, ASSAY_DBT_MEMORY_LIMIT),
+    else the limit of every Assay connection; a value that is not a size fails the run rather than reaching the
+    SQL."""
+    import duckdb
+
     from domain.duckdb_setup import DEFAULT_MEMORY_LIMIT
 
+    def as_duckdb_says(limit: str) -> str:
+        with duckdb.connect(config={"memory_limit": limit}) as con:
+            return con.sql("select current_setting('memory_limit')").fetchone()[0]
+
+    def limit_in_dbt() -> str:
+        [(limit,)] = workspace.show("select current_setting('memory_limit')")
+        return limit
+
     monkeypatch.delenv("ASSAY_DUCKDB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("ASSAY_DBT_MEMORY_LIMIT", raising=False)
     workspace.write(random_tables(seed=3))
     workspace.dbt("run", ["2024-07-01"])
-    assert f"set memory_limit = '{DEFAULT_MEMORY_LIMIT}'" in (workspace.root / "logs" / "dbt.log").read_text()
-    workspace.dbt("run", ["2024-07-01"], memory_limit="300MB")
-    assert "set memory_limit = '300MB'" in (workspace.root / "logs" / "dbt.log").read_text()
-    assert len(workspace.features("2024-07-01")) > 0
+    assert limit_in_dbt() == as_duckdb_says(DEFAULT_MEMORY_LIMIT)
+    monkeypatch.setenv("ASSAY_DUCKDB_MEMORY_LIMIT", "500MB")
+    assert limit_in_dbt() == as_duckdb_says("500MB")
+    monkeypatch.setenv("ASSAY_DBT_MEMORY_LIMIT", "300MB")
+    assert limit_in_dbt() == as_duckdb_says("300MB")
+    workspace.dbt("run", ["2024-07-08"])
+    assert len(workspace.features("2024-07-08")) > 0
+    monkeypatch.setenv("ASSAY_DBT_MEMORY_LIMIT", "300MB'; select 1; --")
     with pytest.raises(AssertionError, match="expected a size"):
-        workspace.dbt("run", ["2024-07-08"], memory_limit="300MB'; select 1; --")
+        workspace.dbt("run", ["2024-07-15"])
