@@ -110,8 +110,9 @@ def run_memory_limit(snapshot_keys: Sequence[str], plan: ActivityPlan | None, in
 
 
 def dbt_var_environment(dbt_vars: dict[str, Any]) -> dict[str, str]:
-    """A run's dbt vars as the ASSAY_DBT_<NAME> environment variables the macros read; every one is set (empty
-    when the run has no value), so that nothing of an earlier run is left standing."""
+    """A run's dbt vars as the ASSAY_DBT_<NAME> environment variables the macros read (and, for memory_limit, the
+    profile's plugin, domain/dbt_plugin.py); every one is set (empty when the run has no value), so that nothing of
+    an earlier run is left standing."""
     unknown = set(dbt_vars) - set(DBT_RUN_VARS)
     if unknown:
         raise ValueError(f"dbt vars the macros do not read: {sorted(unknown)}")
