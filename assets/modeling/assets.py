@@ -19,10 +19,11 @@ from pydantic import Field
 from assets.consent import current_consents, split_by_consent
 from assets.features.dbt import MANIFEST_PATH
 from assets.markdown import markdown_figures, markdown_table, png_data_uri
-from assets.modeling.challenger import ChallengerSettings, Parallelism, build_challenger, concurrently
+from assets.modeling.challenger import ChallengerSettings, build_challenger
 from assets.modeling.fairness import FairnessLimits
 from assets.modeling.gate import MAX_ECE, GatePolicy, broken_fields, decide
 from assets.modeling.model_card import render_model_card
+from assets.modeling.parallel import Parallelism, concurrently
 from assets.modeling.pipeline import load_model
 from assets.modeling.provenance import dbt_manifest_hash, trainer_code_version
 from assets.modeling.training import (

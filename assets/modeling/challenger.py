@@ -14,11 +14,8 @@ Order of work, each on its own out-of-time fold of the split (see `split_snapsho
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -50,6 +47,7 @@ from assets.modeling.fairness import (
     operating_threshold,
 )
 from assets.modeling.gate import MAX_ECE
+from assets.modeling.parallel import Parallelism, concurrently
 from assets.modeling.pipeline import ChurnPipeline, ScoringModel
 from assets.modeling.scorers import BgNbdScorer, LogisticScorer, RfmRuleScorer
 from assets.modeling.training import (
@@ -78,7 +76,6 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 # The candidates for the served model, in tie-break order; the evaluation names them by these keys.
 CANDIDATES = ("lightgbm_calibrated", "logistic_regression", "rfm_heuristic", "bgnbd")
 IDENTITY = Calibrator("identity")
-T = TypeVar("T")
 
 
 def feature_group(feature: str) -> str:
@@ -129,33 +126,6 @@ def choose_candidate(metrics: dict[str, dict[str, float]], max_ece: float) -> di
         "candidates": [{"model": name, "auc": metrics[name]["auc"], "ece": metrics[name]["ece"],
                         "eligible": metrics[name]["ece"] <= max_ece} for name in ranked],
     }
-
-
-@dataclass(frozen=True)
-class Parallelism:
-    """How LightGBM's configured threads are spent on independent tasks (candidate fits, fold scores, ablation
-    refits): `workers` tasks at once, each fitting on `fit_threads`. Each prediction runs on `predict_threads`:
-    its share when tasks run side by side, else 0, LightGBM's default, as scoring uses."""
-
-    workers: int
-    fit_threads: int
-    predict_threads: int
-
-    @classmethod
-    def of(cls, threads: int) -> Parallelism:
-        threads = max(1, int(threads))
-        workers = min(2, threads)
-        return cls(workers, threads // workers, threads // workers if workers > 1 else 0)
-
-
-def concurrently(tasks: list[Callable[[], T]], workers: int) -> list[T]:
-    """Independent LightGBM tasks on `workers` threads (LightGBM releases the GIL while it works); the results in
-    task order, so nothing downstream depends on which finished first."""
-    if workers < 2 or len(tasks) < 2:
-        return [task() for task in tasks]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(task) for task in tasks]
-        return [future.result() for future in futures]
 
 
 def _rows(data: pl.DataFrame, dates: list) -> pl.DataFrame:

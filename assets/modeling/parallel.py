@@ -1,0 +1,38 @@
+"""How a step spends LightGBM's configured threads on independent tasks (tuning folds, candidate fits, fold scores,
+ablation refits). On this kind of machine two one-thread fits side by side beat one fit on two threads: LightGBM's
+per-split synchronisation costs more than it saves on fold-sized data (docs/performance.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    """`workers` tasks at once, each fitting on `fit_threads`. Each prediction runs on `predict_threads`: its share
+    when tasks run side by side, else 0, LightGBM's default, as scoring uses."""
+
+    workers: int
+    fit_threads: int
+    predict_threads: int
+
+    @classmethod
+    def of(cls, threads: int) -> Parallelism:
+        threads = max(1, int(threads))
+        workers = min(2, threads)
+        return cls(workers, threads // workers, threads // workers if workers > 1 else 0)
+
+
+def concurrently(tasks: list[Callable[[], T]], workers: int) -> list[T]:
+    """Independent LightGBM tasks on `workers` threads (LightGBM releases the GIL while it works); the results in
+    task order, so nothing downstream depends on which finished first."""
+    if workers < 2 or len(tasks) < 2:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(task) for task in tasks]
+        return [future.result() for future in futures]
