@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from assets.modeling.parallel import Parallelism, concurrently
 from assets.modeling.training import (
     CATEGORICAL_FEATURES,
     KEY_COLUMNS,
@@ -310,30 +311,42 @@ def tune_lightgbm(data: pl.DataFrame, folds: list[Fold], base_params: dict, budg
     started = time.monotonic()
     deadline = started + budget.timeout_seconds
 
+    parallel = Parallelism.of(base_params.get("num_threads", 1))
+
+    def fit_fold(fold: _FoldData, params: dict) -> tuple[float, int]:
+        booster = lgb.train(
+            params | {"feature_pre_filter": False, "num_threads": parallel.fit_threads}, fold.train,
+            num_boost_round=budget.max_rounds, valid_sets=[fold.early_stopping], valid_names=["early_stopping"],
+            callbacks=[lgb.early_stopping(budget.early_stopping_rounds, verbose=False)],
+        )
+        best = int(booster.best_iteration or booster.current_iteration())
+        p = booster.predict(fold.validation, num_iteration=best, num_threads=parallel.predict_threads)
+        return float(roc_auc_score(fold.validation_labels, p)), best
+
     def objective(trial: optuna.Trial) -> float:
         sampled = search_space(trial)
         is_baseline = trial.user_attrs.get("role") == _DEFAULTS_ROLE
         params, choice = (baseline, "base") if is_baseline else _candidate_params(base_params, sampled)
+        extras = [{} if is_baseline else imbalance_params(choice, fold.train_labels) for fold in prepared]
+        fits = [lambda fold=fold, extra=extra: fit_fold(fold, params | extra)
+                for fold, extra in zip(prepared, extras, strict=True)]
+        # With two workers a trial's folds fit side by side and are then reported in fold order, so the pruner
+        # decides on the same values as one after the other, and the search is the same; only the time differs.
+        done = concurrently(fits, parallel.workers) if parallel.workers > 1 else None
         aucs: list[float] = []
         rounds: list[int] = []
         weights: list[float] = []
-        for step, fold in enumerate(prepared):
-            extra = {} if is_baseline else imbalance_params(choice, fold.train_labels)
+        for step, extra in enumerate(extras):
+            auc, best = done[step] if done is not None else fits[step]()
             weights.append(float(extra.get("scale_pos_weight", 1.0)))
-            booster = lgb.train(
-                params | extra | {"feature_pre_filter": False}, fold.train, num_boost_round=budget.max_rounds,
-                valid_sets=[fold.early_stopping], valid_names=["early_stopping"],
-                callbacks=[lgb.early_stopping(budget.early_stopping_rounds, verbose=False)],
-            )
-            best = int(booster.best_iteration or booster.current_iteration())
-            p = booster.predict(fold.validation, num_iteration=best)
-            aucs.append(float(roc_auc_score(fold.validation_labels, p)))
+            aucs.append(auc)
             rounds.append(best)
             trial.set_user_attr("fold_auc", aucs)
             trial.set_user_attr("rounds", rounds)
             trial.set_user_attr("scale_pos_weight", weights)
             trial.report(float(np.mean(aucs)), step)
-            if step < last_step and not is_baseline and (trial.should_prune() or time.monotonic() > deadline):
+            out_of_time = done is None and time.monotonic() > deadline
+            if step < last_step and not is_baseline and (trial.should_prune() or out_of_time):
                 raise optuna.TrialPruned()
         return float(np.mean(aucs))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -161,6 +162,17 @@ def test_same_seed_reproduces_the_search(problem, tuned):
     second = tune_lightgbm(problem, folds, default_params(seed=7, threads=1), FAST)
     assert second.best_params == first.best_params
     assert second.trials.drop("duration_s").equals(first.trials.drop("duration_s"))
+
+
+def test_two_threads_fit_a_trials_folds_side_by_side_and_find_the_same_search(problem, tuned):
+    """With two threads the folds of a trial fit at once, one thread each, and are reported in fold order: the
+    pruner sees the same values, so every trial, pruned or not, and the best params are those of one thread."""
+    folds, _ = tuned
+    budget = replace(FAST, n_trials=10)
+    one, two = (tune_lightgbm(problem, folds, default_params(seed=7, threads=threads), budget) for threads in (1, 2))
+    assert "PRUNED" in one.trials.get_column("state").to_list()
+    assert two.trials.drop("duration_s").equals(one.trials.drop("duration_s"))
+    assert {**two.best_params, "num_threads": 1} == one.best_params
 
 
 def test_timeout_stops_the_study_early(problem, tuned):
