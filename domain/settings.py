@@ -37,6 +37,9 @@ class AssaySettings:
     column_mapping: dict[str, dict[str, str]] = field(default_factory=dict)
     synthetic_size: str = "demo"
     seed: int = 7
+    # Cores one run may use (LightGBM's threads unless ASSAY_LGBM_THREADS says otherwise; Evidently reports side
+    # by side). 1 by default: the daemon runs several runs at once. `make demo` runs one at a time and gives 2.
+    cores: int = 1
     lgbm_threads: int = 1
     # Risk deciles 1..n whose scores carry TreeSHAP reasons; the rest are scored without (docs/modelling.md)
     reason_deciles: int = 10
@@ -56,6 +59,9 @@ class AssaySettings:
         if self.profiling_legal_basis not in PROFILING_LEGAL_BASES:
             raise ValueError(f"ASSAY_PROFILING_LEGAL_BASIS must be one of {list(PROFILING_LEGAL_BASES)}, "
                              f"got {self.profiling_legal_basis!r}")
+        if self.cores < 1 or self.lgbm_threads < 1:
+            raise ValueError(f"ASSAY_CORES and ASSAY_LGBM_THREADS must be at least 1, got {self.cores} and "
+                             f"{self.lgbm_threads}")
         if not 0 <= self.reason_deciles <= 10:
             raise ValueError(f"ASSAY_REASON_DECILES must be between 0 and 10, got {self.reason_deciles}")
         unknown = set(self.modelling_config) - set(MODELLING_ASSETS)
@@ -118,7 +124,8 @@ class AssaySettings:
             column_mapping=load_column_mapping(env.get("ASSAY_COLUMN_MAPPING", "")),
             synthetic_size=env.get("ASSAY_SIZE", "demo"),
             seed=int(env.get("ASSAY_SEED", "7")),
-            lgbm_threads=int(env.get("ASSAY_LGBM_THREADS", "1")),
+            cores=int(env.get("ASSAY_CORES", "1")),
+            lgbm_threads=int(env.get("ASSAY_LGBM_THREADS") or env.get("ASSAY_CORES") or "1"),
             reason_deciles=int(env.get("ASSAY_REASON_DECILES", "10")),
             feature_snapshots_per_run=int(env.get("ASSAY_FEATURE_SNAPSHOTS_PER_RUN", "52")),
             lake_root=env.get("ASSAY_LAKE_ROOT") or None,

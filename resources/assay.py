@@ -20,7 +20,10 @@ class AssayResource(ConfigurableResource):
     column_mapping_json: str = Field(default="{}", description="{source: {their_column: contract_column}}.")
     label_horizon_days: int = Field(default=90, description="Churn = no order within this many days.")
     active_window_days: int = Field(default=365, description="Scored population: ordered within this window.")
-    lgbm_threads: int = Field(default=1, description="LightGBM threads; never more than the cores free.")
+    cores: int = Field(default=1, ge=1, description="ASSAY_CORES: cores one run may use; Evidently's reports of a "
+                                                     "backfill are drawn side by side on them.")
+    lgbm_threads: int = Field(default=1, ge=1, description="ASSAY_LGBM_THREADS (default ASSAY_CORES): LightGBM "
+                                                            "threads; never more than the cores free.")
     reason_deciles: int = Field(default=10, ge=0, le=10,
                                 description="ASSAY_REASON_DECILES: risk deciles 1..n whose scores carry TreeSHAP "
                                             "reasons; the other rows are scored without.")
@@ -39,6 +42,7 @@ class AssayResource(ConfigurableResource):
             column_mapping_json=json.dumps(settings.column_mapping),
             label_horizon_days=settings.label_horizon_days,
             active_window_days=settings.active_window_days,
+            cores=settings.cores,
             lgbm_threads=settings.lgbm_threads,
             reason_deciles=settings.reason_deciles,
             profiling_legal_basis=settings.profiling_legal_basis,

@@ -37,7 +37,13 @@ from assets.consent import current_consents, split_by_consent
 from assets.markdown import markdown_table
 from assets.modeling.pipeline import load_model
 from assets.modeling.training import CATEGORICAL_FEATURES
-from assets.monitoring.drift import DEFAULT_SAMPLE_CAP, EVIDENTLY_WORKSPACE, drift_report, sample_rows
+from assets.monitoring.drift import (
+    DEFAULT_SAMPLE_CAP,
+    EVIDENTLY_WORKSPACE,
+    DriftJob,
+    drift_reports,
+    sample_rows,
+)
 from assets.monitoring.metrics import (
     ALL_COLUMNS,
     METRIC_SCHEMA,
@@ -146,17 +152,19 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
     scores = lake.scan("gold", "customer_scores").filter(in_window).select("customer_id", "snapshot_date", "p_churn")
     snapshots = features.select("snapshot_date").unique().collect().get_column("snapshot_date").sort().to_list()
 
-    rows, metric_frames = [], []
+    jobs = []
     for snapshot in snapshots:
         one = features.filter(pl.col("snapshot_date") == snapshot).join(
             scores.filter(pl.col("snapshot_date") == snapshot), on=["customer_id", "snapshot_date"], how="left")
         current = one.collect()
         if consents is not None and "consent_profiling" in current.columns:
             current = split_by_consent(current, consents, "profiling", at_snapshot_column="consent_profiling").allowed
-        current = sample_rows(current, config.sample_cap, config.seed)
-        html = assay.reports_path / "drift" / f"{snapshot.isoformat()}.html"
-        summary = drift_report(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES), html,
-                               snapshot_date=snapshot)
+        current = sample_rows(current, config.sample_cap, config.seed).select(reference.columns)
+        jobs.append(DriftJob(reference, current, list(CATEGORICAL_FEATURES),
+                             assay.reports_path / "drift" / f"{snapshot.isoformat()}.html", snapshot))
+    rows, metric_frames = [], []
+    for job, summary in zip(jobs, drift_reports(jobs, assay.cores), strict=True):
+        snapshot, current = job.snapshot_date, job.current
         rows.append({
             "snapshot_date": snapshot, "model_version": model.version, "columns": summary.columns,
             "drifted_columns": len(summary.drifted_columns), "drift_share": summary.drift_share,
@@ -165,7 +173,7 @@ def drift_summary(context: AssetExecutionContext, config: DriftConfig, assay: As
             "current_rows": current.height, "reference_rows": reference.height,
             "empty_columns": json.dumps(summary.empty_columns, sort_keys=True),
         })
-        figures = snapshot_metrics(reference, current.select(reference.columns), list(CATEGORICAL_FEATURES))
+        figures = snapshot_metrics(reference, current, list(CATEGORICAL_FEATURES))
         figures = pl.concat([figures, pl.DataFrame([("drift_share", ALL_COLUMNS, summary.drift_share)],
                                                    schema=["metric", "column", "value"], orient="row")])
         metric_frames.append(figures.with_columns(pl.lit(snapshot).alias("snapshot_date"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -96,6 +98,7 @@ def drift_report(
     (timestamped at the snapshot date, so the Evidently UI orders the history by snapshot; see `sync_workspace`)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
+    from threadpoolctl import threadpool_limits
 
     shared = [c for c in reference.columns if c in current.columns]
     empty = empty_columns(reference.select(shared), current.select(shared))
@@ -114,8 +117,12 @@ def drift_report(
 
     name = snapshot_date.isoformat() if snapshot_date else None
     timestamp = datetime.combine(snapshot_date, datetime.min.time(), UTC) if snapshot_date else None
-    snapshot = Report([DataDriftPreset()]).run(current_data=to_dataset(current), reference_data=to_dataset(reference),
-                                               timestamp=timestamp, name=name)
+    # OpenBLAS's own threads spin while they wait: on a report's small arrays a second one burns a core and saves
+    # nothing, and it would slow a report drawn beside this one (docs/performance.md, "Drift reports side by side")
+    with threadpool_limits(limits=1, user_api="blas"):
+        snapshot = Report([DataDriftPreset()]).run(current_data=to_dataset(current),
+                                                   reference_data=to_dataset(reference), timestamp=timestamp,
+                                                   name=name)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
     # Evidently's full format, which `Run.load` reads back; whole or absent after a crash (aggregates, no person)
@@ -135,6 +142,35 @@ def drift_report(
             drifted.append(column)
     return DriftSummary(columns=len(scores), drifted_columns=sorted(drifted), column_scores=scores,
                         methods=methods, report_path=str(html_path), empty_columns=empty)
+
+
+@dataclass(frozen=True)
+class DriftJob:
+    """One snapshot's report: the arguments of `drift_report`."""
+
+    reference: pl.DataFrame
+    current: pl.DataFrame
+    categorical: list[str]
+    html_path: Path
+    snapshot_date: date | None = None
+
+
+def run_drift_job(job: DriftJob) -> DriftSummary:
+    return drift_report(job.reference, job.current, job.categorical, job.html_path, job.snapshot_date)
+
+
+def drift_reports(jobs: list[DriftJob], workers: int = 1) -> list[DriftSummary]:
+    """The reports of several snapshots, in `jobs` order, on up to `workers` cores. Evidently computes and draws
+    in Python, under one lock, so side by side means processes: this one takes every `workers`-th job and
+    `workers - 1` fresh ones (spawned: a forked copy of a run's threads is not safe) take the rest."""
+    workers = max(1, min(int(workers), len(jobs)))
+    if workers < 2:
+        return [run_drift_job(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        elsewhere = {i: pool.submit(run_drift_job, job) for i, job in enumerate(jobs) if i % workers}
+        done = {i: run_drift_job(job) for i, job in enumerate(jobs) if not i % workers}
+        done.update({i: future.result() for i, future in elsewhere.items()})
+    return [done[i] for i in range(len(jobs))]
 
 
 def empty_columns(reference: pl.DataFrame, current: pl.DataFrame) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from assets.monitoring.drift import drift_report, sample_rows
+from assets.monitoring.drift import DriftJob, drift_report, drift_reports, sample_rows
 
 
 def frames(shift: float) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -45,6 +45,30 @@ def test_columns_empty_on_either_side_are_left_out_and_named(tmp_path):
     summary = drift_report(reference, current, ["country"], tmp_path / "r.html")
     assert summary.empty_columns == {"click_rate_90d": "both", "open_rate_90d": "reference", "events_30d": "current"}
     assert summary.drifted_columns == ["recency_days"] and summary.columns == 3
+
+
+def test_reports_drawn_side_by_side_are_those_drawn_one_by_one_in_job_order(tmp_path, monkeypatch):
+    """On two cores every other snapshot's report is drawn in a spawned process: the summaries come back in the
+    jobs' order and equal those of one core."""
+    import assets.monitoring.drift as drift
+
+    shifted, stable = frames(shift=25.0), frames(shift=0.0)
+    jobs = [DriftJob(*pair, ["country"], tmp_path / name / f"{i}.html")
+            for name in ("one", "two") for i, pair in enumerate((shifted, stable, shifted))]
+    one = drift_reports(jobs[:3], workers=1)
+    drawn_here = []
+
+    def recorded(reference, current, categorical, html_path, snapshot_date=None):
+        drawn_here.append(html_path.name)
+        return drift_report(reference, current, categorical, html_path, snapshot_date)
+
+    monkeypatch.setattr(drift, "drift_report", recorded)  # this process only: a spawned one imports afresh
+    two = drift_reports(jobs[3:], workers=2)
+    assert drawn_here == ["0.html", "2.html"]
+    assert [s.drifted_columns for s in two] == [["recency_days"], [], ["recency_days"]]
+    assert [{**vars(a), "report_path": ""} for a in one] == [{**vars(b), "report_path": ""} for b in two]
+    assert [s.report_path for s in two] == [str(job.html_path) for job in jobs[3:]]
+    assert all(job.html_path.stat().st_size > 10_000 for job in jobs)
 
 
 def test_sampling_is_seeded_and_capped():

@@ -350,3 +350,21 @@ def test_dagster_definitions_validate_passes(tmp_path):
     result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=ROOT,
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_runs_cores_are_lightgbms_threads_unless_those_are_set_apart(tmp_path):
+    """ASSAY_CORES gives a run its cores (LightGBM's threads, drift reports side by side); ASSAY_LGBM_THREADS, when
+    set, overrides LightGBM's share alone; neither may be below one."""
+    from domain.settings import AssaySettings
+    from resources.assay import AssayResource
+
+    def settings(**env: str) -> AssaySettings:
+        return AssaySettings.from_env({"ASSAY_HOME": str(tmp_path), **env})
+
+    assert (settings().cores, settings().lgbm_threads) == (1, 1)
+    two = AssayResource.from_settings(settings(ASSAY_CORES="2"))
+    assert (two.cores, two.lgbm_threads) == (2, 2)
+    assert (settings(ASSAY_CORES="2", ASSAY_LGBM_THREADS="1").lgbm_threads) == 1
+    for bad in ({"ASSAY_CORES": "0"}, {"ASSAY_LGBM_THREADS": "0"}):
+        with pytest.raises(ValueError, match="ASSAY_CORES and ASSAY_LGBM_THREADS"):
+            settings(**bad)
