@@ -58,6 +58,9 @@ generate: install
 run: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/assay run
 
+# The demo runs one step at a time, so each may use both cores (LightGBM's folds and fits side by side, drift
+# reports side by side); a deployment's default is 1, since its daemon runs several runs at once.
+demo: export ASSAY_CORES ?= 2
 demo: install manifest $(DAGSTER_HOME)/dagster.yaml
 	@if [ -n "$${ASSAY_LANDING_DIR:-}" ] && [ -z "$${ASSAY_SOURCE:-}" ]; then \
 		echo "make demo: ASSAY_LANDING_DIR is set but ASSAY_SOURCE is not, so the demo would generate synthetic" \
