@@ -20,11 +20,17 @@ STOP_WITHIN_SECONDS = 10
 
 
 def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of the group still runs. A zombie has ended: it waits only for its parent, here init
+    once `dagster dev` is gone, to collect its exit status, which this machine's init does a second or two later."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # ended while being read
+            continue
+        state, process_group = fields[0], int(fields[2])
+        if process_group == group and state != "Z":
+            return True
+    return False
 
 
 def _listening_on(port: int) -> set[str]:
