@@ -118,7 +118,7 @@ def drift_report(
     name = snapshot_date.isoformat() if snapshot_date else None
     timestamp = datetime.combine(snapshot_date, datetime.min.time(), UTC) if snapshot_date else None
     # OpenBLAS's own threads spin while they wait: on a report's small arrays a second one burns a core and saves
-    # nothing, and it would slow a report drawn beside this one (docs/performance.md, "Drift reports side by side")
+    # nothing, and it would slow a report drawn beside this one (docs/performance.md, "A run on both cores")
     with threadpool_limits(limits=1, user_api="blas"):
         snapshot = Report([DataDriftPreset()]).run(current_data=to_dataset(current),
                                                    reference_data=to_dataset(reference), timestamp=timestamp,
