@@ -23,7 +23,7 @@ from assets.modeling.challenger import ChallengerSettings, build_challenger
 from assets.modeling.fairness import FairnessLimits
 from assets.modeling.gate import MAX_ECE, GatePolicy, broken_fields, decide
 from assets.modeling.model_card import render_model_card
-from assets.modeling.parallel import Parallelism, concurrently
+from assets.modeling.parallel import Parallelism, concurrently, one_blas_thread
 from assets.modeling.pipeline import load_model
 from assets.modeling.provenance import dbt_manifest_hash, trainer_code_version
 from assets.modeling.training import (
@@ -237,9 +237,11 @@ def churn_model(context: AssetExecutionContext, config: ChallengerConfig, assay:
         fairness_limits=FairnessLimits(config.max_equal_opportunity_difference, config.min_selection_rate_ratio,
                                        config.min_group_rows),
     )
-    challenger = build_challenger(data, split, params, assay.label_horizon_days, reports, settings,
-                                  sensitive=_sensitive_attributes(lake),
-                                  truth=_ground_truth(truth_path, assay.home_path))
+    # the baselines' and calibrators' linear algebra runs beside LightGBM's threads
+    with one_blas_thread():
+        challenger = build_challenger(data, split, params, assay.label_horizon_days, reports, settings,
+                                      sensitive=_sensitive_attributes(lake),
+                                      truth=_ground_truth(truth_path, assay.home_path))
     # a skipped search (too little labelled history) records why instead of scores
     challenger.evaluation["tuning"] = {k: tuning[k] for k in ("best_score", "default_score", "n_trials_completed",
                                                               "stopped_by", "imbalance", "skipped") if k in tuning}
@@ -365,9 +367,11 @@ def champion(context: AssetExecutionContext, config: GateConfig, assay: AssayRes
     version = challengers.sort("created_at").item(-1, "version")
     policy = GatePolicy(config.metric, config.min_improvement, config.max_ece_increase, config.max_ece,
                         config.max_metric_loss, config.ece_noise_ses)
-    decision, challenger_metrics, champion_metrics = gate_challenger(
-        registry, lake, policy, version, f"gate:run:{context.run_id}", config.broken_field_null_share,
-        config.feature_lookback_days, assay.lgbm_threads)
+    # the gate scores both models on LightGBM's threads and bootstraps their ECE
+    with one_blas_thread():
+        decision, challenger_metrics, champion_metrics = gate_challenger(
+            registry, lake, policy, version, f"gate:run:{context.run_id}", config.broken_field_null_share,
+            config.feature_lookback_days, assay.lgbm_threads)
     context.log.info(f"gate: {'promoted' if decision.promote else 'rejected'} {version}: {decision.reasons}")
     return MaterializeResult(metadata={
         "decision": "promoted" if decision.promote else "rejected",

@@ -36,3 +36,13 @@ def concurrently(tasks: list[Callable[[], T]], workers: int) -> list[T]:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(task) for task in tasks]
         return [future.result() for future in futures]
+
+
+def one_blas_thread():
+    """A context in which numpy's and scipy's OpenBLAS use one thread (threadpoolctl's public API). OpenBLAS starts a
+    thread per core and its idle threads spin, so beside LightGBM's threads, or a second drift report, they slow the
+    step they are meant to speed (docs/performance.md, "A run on both cores"). It limits the libraries already
+    loaded: enter it after the imports that bring them."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")

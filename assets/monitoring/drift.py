@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import polars as pl
 
+from assets.modeling.parallel import one_blas_thread
 from domain.private_files import write_private
 
 # Evidently's cost grows steeply with rows (about 200 s for 1M x 30 here); a seeded sample keeps a report to
@@ -98,7 +99,6 @@ def drift_report(
     (timestamped at the snapshot date, so the Evidently UI orders the history by snapshot; see `sync_workspace`)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
-    from threadpoolctl import threadpool_limits
 
     shared = [c for c in reference.columns if c in current.columns]
     empty = empty_columns(reference.select(shared), current.select(shared))
@@ -117,9 +117,9 @@ def drift_report(
 
     name = snapshot_date.isoformat() if snapshot_date else None
     timestamp = datetime.combine(snapshot_date, datetime.min.time(), UTC) if snapshot_date else None
-    # OpenBLAS's own threads spin while they wait: on a report's small arrays a second one burns a core and saves
-    # nothing, and it would slow a report drawn beside this one (docs/performance.md, "A run on both cores")
-    with threadpool_limits(limits=1, user_api="blas"):
+    # on a report's small arrays a second OpenBLAS thread burns a core and saves nothing, and it would slow a report
+    # drawn beside this one
+    with one_blas_thread():
         snapshot = Report([DataDriftPreset()]).run(current_data=to_dataset(current),
                                                    reference_data=to_dataset(reference), timestamp=timestamp,
                                                    name=name)
