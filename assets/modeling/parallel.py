@@ -1,6 +1,7 @@
-"""How a step spends LightGBM's configured threads on independent tasks (tuning folds, candidate fits, fold scores,
-ablation refits). On this kind of machine two one-thread fits side by side beat one fit on two threads: LightGBM's
-per-split synchronisation costs more than it saves on fold-sized data (docs/performance.md)."""
+"""How a step shares its cores: LightGBM's configured threads spent on independent tasks (tuning folds, candidate
+fits, fold scores, ablation refits), and OpenBLAS kept to one thread beside them. On this kind of machine two
+one-thread fits side by side beat one fit on two threads: LightGBM's per-split synchronisation costs more than it
+saves on fold-sized data (docs/performance.md)."""
 
 from __future__ import annotations
 
